@@ -1,0 +1,19 @@
+//! The migration core: QEMU's pre-copy state machine, auto-converge policy and throttle engine.
+//!
+//! It knows nothing of KVM or of the simulator's model. Time, the guest and the link are
+//! injected through the traits in [`env`]; the same code drives both backends.
+
+pub mod auto_converge;
+pub mod bitmap;
+pub mod cpu_throttle;
+pub mod env;
+pub mod params;
+pub mod precopy;
+pub mod report;
+
+pub use env::{
+    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, PageBatch, PageCost, PageRef,
+};
+pub use params::{AutoconvSettings, MigrationParameters, ParamValue, ParameterError, QemuVersion};
+pub use precopy::{error_chain, migrate, MigrationConfig};
+pub use report::{Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason, Timeline};

@@ -1,0 +1,477 @@
+//! Migration parameters and capabilities, under QEMU's names, with QEMU's defaults, ranges and
+//! error wording (qapi/migration.json, `migrate_params_check`).
+//!
+//! The settings QEMU does not have (how long autoconv lets a migration run, which QEMU release to
+//! mimic) live apart, in [`AutoconvSettings`], so nobody mistakes them for QEMU behaviour.
+
+use serde::Serialize;
+
+/// A parameter value as given on a command line or in a file, before it is checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamValue {
+    /// An integer.
+    Int(i64),
+    /// A floating-point number (refused where QEMU wants an integer).
+    Float(f64),
+    /// `true`/`false` (`on`/`off` arrive as [`ParamValue::Str`] and are accepted for booleans).
+    Bool(bool),
+    /// Anything else.
+    Str(String),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Int(v) => write!(f, "{v}"),
+            ParamValue::Float(v) => write!(f, "{v}"),
+            ParamValue::Bool(v) => write!(f, "{v}"),
+            ParamValue::Str(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// A refused parameter; the messages are QEMU's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParameterError {
+    /// Parameter '{name}' expects {expected}
+    #[error("Parameter '{name}' expects {expected}")]
+    InvalidValue {
+        /// The parameter's name.
+        name: String,
+        /// What QEMU says it expects.
+        expected: String,
+    },
+    /// Invalid parameter type for '{name}', expected: {expected}
+    #[error("Invalid parameter type for '{name}', expected: {expected}")]
+    InvalidType {
+        /// The parameter's name.
+        name: String,
+        /// The type QEMU wants.
+        expected: &'static str,
+    },
+    /// Parameter '{name}' is unexpected
+    #[error("Parameter '{name}' is unexpected{hint}")]
+    Unknown {
+        /// The name given.
+        name: String,
+        /// A suggestion, e.g. " (did you mean 'cpu-throttle-initial'?)".
+        hint: String,
+    },
+}
+
+/// QEMU's migration parameters and the `auto-converge` capability.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MigrationParameters {
+    /// Capability `auto-converge` (off by default).
+    pub auto_converge: bool,
+    /// `throttle-trigger-threshold`, % (1..=100, default 50): the throttle is raised when the
+    /// bytes dirtied in a period exceed this share of the bytes transferred.
+    pub throttle_trigger_threshold: u32,
+    /// `cpu-throttle-initial`, % (1..=99, default 20).
+    pub cpu_throttle_initial: u32,
+    /// `cpu-throttle-increment`, % (1..=99, default 10).
+    pub cpu_throttle_increment: u32,
+    /// `cpu-throttle-tailslow` (default false).
+    pub cpu_throttle_tailslow: bool,
+    /// `max-cpu-throttle`, % (cpu-throttle-initial..=99, default 99).
+    pub max_cpu_throttle: u32,
+    /// `downtime-limit`, ms (0..=2,000,000, default 300).
+    pub downtime_limit: u64,
+    /// `max-bandwidth`, bytes/s (0 = unlimited, default 134217728 = 128 MiB/s since QEMU 5.2).
+    pub max_bandwidth: u64,
+    /// `avail-switchover-bandwidth`, bytes/s (0 = use the measured bandwidth).
+    pub avail_switchover_bandwidth: u64,
+}
+
+impl Default for MigrationParameters {
+    fn default() -> Self {
+        Self {
+            auto_converge: false,
+            throttle_trigger_threshold: 50,
+            cpu_throttle_initial: 20,
+            cpu_throttle_increment: 10,
+            cpu_throttle_tailslow: false,
+            max_cpu_throttle: 99,
+            downtime_limit: 300,
+            max_bandwidth: 134_217_728,
+            avail_switchover_bandwidth: 0,
+        }
+    }
+}
+
+/// Names accepted by [`MigrationParameters::set`], canonical first.
+pub const PARAMETER_NAMES: &[&str] = &[
+    "auto-converge",
+    "throttle-trigger-threshold",
+    "cpu-throttle-initial",
+    "cpu-throttle-increment",
+    "cpu-throttle-tailslow",
+    "max-cpu-throttle",
+    "downtime-limit",
+    "max-bandwidth",
+    "avail-switchover-bandwidth",
+];
+
+/// The QEMU 2.5 names from the original feature page, still accepted.
+const ALIASES: &[(&str, &str)] = &[
+    ("x-cpu-throttle-initial", "cpu-throttle-initial"),
+    ("x-cpu-throttle-increment", "cpu-throttle-increment"),
+];
+
+/// QEMU caps downtime-limit at 2000 seconds.
+const MAX_MIGRATE_DOWNTIME_MS: u64 = 2_000_000;
+
+impl MigrationParameters {
+    /// The canonical name for `name` (resolving the `x-` aliases), if it is a parameter.
+    pub fn canonical_name(name: &str) -> Option<&'static str> {
+        if let Some(n) = PARAMETER_NAMES.iter().find(|n| **n == name) {
+            return Some(n);
+        }
+        ALIASES.iter().find(|(alias, _)| *alias == name).map(|(_, n)| *n)
+    }
+
+    /// Set one parameter by its QEMU name, checking type and range as `migrate-set-parameters`
+    /// does. Cross-parameter rules are checked by [`MigrationParameters::validate`].
+    pub fn set(&mut self, name: &str, value: &ParamValue) -> Result<(), ParameterError> {
+        let Some(canonical) = Self::canonical_name(name) else {
+            return Err(ParameterError::Unknown {
+                name: name.to_string(),
+                hint: suggest(name, PARAMETER_NAMES),
+            });
+        };
+        let pct_1_99 = "an integer in the range of 1 to 99";
+        match canonical {
+            "auto-converge" => self.auto_converge = bool_value(canonical, value)?,
+            "cpu-throttle-tailslow" => self.cpu_throttle_tailslow = bool_value(canonical, value)?,
+            "throttle-trigger-threshold" => {
+                self.throttle_trigger_threshold =
+                    int_in(canonical, value, 1, 100, "an integer in the range of 1 to 100")? as u32
+            }
+            "cpu-throttle-initial" => {
+                self.cpu_throttle_initial = int_in(canonical, value, 1, 99, pct_1_99)? as u32
+            }
+            "cpu-throttle-increment" => {
+                self.cpu_throttle_increment = int_in(canonical, value, 1, 99, pct_1_99)? as u32
+            }
+            "max-cpu-throttle" => {
+                self.max_cpu_throttle = int_in(
+                    canonical,
+                    value,
+                    1,
+                    99,
+                    "an integer in the range of cpu-throttle-initial to 99",
+                )? as u32
+            }
+            "downtime-limit" => {
+                self.downtime_limit = int_in(
+                    canonical,
+                    value,
+                    0,
+                    MAX_MIGRATE_DOWNTIME_MS as i64,
+                    "an integer in the range of 0 to 2000 seconds",
+                )? as u64
+            }
+            "max-bandwidth" | "avail-switchover-bandwidth" => {
+                let bytes = bandwidth_value(canonical, value)?;
+                if canonical == "max-bandwidth" {
+                    self.max_bandwidth = bytes;
+                } else {
+                    self.avail_switchover_bandwidth = bytes;
+                }
+            }
+            _ => unreachable!("every canonical name is handled"),
+        }
+        Ok(())
+    }
+
+    /// Rules between parameters, checked on the merged set as QEMU does.
+    pub fn validate(&self) -> Result<(), ParameterError> {
+        if self.max_cpu_throttle < self.cpu_throttle_initial || self.max_cpu_throttle > 99 {
+            return Err(ParameterError::InvalidValue {
+                name: "max-cpu-throttle".into(),
+                expected: "an integer in the range of cpu-throttle-initial to 99".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every parameter as (name, value) for reports.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("auto-converge", on_off(self.auto_converge).into()),
+            (
+                "throttle-trigger-threshold",
+                self.throttle_trigger_threshold.to_string(),
+            ),
+            ("cpu-throttle-initial", self.cpu_throttle_initial.to_string()),
+            (
+                "cpu-throttle-increment",
+                self.cpu_throttle_increment.to_string(),
+            ),
+            ("cpu-throttle-tailslow", on_off(self.cpu_throttle_tailslow).into()),
+            ("max-cpu-throttle", self.max_cpu_throttle.to_string()),
+            ("downtime-limit", self.downtime_limit.to_string()),
+            ("max-bandwidth", self.max_bandwidth.to_string()),
+            (
+                "avail-switchover-bandwidth",
+                self.avail_switchover_bandwidth.to_string(),
+            ),
+        ]
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn bool_value(name: &str, value: &ParamValue) -> Result<bool, ParameterError> {
+    match value {
+        ParamValue::Bool(b) => Ok(*b),
+        ParamValue::Str(s) if s == "on" || s == "true" => Ok(true),
+        ParamValue::Str(s) if s == "off" || s == "false" => Ok(false),
+        _ => Err(ParameterError::InvalidType {
+            name: name.into(),
+            expected: "bool",
+        }),
+    }
+}
+
+fn int_in(
+    name: &str,
+    value: &ParamValue,
+    lo: i64,
+    hi: i64,
+    expected: &str,
+) -> Result<i64, ParameterError> {
+    match value {
+        ParamValue::Int(v) if (lo..=hi).contains(v) => Ok(*v),
+        ParamValue::Int(_) | ParamValue::Float(_) => Err(ParameterError::InvalidValue {
+            name: name.into(),
+            expected: expected.into(),
+        }),
+        _ => Err(ParameterError::InvalidType {
+            name: name.into(),
+            expected: "integer",
+        }),
+    }
+}
+
+/// Bytes per second: an integer as QEMU takes it, or (an autoconv convenience) a string with a
+/// unit such as "64MiB/s" or "10Gbit/s".
+fn bandwidth_value(name: &str, value: &ParamValue) -> Result<u64, ParameterError> {
+    let expected = "an integer in the range of 0 to 18446744073709551615 bytes/second";
+    match value {
+        ParamValue::Int(v) if *v >= 0 => Ok(*v as u64),
+        ParamValue::Int(_) | ParamValue::Float(_) => Err(ParameterError::InvalidValue {
+            name: name.into(),
+            expected: expected.into(),
+        }),
+        ParamValue::Str(s) => {
+            crate::units::parse_rate_bytes_s(s).map_err(|_| ParameterError::InvalidValue {
+                name: name.into(),
+                expected: format!("{expected} (or a rate such as \"64MiB/s\")"),
+            })
+        }
+        ParamValue::Bool(_) => Err(ParameterError::InvalidType {
+            name: name.into(),
+            expected: "integer",
+        }),
+    }
+}
+
+/// " (did you mean 'x'?)" for the closest known name, or "".
+pub fn suggest(name: &str, known: &[&str]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, k)) if d <= 3.max(name.len() / 4) => format!(" (did you mean '{k}'?)"),
+        _ => String::new(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// QEMU releases whose auto-converge behaviour autoconv can reproduce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct QemuVersion {
+    /// Major release.
+    pub major: u32,
+    /// Minor release.
+    pub minor: u32,
+}
+
+impl QemuVersion {
+    /// The release the spec was read from; the default.
+    pub const CURRENT: QemuVersion = QemuVersion {
+        major: 10,
+        minor: 2,
+    };
+    /// The oldest release modelled (the reference traces' release).
+    pub const OLDEST: QemuVersion = QemuVersion { major: 7, minor: 2 };
+
+    /// Parse "7.2", "10.2", ...; releases before 7.2 are refused (their bulk stage and fixed
+    /// trigger threshold are not modelled).
+    pub fn parse(s: &str) -> Option<QemuVersion> {
+        let (a, b) = s.trim().split_once('.')?;
+        let v = QemuVersion {
+            major: a.parse().ok()?,
+            minor: b.parse().ok()?,
+        };
+        (v >= Self::OLDEST && v <= Self::CURRENT).then_some(v)
+    }
+
+    /// QEMU 9.2 added the 5 s periodic dirty sync under auto-converge.
+    pub fn has_periodic_dirty_sync(self) -> bool {
+        self >= QemuVersion { major: 9, minor: 2 }
+    }
+}
+
+impl std::fmt::Display for QemuVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// What autoconv adds to QEMU's migration: named apart so nobody takes it for QEMU behaviour.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AutoconvSettings {
+    /// Stop a migration that has not completed after this much migration time and report it as
+    /// `not-converged` (QEMU would go on forever). Default 600,000 ms (10 min).
+    pub time_limit_ms: u64,
+    /// Which QEMU release's behaviour to reproduce where releases differ (default 10.2).
+    pub qemu_version: QemuVersion,
+}
+
+impl Default for AutoconvSettings {
+    fn default() -> Self {
+        Self {
+            time_limit_ms: 600_000,
+            qemu_version: QemuVersion::CURRENT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_qemus() {
+        let p = MigrationParameters::default();
+        assert!(!p.auto_converge);
+        assert_eq!(p.throttle_trigger_threshold, 50);
+        assert_eq!(p.cpu_throttle_initial, 20);
+        assert_eq!(p.cpu_throttle_increment, 10);
+        assert!(!p.cpu_throttle_tailslow);
+        assert_eq!(p.max_cpu_throttle, 99);
+        assert_eq!(p.downtime_limit, 300);
+        assert_eq!(p.max_bandwidth, 128 << 20);
+        assert_eq!(p.avail_switchover_bandwidth, 0);
+    }
+
+    #[test]
+    fn out_of_range_values_get_qemus_wording() {
+        let mut p = MigrationParameters::default();
+        let e = p
+            .set("cpu-throttle-initial", &ParamValue::Int(100))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99"
+        );
+        let e = p
+            .set("throttle-trigger-threshold", &ParamValue::Int(0))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Parameter 'throttle-trigger-threshold' expects an integer in the range of 1 to 100"
+        );
+        let e = p
+            .set("downtime-limit", &ParamValue::Int(2_000_001))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Parameter 'downtime-limit' expects an integer in the range of 0 to 2000 seconds"
+        );
+        assert!(p.set("downtime-limit", &ParamValue::Int(2_000_000)).is_ok());
+        let e = p
+            .set("cpu-throttle-tailslow", &ParamValue::Int(1))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid parameter type for 'cpu-throttle-tailslow', expected: bool"
+        );
+        // Nothing was changed by a refused value.
+        assert_eq!(p.cpu_throttle_initial, 20);
+    }
+
+    #[test]
+    fn max_cpu_throttle_must_not_be_below_initial() {
+        let mut p = MigrationParameters::default();
+        p.set("cpu-throttle-initial", &ParamValue::Int(50)).unwrap();
+        p.set("max-cpu-throttle", &ParamValue::Int(40)).unwrap();
+        assert_eq!(
+            p.validate().unwrap_err().to_string(),
+            "Parameter 'max-cpu-throttle' expects an integer in the range of cpu-throttle-initial to 99"
+        );
+    }
+
+    #[test]
+    fn aliases_and_unknown_names() {
+        let mut p = MigrationParameters::default();
+        p.set("x-cpu-throttle-initial", &ParamValue::Int(30))
+            .unwrap();
+        p.set("x-cpu-throttle-increment", &ParamValue::Int(15))
+            .unwrap();
+        assert_eq!((p.cpu_throttle_initial, p.cpu_throttle_increment), (30, 15));
+        p.set("auto-converge", &ParamValue::Str("on".into()))
+            .unwrap();
+        assert!(p.auto_converge);
+        let e = p
+            .set("cpu-throttle-intial", &ParamValue::Int(30))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Parameter 'cpu-throttle-intial' is unexpected (did you mean 'cpu-throttle-initial'?)"
+        );
+    }
+
+    #[test]
+    fn bandwidth_takes_integers_or_rates() {
+        let mut p = MigrationParameters::default();
+        p.set("max-bandwidth", &ParamValue::Str("64MiB/s".into()))
+            .unwrap();
+        assert_eq!(p.max_bandwidth, 64 << 20);
+        p.set("max-bandwidth", &ParamValue::Int(0)).unwrap();
+        assert_eq!(p.max_bandwidth, 0);
+        assert!(p.set("max-bandwidth", &ParamValue::Int(-1)).is_err());
+    }
+
+    #[test]
+    fn qemu_versions() {
+        assert_eq!(QemuVersion::parse("7.2"), Some(QemuVersion::OLDEST));
+        assert_eq!(QemuVersion::parse("10.2"), Some(QemuVersion::CURRENT));
+        assert_eq!(QemuVersion::parse("2.5"), None);
+        assert!(!QemuVersion::OLDEST.has_periodic_dirty_sync());
+        assert!(QemuVersion::CURRENT.has_periodic_dirty_sync());
+    }
+}

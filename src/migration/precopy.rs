@@ -1,0 +1,523 @@
+//! The pre-copy migration: QEMU's migration thread (`migration/migration.c`) with the RAM
+//! bookkeeping of `migration/ram.c`, driving an injected [`Clock`], [`Guest`] and [`Link`].
+//!
+//! Loop, as in QEMU: each turn, unless the 100 ms window's byte budget is used, look at what is
+//! pending; sync the dirty bitmap when it drops below `threshold_size`; complete when it is at
+//! or below it; otherwise send pages until the budget is used, the bitmap is clean or 50 ms
+//! passed. At each window's end, measure the bandwidth and derive `threshold_size`. The throttle
+//! is decided inside bitmap syncs, at most once per second.
+
+use super::auto_converge::{AutoConverge, PeriodFigures};
+use super::env::{CancelToken, Clock, Guest, GuestObservation, Link, PageBatch};
+use super::params::{AutoconvSettings, MigrationParameters};
+use super::report::{Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason};
+
+const NS_PER_MS: u64 = 1_000_000;
+/// `BUFFER_DELAY`: the rate-limit and counter window.
+const BUFFER_DELAY_MS: u64 = 100;
+/// `XFER_LIMIT_RATIO`: windows per second.
+const XFER_LIMIT_RATIO: u64 = 1000 / BUFFER_DELAY_MS;
+/// `MAX_WAIT`: longest a `ram_save_iterate` call sends before looking up again.
+const MAX_WAIT_MS: u64 = 50;
+/// Rate computations and throttle decisions happen at most once per this period.
+const SYNC_PERIOD_MS: u64 = 1000;
+/// QEMU 9.2+'s fallback dirty sync under auto-converge.
+const PERIODIC_SYNC_MS: u64 = 5000;
+
+/// Everything that decides a migration's behaviour.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MigrationConfig {
+    /// QEMU's parameters and capability.
+    pub params: MigrationParameters,
+    /// autoconv's own settings.
+    pub autoconv: AutoconvSettings,
+}
+
+/// Why the loop stopped early.
+enum Stop {
+    Failed(String),
+    Cancelled,
+    NotConverged,
+}
+
+/// Run one migration to its end. Never panics on backend errors: they end the migration as
+/// `failed`, with the reason in the outcome.
+pub fn migrate<C, G, L, R>(
+    config: &MigrationConfig,
+    clock: &mut C,
+    guest: &mut G,
+    link: &mut L,
+    recorder: &mut R,
+    cancel: &CancelToken,
+) -> MigrationOutcome
+where
+    C: Clock + ?Sized,
+    G: Guest + ?Sized,
+    L: Link + ?Sized,
+    R: Recorder + ?Sized,
+{
+    let start_ns = clock.now_ns();
+    let first_obs = guest.observe();
+    let page = guest.page_size_bytes();
+    let mut m = Precopy {
+        cfg: config,
+        clock,
+        guest,
+        link,
+        recorder,
+        cancel,
+        page,
+        status: MigrationStatus::Setup,
+        start_ns,
+        setup_time_ms: 0,
+        vm_stopped: false,
+        dirty_sync_count: 0,
+        time_last_bitmap_sync_ms: None,
+        num_dirty_pages_period: 0,
+        bytes_xfer_prev: 0,
+        dirty_pages_rate: 0,
+        dirty_bytes_last_sync: 0,
+        auto_converge: AutoConverge::default(),
+        throttle_pct: 0,
+        throttle_steps: Vec::new(),
+        transferred_bytes: 0,
+        normal_pages: 0,
+        zero_pages: 0,
+        iteration_start_ms: start_ns / NS_PER_MS,
+        iteration_initial_bytes: 0,
+        rate_limit_used: 0,
+        rate_limit_max: config.params.max_bandwidth / XFER_LIMIT_RATIO,
+        threshold_size: 0,
+        expected_downtime_ms: config.params.downtime_limit,
+        mbps: 0.0,
+        periodic_sync_next_ns: None,
+        prev_sync_cnt: 0,
+        first_obs,
+        last_obs: first_obs,
+        last_sample_ns: start_ns,
+        batch: PageBatch::default(),
+        downtime_ms: None,
+    };
+    let result = m.run();
+    m.finish(result)
+}
+
+struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
+    cfg: &'a MigrationConfig,
+    clock: &'a mut C,
+    guest: &'a mut G,
+    link: &'a mut L,
+    recorder: &'a mut R,
+    cancel: &'a CancelToken,
+    page: u64,
+    status: MigrationStatus,
+    start_ns: u64,
+    setup_time_ms: u64,
+    vm_stopped: bool,
+
+    // RAMState (ram.c)
+    dirty_sync_count: u64,
+    time_last_bitmap_sync_ms: Option<u64>,
+    num_dirty_pages_period: u64,
+    bytes_xfer_prev: u64,
+    dirty_pages_rate: u64,
+    dirty_bytes_last_sync: u64,
+    auto_converge: AutoConverge,
+    throttle_pct: u32,
+    throttle_steps: Vec<u32>,
+
+    // Counters
+    transferred_bytes: u64,
+    normal_pages: u64,
+    zero_pages: u64,
+
+    // MigrationState windows (migration.c)
+    iteration_start_ms: u64,
+    iteration_initial_bytes: u64,
+    rate_limit_used: u64,
+    /// Bytes per window; 0 = unlimited.
+    rate_limit_max: u64,
+    threshold_size: u64,
+    expected_downtime_ms: u64,
+    mbps: f64,
+
+    // QEMU 9.2+ periodic sync timer
+    periodic_sync_next_ns: Option<u64>,
+    prev_sync_cnt: u64,
+
+    // Reporting
+    first_obs: GuestObservation,
+    last_obs: GuestObservation,
+    last_sample_ns: u64,
+    batch: PageBatch,
+    downtime_ms: Option<u64>,
+}
+
+impl<C, G, L, R> Precopy<'_, C, G, L, R>
+where
+    C: Clock + ?Sized,
+    G: Guest + ?Sized,
+    L: Link + ?Sized,
+    R: Recorder + ?Sized,
+{
+    fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ns() / NS_PER_MS
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        (self.now_ns() - self.start_ns) / NS_PER_MS
+    }
+
+    fn run(&mut self) -> Result<(), Stop> {
+        self.setup()?;
+        loop {
+            self.check_stop()?;
+            self.periodic_sync_tick()?;
+            if !self.rate_limit_exceeded() && self.iteration_run()? {
+                return self.completion();
+            }
+            let now_ms = self.now_ms();
+            self.update_counters(now_ms);
+            if self.rate_limit_exceeded() {
+                let deadline_ms = self.iteration_start_ms + BUFFER_DELAY_MS;
+                self.clock.sleep_until(deadline_ms * NS_PER_MS);
+            }
+        }
+    }
+
+    fn backend<T>(r: Result<T, super::env::BackendError>) -> Result<T, Stop> {
+        r.map_err(|e| Stop::Failed(error_chain(e.as_ref())))
+    }
+
+    fn setup(&mut self) -> Result<(), Stop> {
+        self.emit_sample();
+        if self.cfg.params.auto_converge && self.cfg.autoconv.qemu_version.has_periodic_dirty_sync()
+        {
+            // Started before setup, first tick 5 s later.
+            self.periodic_sync_next_ns = Some(self.start_ns + PERIODIC_SYNC_MS * NS_PER_MS);
+        }
+        Self::backend(self.guest.start_dirty_tracking())?;
+        self.bitmap_sync(SyncReason::Setup)?;
+        self.status = MigrationStatus::Active;
+        self.setup_time_ms = self.elapsed_ms();
+        self.iteration_start_ms = self.now_ms();
+        self.iteration_initial_bytes = self.transferred_bytes;
+        Ok(())
+    }
+
+    fn check_stop(&mut self) -> Result<(), Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        if self.elapsed_ms() >= self.cfg.autoconv.time_limit_ms {
+            return Err(Stop::NotConverged);
+        }
+        Ok(())
+    }
+
+    fn rate_limit_exceeded(&self) -> bool {
+        self.rate_limit_max > 0 && self.rate_limit_used > self.rate_limit_max
+    }
+
+    /// `migration_iteration_run`. Returns true when it is time to complete.
+    fn iteration_run(&mut self) -> Result<bool, Stop> {
+        let mut pending = self.guest.dirty_pages() * self.page;
+        if pending < self.threshold_size {
+            self.bitmap_sync(SyncReason::PassEnd)?;
+            pending = self.guest.dirty_pages() * self.page;
+        }
+        if pending == 0 || pending <= self.threshold_size {
+            return Ok(true);
+        }
+        self.ram_save_iterate()?;
+        Ok(false)
+    }
+
+    /// Bytes the next batch may take before the window's budget is exceeded.
+    fn batch_budget(&self) -> u64 {
+        let hint = self.link.batch_bytes_hint().max(1);
+        if self.rate_limit_max == 0 {
+            hint
+        } else {
+            (self.rate_limit_max + 1)
+                .saturating_sub(self.rate_limit_used)
+                .clamp(1, hint)
+        }
+    }
+
+    /// Take one batch from the bitmap and send it. Returns false when the bitmap is clean.
+    fn send_batch(&mut self, max_bytes: u64) -> Result<bool, Stop> {
+        let cost = self.link.page_cost();
+        self.batch.clear();
+        Self::backend(
+            self.guest
+                .take_dirty_pages(max_bytes, cost, &mut self.batch),
+        )?;
+        if self.batch.is_empty() {
+            return Ok(false);
+        }
+        let bytes = Self::backend(self.link.send_pages(&self.batch))?;
+        self.normal_pages += self.batch.normal_pages;
+        self.zero_pages += self.batch.zero_pages;
+        self.account(bytes);
+        Ok(true)
+    }
+
+    fn account(&mut self, bytes: u64) {
+        self.transferred_bytes += bytes;
+        self.rate_limit_used += bytes;
+    }
+
+    /// `ram_save_iterate`.
+    fn ram_save_iterate(&mut self) -> Result<(), Stop> {
+        let t0 = self.now_ns();
+        while !self.rate_limit_exceeded() {
+            if !self.send_batch(self.batch_budget())? {
+                break;
+            }
+            if self.now_ns() - t0 > MAX_WAIT_MS * NS_PER_MS {
+                break;
+            }
+        }
+        let eos = Self::backend(self.link.send_end_of_iteration())?;
+        self.account(eos);
+        Ok(())
+    }
+
+    /// `migration_bitmap_sync`, with the throttle decision inside.
+    fn bitmap_sync(&mut self, reason: SyncReason) -> Result<(), Stop> {
+        self.dirty_sync_count += 1;
+        if self.time_last_bitmap_sync_ms.is_none() {
+            self.time_last_bitmap_sync_ms = Some(self.now_ms());
+        }
+        let newly = Self::backend(self.guest.sync_dirty_bitmap())?;
+        self.num_dirty_pages_period += newly;
+        let end_ms = self.now_ms();
+        let last_ms = self.time_last_bitmap_sync_ms.unwrap_or(end_ms);
+        if end_ms > last_ms + SYNC_PERIOD_MS {
+            let figures = PeriodFigures {
+                bytes_dirty_period: self.num_dirty_pages_period * self.page,
+                bytes_xfer_period: self.transferred_bytes - self.bytes_xfer_prev,
+            };
+            if let Some(pct) =
+                self.auto_converge
+                    .on_period(&self.cfg.params, figures, self.throttle_pct)
+            {
+                self.set_throttle(pct);
+            }
+            self.dirty_pages_rate = self.num_dirty_pages_period * 1000 / (end_ms - last_ms);
+            self.time_last_bitmap_sync_ms = Some(end_ms);
+            self.num_dirty_pages_period = 0;
+            self.bytes_xfer_prev = self.transferred_bytes;
+        }
+        self.dirty_bytes_last_sync = self.guest.dirty_pages() * self.page;
+        let event = Event::DirtySync {
+            t_ms: self.elapsed_ms(),
+            dirty_sync_count: self.dirty_sync_count,
+            newly_dirty_pages: newly,
+            reason,
+        };
+        self.recorder.event(&event);
+        Ok(())
+    }
+
+    fn set_throttle(&mut self, pct: u32) {
+        self.guest.set_throttle_pct(pct);
+        self.throttle_pct = pct;
+        self.throttle_steps.push(pct);
+        let event = Event::ThrottleSet {
+            t_ms: self.elapsed_ms(),
+            pct,
+        };
+        self.recorder.event(&event);
+    }
+
+    /// QEMU 9.2+: every 5 s, force a sync if none happened since the last tick.
+    fn periodic_sync_tick(&mut self) -> Result<(), Stop> {
+        while let Some(due_ns) = self.periodic_sync_next_ns {
+            if self.now_ns() < due_ns {
+                break;
+            }
+            if self.dirty_sync_count > 1 && self.dirty_sync_count == self.prev_sync_cnt {
+                self.bitmap_sync(SyncReason::Periodic)?;
+            }
+            self.prev_sync_cnt = self.dirty_sync_count;
+            self.periodic_sync_next_ns = Some(due_ns + PERIODIC_SYNC_MS * NS_PER_MS);
+        }
+        Ok(())
+    }
+
+    /// `migration_update_counters`: close the window if 100 ms have passed.
+    fn update_counters(&mut self, now_ms: u64) {
+        if now_ms < self.iteration_start_ms + BUFFER_DELAY_MS {
+            return;
+        }
+        let transferred = self.transferred_bytes - self.iteration_initial_bytes;
+        let time_spent_ms = now_ms - self.iteration_start_ms;
+        let bandwidth = transferred as f64 / time_spent_ms as f64; // bytes/ms
+        let switchover_bw = if self.cfg.params.avail_switchover_bandwidth > 0 {
+            self.cfg.params.avail_switchover_bandwidth as f64 / 1000.0
+        } else {
+            bandwidth
+        };
+        self.threshold_size = (switchover_bw * self.cfg.params.downtime_limit as f64) as u64;
+        self.mbps = (transferred as f64 * 8.0) / (time_spent_ms as f64 / 1000.0) / 1e6;
+        if self.dirty_pages_rate != 0 && transferred > 10_000 && switchover_bw > 0.0 {
+            self.expected_downtime_ms = (self.dirty_bytes_last_sync as f64 / switchover_bw) as u64;
+        }
+        self.rate_limit_used = 0;
+        self.iteration_start_ms = now_ms;
+        self.iteration_initial_bytes = self.transferred_bytes;
+        self.emit_sample();
+    }
+
+    /// `migration_completion` and `ram_save_complete`: stop, final sync, send everything.
+    fn completion(&mut self) -> Result<(), Stop> {
+        let downtime_start_ns = self.now_ns();
+        let event = Event::Switchover {
+            t_ms: self.elapsed_ms(),
+            remaining_bytes: self.guest.dirty_pages() * self.page,
+        };
+        self.recorder.event(&event);
+        Self::backend(self.guest.vm_stop())?;
+        self.vm_stopped = true;
+        self.status = MigrationStatus::Device;
+        self.rate_limit_max = 0;
+        self.bitmap_sync(SyncReason::Final)?;
+        while self.send_batch(self.link.batch_bytes_hint().max(1))? {}
+        let eos = Self::backend(self.link.send_end_of_iteration())?;
+        self.account(eos);
+        let mut state = Vec::new();
+        Self::backend(self.guest.save_device_state(&mut state))?;
+        let bytes = Self::backend(self.link.send_device_state(&state))?;
+        self.account(bytes);
+        let bytes = Self::backend(self.link.complete())?;
+        self.account(bytes);
+        self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
+        Ok(())
+    }
+
+    fn emit_sample(&mut self) {
+        let now_ns = self.now_ns();
+        let obs = self.guest.observe();
+        let dt_ns = now_ns.saturating_sub(self.last_sample_ns);
+        let (cpu_pct, writes_s) = if dt_ns == 0 {
+            (if self.vm_stopped { 0.0 } else { 100.0 }, 0.0)
+        } else {
+            let vcpu_ns = dt_ns as f64 * f64::from(obs.vcpus.max(1));
+            let slept = obs
+                .throttle_sleep_vcpu_ns
+                .saturating_sub(self.last_obs.throttle_sleep_vcpu_ns) as f64;
+            let cpu = if self.vm_stopped {
+                0.0
+            } else {
+                (100.0 * (1.0 - slept / vcpu_ns)).clamp(0.0, 100.0)
+            };
+            let writes = obs.pages_written.saturating_sub(self.last_obs.pages_written) as f64;
+            (cpu, writes * 1e9 / dt_ns as f64)
+        };
+        let sample = Sample {
+            t_ms: (now_ns - self.start_ns) / NS_PER_MS,
+            status: self.status,
+            throttle_pct: self.throttle_pct,
+            transferred_bytes: self.transferred_bytes,
+            remaining_bytes: self.guest.dirty_pages() * self.page,
+            dirty_pages_rate: self.dirty_pages_rate,
+            dirty_sync_count: self.dirty_sync_count,
+            expected_downtime_ms: self.expected_downtime_ms,
+            mbps: self.mbps,
+            guest_cpu_pct: cpu_pct,
+            guest_write_pages_s: writes_s,
+        };
+        self.recorder.sample(&sample);
+        self.last_obs = obs;
+        self.last_sample_ns = now_ns;
+    }
+
+    /// Every exit path: throttle off, dirty logging off, the source resumed unless completed.
+    fn finish(mut self, result: Result<(), Stop>) -> MigrationOutcome {
+        let (status, reason) = match result {
+            Ok(()) => (MigrationStatus::Completed, None),
+            Err(Stop::Failed(why)) => (MigrationStatus::Failed, Some(why)),
+            Err(Stop::Cancelled) => (
+                MigrationStatus::Cancelled,
+                Some("migration cancelled".to_string()),
+            ),
+            Err(Stop::NotConverged) => (
+                MigrationStatus::NotConverged,
+                Some(format!(
+                    "did not converge within the time limit of {} ms (autoconv's limit; QEMU would keep trying)",
+                    self.cfg.autoconv.time_limit_ms
+                )),
+            ),
+        };
+        if status == MigrationStatus::Cancelled {
+            self.status = MigrationStatus::Cancelling;
+        }
+        if self.throttle_pct != 0 {
+            self.guest.set_throttle_pct(0);
+            self.throttle_pct = 0;
+        }
+        self.guest.stop_dirty_tracking();
+        let mut reason = reason;
+        if status != MigrationStatus::Completed {
+            self.link.abort(reason.as_deref().unwrap_or("migration ended"));
+            if self.vm_stopped {
+                if let Err(e) = self.guest.vm_start() {
+                    let why = reason.take().unwrap_or_default();
+                    reason = Some(format!(
+                        "{why}; resuming the source guest also failed: {}",
+                        error_chain(e.as_ref())
+                    ));
+                }
+                self.vm_stopped = false;
+            }
+        }
+        self.status = status;
+        self.emit_sample();
+        let obs = self.guest.observe();
+        let elapsed_ms = self.elapsed_ms();
+        MigrationOutcome {
+            status,
+            reason,
+            elapsed_ms,
+            total_time_ms: (status == MigrationStatus::Completed).then_some(elapsed_ms),
+            setup_time_ms: self.setup_time_ms,
+            downtime_ms: if status == MigrationStatus::Completed {
+                self.downtime_ms
+            } else {
+                None
+            },
+            transferred_bytes: self.transferred_bytes,
+            normal_pages: self.normal_pages,
+            zero_pages: self.zero_pages,
+            dirty_sync_count: self.dirty_sync_count,
+            max_throttle_pct: self.throttle_steps.iter().copied().max().unwrap_or(0),
+            throttle_steps: self.throttle_steps,
+            guest_cpu_lost_s: obs
+                .throttle_sleep_vcpu_ns
+                .saturating_sub(self.first_obs.throttle_sleep_vcpu_ns) as f64
+                / 1e9,
+            guest_pages_written: obs.pages_written.saturating_sub(self.first_obs.pages_written),
+        }
+    }
+}
+
+/// "outer: inner: innermost" for an error and its sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
