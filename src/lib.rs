@@ -7,5 +7,9 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod migration;
+pub mod report;
+pub mod scenario;
+pub mod sim;
 pub mod units;

@@ -119,9 +119,7 @@ impl DirtyBitmap {
         if self.count == 0 {
             return None;
         }
-        let pfn = self
-            .find_from(self.cursor)
-            .or_else(|| self.find_from(0))?;
+        let pfn = self.find_from(self.cursor).or_else(|| self.find_from(0))?;
         self.words[(pfn / 64) as usize] &= !(1u64 << (pfn % 64));
         self.count -= 1;
         self.cursor = if pfn + 1 >= self.pages { 0 } else { pfn + 1 };

@@ -171,7 +171,10 @@ mod tests {
             let expected_ran = 100 * (period_ns(pct) - sleep_ns(pct));
             assert_eq!(ran, expected_ran, "pct {pct}");
             let share = slept as f64 / horizon as f64;
-            assert!((share - f64::from(pct) / 100.0).abs() < 1e-3, "pct {pct}: {share}");
+            assert!(
+                (share - f64::from(pct) / 100.0).abs() < 1e-3,
+                "pct {pct}: {share}"
+            );
         }
     }
 

@@ -16,4 +16,6 @@ pub use env::{
 };
 pub use params::{AutoconvSettings, MigrationParameters, ParamValue, ParameterError, QemuVersion};
 pub use precopy::{error_chain, migrate, MigrationConfig};
-pub use report::{Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason, Timeline};
+pub use report::{
+    Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason, Timeline,
+};

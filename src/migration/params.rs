@@ -128,7 +128,10 @@ impl MigrationParameters {
         if let Some(n) = PARAMETER_NAMES.iter().find(|n| **n == name) {
             return Some(n);
         }
-        ALIASES.iter().find(|(alias, _)| *alias == name).map(|(_, n)| *n)
+        ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map(|(_, n)| *n)
     }
 
     /// Set one parameter by its QEMU name, checking type and range as `migrate-set-parameters`
@@ -145,8 +148,13 @@ impl MigrationParameters {
             "auto-converge" => self.auto_converge = bool_value(canonical, value)?,
             "cpu-throttle-tailslow" => self.cpu_throttle_tailslow = bool_value(canonical, value)?,
             "throttle-trigger-threshold" => {
-                self.throttle_trigger_threshold =
-                    int_in(canonical, value, 1, 100, "an integer in the range of 1 to 100")? as u32
+                self.throttle_trigger_threshold = int_in(
+                    canonical,
+                    value,
+                    1,
+                    100,
+                    "an integer in the range of 1 to 100",
+                )? as u32
             }
             "cpu-throttle-initial" => {
                 self.cpu_throttle_initial = int_in(canonical, value, 1, 99, pct_1_99)? as u32
@@ -204,12 +212,18 @@ impl MigrationParameters {
                 "throttle-trigger-threshold",
                 self.throttle_trigger_threshold.to_string(),
             ),
-            ("cpu-throttle-initial", self.cpu_throttle_initial.to_string()),
+            (
+                "cpu-throttle-initial",
+                self.cpu_throttle_initial.to_string(),
+            ),
             (
                 "cpu-throttle-increment",
                 self.cpu_throttle_increment.to_string(),
             ),
-            ("cpu-throttle-tailslow", on_off(self.cpu_throttle_tailslow).into()),
+            (
+                "cpu-throttle-tailslow",
+                on_off(self.cpu_throttle_tailslow).into(),
+            ),
             ("max-cpu-throttle", self.max_cpu_throttle.to_string()),
             ("downtime-limit", self.downtime_limit.to_string()),
             ("max-bandwidth", self.max_bandwidth.to_string()),

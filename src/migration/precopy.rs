@@ -409,15 +409,17 @@ where
             (if self.vm_stopped { 0.0 } else { 100.0 }, 0.0)
         } else {
             let vcpu_ns = dt_ns as f64 * f64::from(obs.vcpus.max(1));
-            let slept = obs
-                .throttle_sleep_vcpu_ns
-                .saturating_sub(self.last_obs.throttle_sleep_vcpu_ns) as f64;
+            let slept =
+                obs.throttle_sleep_vcpu_ns
+                    .saturating_sub(self.last_obs.throttle_sleep_vcpu_ns) as f64;
             let cpu = if self.vm_stopped {
                 0.0
             } else {
                 (100.0 * (1.0 - slept / vcpu_ns)).clamp(0.0, 100.0)
             };
-            let writes = obs.pages_written.saturating_sub(self.last_obs.pages_written) as f64;
+            let writes = obs
+                .pages_written
+                .saturating_sub(self.last_obs.pages_written) as f64;
             (cpu, writes * 1e9 / dt_ns as f64)
         };
         let sample = Sample {
@@ -465,7 +467,8 @@ where
         self.guest.stop_dirty_tracking();
         let mut reason = reason;
         if status != MigrationStatus::Completed {
-            self.link.abort(reason.as_deref().unwrap_or("migration ended"));
+            self.link
+                .abort(reason.as_deref().unwrap_or("migration ended"));
             if self.vm_stopped {
                 if let Err(e) = self.guest.vm_start() {
                     let why = reason.take().unwrap_or_default();
@@ -500,9 +503,12 @@ where
             throttle_steps: self.throttle_steps,
             guest_cpu_lost_s: obs
                 .throttle_sleep_vcpu_ns
-                .saturating_sub(self.first_obs.throttle_sleep_vcpu_ns) as f64
+                .saturating_sub(self.first_obs.throttle_sleep_vcpu_ns)
+                as f64
                 / 1e9,
-            guest_pages_written: obs.pages_written.saturating_sub(self.first_obs.pages_written),
+            guest_pages_written: obs
+                .pages_written
+                .saturating_sub(self.first_obs.pages_written),
         }
     }
 }

@@ -1,0 +1,46 @@
+//! The command line: a thin layer over the library. Errors reach the user as one line with
+//! their causes; exit codes mean something (see [`ExitCode`]).
+
+mod sim;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes.
+pub mod exit {
+    /// The migration completed (or the command succeeded).
+    pub const OK: u8 = 0;
+    /// The command ran, but the migration did not complete (not-converged, failed, cancelled).
+    pub const NOT_COMPLETED: u8 = 1;
+    /// Bad input or an error before or outside the migration.
+    pub const ERROR: u8 = 2;
+}
+
+/// Understand and tune QEMU's auto-converge.
+///
+/// autoconv runs QEMU's pre-copy live migration with auto-converge CPU throttling against a
+/// seeded synthetic guest (`sim`), so you can see whether and how fast a workload converges
+/// under a cpu-throttle-initial / cpu-throttle-increment policy before touching production.
+///
+/// Exit codes: 0 = migration completed; 1 = it did not (not-converged, failed, cancelled);
+/// 2 = bad input or another error.
+#[derive(Debug, Parser)]
+#[command(name = "autoconv", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Sim(sim::SimArgs),
+    Params(sim::ParamsArgs),
+}
+
+/// Parse the command line and run it; returns the process exit code.
+pub fn main() -> anyhow::Result<u8> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sim(args) => sim::run(args),
+        Command::Params(args) => sim::params(args),
+    }
+}

@@ -1,0 +1,235 @@
+//! `autoconv sim` and `autoconv params`.
+
+use super::exit;
+use crate::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
+use crate::report::{summary_json, write_run_dir, Summary};
+use crate::scenario::Scenario;
+use crate::units::format_bytes;
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Simulate one migration of a scenario's synthetic guest.
+///
+/// Writes DIR/timeseries.csv (one row per 100 ms window), DIR/events.csv (dirty syncs,
+/// throttle steps, switchover) and DIR/summary.json, and prints a short summary. The same
+/// scenario, parameters and seed always give byte-identical files.
+///
+/// Examples:
+///   autoconv sim scenarios/heavy.toml
+///   autoconv sim scenarios/heavy.toml --set cpu-throttle-initial=30 --set cpu-throttle-increment=20
+///   autoconv sim scenarios/heavy.toml --set auto-converge=off --out /tmp/heavy-off
+///   autoconv sim scenarios/hotcold.toml --seed 7 --set guest.memory=64GiB
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct SimArgs {
+    /// Scenario file (TOML); see scenarios/ and the README for every key.
+    #[arg(value_name = "FILE.toml")]
+    pub scenario: PathBuf,
+    /// Seed for the guest model's randomness [default: the scenario's `seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override a migration parameter by its QEMU name (cpu-throttle-initial=30,
+    /// auto-converge=on, max-bandwidth=64MiB/s) or any scenario value by its path
+    /// (guest.memory=64GiB, link.bandwidth=25Gbit/s, region.heap.write_rate_pages_s=2e6,
+    /// autoconv.time_limit_s=120). Repeatable; later ones win.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Output directory [default: results/<scenario name>].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_out")]
+    pub out: Option<PathBuf>,
+    /// Write no files; only print the summary.
+    #[arg(long)]
+    pub no_out: bool,
+    /// Print summary.json on stdout instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// List the migration parameters autoconv takes, with QEMU's defaults and ranges.
+#[derive(Debug, Args)]
+pub struct ParamsArgs {}
+
+pub fn run(args: SimArgs) -> anyhow::Result<u8> {
+    let scenario = Scenario::load(&args.scenario, &args.sets)?;
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let mut timeline = Timeline::default();
+    let outcome = crate::sim::simulate(&scenario, seed, &mut timeline);
+    let summary = sim_summary(&scenario, seed, &outcome);
+    let out_dir = (!args.no_out).then(|| {
+        args.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name))
+    });
+    if let Some(dir) = &out_dir {
+        write_run_dir(dir, &timeline, &summary)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+    }
+    if args.json {
+        print!("{}", summary_json(&summary)?);
+    } else {
+        print_summary(&scenario, seed, &outcome, out_dir.as_deref());
+    }
+    Ok(if outcome.status == MigrationStatus::Completed {
+        exit::OK
+    } else {
+        exit::NOT_COMPLETED
+    })
+}
+
+/// The summary of a simulated run.
+pub fn sim_summary(scenario: &Scenario, seed: u64, outcome: &MigrationOutcome) -> Summary {
+    let mut summary = Summary::new(
+        &scenario.name,
+        Some(seed),
+        "sim",
+        outcome,
+        scenario.settings(),
+    );
+    summary.extra.insert(
+        "model".into(),
+        serde_json::to_value(scenario.guest.model).unwrap_or_default(),
+    );
+    summary
+}
+
+fn print_summary(
+    scenario: &Scenario,
+    seed: u64,
+    o: &MigrationOutcome,
+    out: Option<&std::path::Path>,
+) {
+    let p = &scenario.migration.params;
+    println!(
+        "{} (seed {seed}): auto-converge {}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}/s, downtime-limit {} ms",
+        scenario.name,
+        if p.auto_converge { "on" } else { "off" },
+        p.cpu_throttle_initial,
+        p.cpu_throttle_increment,
+        if p.max_bandwidth == 0 {
+            "unlimited".to_string()
+        } else {
+            format_bytes(p.max_bandwidth)
+        },
+        p.downtime_limit,
+    );
+    match o.status {
+        MigrationStatus::Completed => println!(
+            "  completed in {:.1} s, downtime {} ms, {} dirty syncs, {} transferred",
+            o.elapsed_ms as f64 / 1000.0,
+            o.downtime_ms.unwrap_or(0),
+            o.dirty_sync_count,
+            format_bytes(o.transferred_bytes)
+        ),
+        status => println!(
+            "  {} after {:.1} s: {} ({} dirty syncs, {} transferred)",
+            status.as_str().to_uppercase(),
+            o.elapsed_ms as f64 / 1000.0,
+            o.reason.as_deref().unwrap_or(""),
+            o.dirty_sync_count,
+            format_bytes(o.transferred_bytes)
+        ),
+    }
+    if o.throttle_steps.is_empty() {
+        println!("  throttle: never engaged");
+    } else {
+        let steps: Vec<String> = o.throttle_steps.iter().map(u32::to_string).collect();
+        println!(
+            "  throttle: {} % (max {} %), guest lost {:.1} vCPU-s to throttling",
+            steps.join(" -> "),
+            o.max_throttle_pct,
+            o.guest_cpu_lost_s
+        );
+    }
+    if let Some(dir) = out {
+        println!(
+            "  wrote {}/{{timeseries.csv,events.csv,summary.json}}",
+            dir.display()
+        );
+    }
+}
+
+pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
+    let d = MigrationParameters::default();
+    let rows = [
+        (
+            "auto-converge",
+            "capability",
+            d.auto_converge.to_string(),
+            "on|off",
+            "throttle vCPUs so busy guests converge",
+        ),
+        (
+            "throttle-trigger-threshold",
+            "%",
+            d.throttle_trigger_threshold.to_string(),
+            "1..100",
+            "step when dirtied bytes exceed this share of transferred bytes in a sync period",
+        ),
+        (
+            "cpu-throttle-initial",
+            "%",
+            d.cpu_throttle_initial.to_string(),
+            "1..99",
+            "first throttle percentage (alias x-cpu-throttle-initial)",
+        ),
+        (
+            "cpu-throttle-increment",
+            "%",
+            d.cpu_throttle_increment.to_string(),
+            "1..99",
+            "added at each later step (alias x-cpu-throttle-increment)",
+        ),
+        (
+            "cpu-throttle-tailslow",
+            "bool",
+            d.cpu_throttle_tailslow.to_string(),
+            "on|off",
+            "smaller steps near the percentage that would converge",
+        ),
+        (
+            "max-cpu-throttle",
+            "%",
+            d.max_cpu_throttle.to_string(),
+            "initial..99",
+            "ceiling of the throttle",
+        ),
+        (
+            "downtime-limit",
+            "ms",
+            d.downtime_limit.to_string(),
+            "0..2000000",
+            "longest pause allowed for stop-and-copy",
+        ),
+        (
+            "max-bandwidth",
+            "bytes/s",
+            d.max_bandwidth.to_string(),
+            "0 = unlimited",
+            "migration rate limit, enforced per 100 ms window",
+        ),
+        (
+            "avail-switchover-bandwidth",
+            "bytes/s",
+            d.avail_switchover_bandwidth.to_string(),
+            "0 = measured",
+            "bandwidth assumed for the switchover decision",
+        ),
+    ];
+    println!(
+        "{:<28} {:<10} {:>10}  {:<14} meaning",
+        "parameter", "unit", "default", "range"
+    );
+    for (name, unit, default, range, meaning) in rows {
+        println!("{name:<28} {unit:<10} {default:>10}  {range:<14} {meaning}");
+    }
+    println!();
+    println!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
+    println!(
+        "  time_limit_s   600   stop a migration that has not converged and report `not-converged`"
+    );
+    println!(
+        "  qemu_version   10.2  reproduce this QEMU release where releases differ (7.2 .. 10.2)"
+    );
+    Ok(exit::OK)
+}

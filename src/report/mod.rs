@@ -1,0 +1,286 @@
+//! Run outputs other tools can read: `timeseries.csv` (one row per ~100 ms window),
+//! `events.csv` (syncs, throttle steps, switchover) and `summary.json`. Both backends write
+//! them through here, so a simulated and a real run compare column for column.
+//!
+//! A run directory appears whole or not at all: files are written into a hidden sibling and
+//! renamed into place at the end.
+
+use crate::migration::{Event, MigrationOutcome, Sample, Timeline};
+use serde::Serialize;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Columns of `timeseries.csv`, in order.
+pub const TIMESERIES_COLUMNS: &[&str] = &[
+    "t_ms",
+    "status",
+    "throttle_pct",
+    "transferred_bytes",
+    "remaining_bytes",
+    "dirty_pages_rate",
+    "dirty_sync_count",
+    "expected_downtime_ms",
+    "mbps",
+    "guest_cpu_pct",
+    "guest_write_pages_s",
+];
+
+/// Failure to write outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// cannot write {path}: {source}
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// cannot encode {what}: {message}
+    #[error("cannot encode {what}: {message}")]
+    Encode {
+        /// Which output.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `summary.json`: the outcome, what produced it, and every parameter used.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Scenario name (or guest image for KVM runs).
+    pub scenario: String,
+    /// Seed (simulator) or null.
+    pub seed: Option<u64>,
+    /// "sim" or "kvm".
+    pub backend: String,
+    /// QEMU status name, or autoconv's `not-converged`.
+    pub status: String,
+    /// Why the migration did not complete, if it did not.
+    pub reason: Option<String>,
+    /// QEMU's total-time (ms), only for a completed migration.
+    pub total_time_ms: Option<u64>,
+    /// Migration time until the end, whatever the status (ms).
+    pub elapsed_ms: u64,
+    /// QEMU's setup-time (ms).
+    pub setup_time_ms: u64,
+    /// QEMU's downtime (ms), only for a completed migration.
+    pub downtime_ms: Option<u64>,
+    /// Bytes on the wire.
+    pub transferred_bytes: u64,
+    /// Pages sent with data.
+    pub normal_pages: u64,
+    /// Zero pages sent as headers.
+    pub zero_pages: u64,
+    /// dirty-sync-count.
+    pub dirty_sync_count: u64,
+    /// Every throttle percentage set, in order.
+    pub throttle_steps: Vec<u32>,
+    /// Highest throttle percentage.
+    pub max_throttle_pct: u32,
+    /// vCPU-seconds lost to throttling.
+    pub guest_cpu_lost_s: f64,
+    /// Page writes the guest made during the migration.
+    pub guest_pages_written: u64,
+    /// Every setting used (QEMU parameters under their names, then autoconv's and the guest's).
+    pub parameters: serde_json::Value,
+    /// Backend-specific fields (e.g. memory_verified for KVM runs).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Summary {
+    /// A summary of `outcome`.
+    pub fn new(
+        scenario: &str,
+        seed: Option<u64>,
+        backend: &str,
+        outcome: &MigrationOutcome,
+        parameters: serde_json::Value,
+    ) -> Self {
+        Self {
+            scenario: scenario.to_string(),
+            seed,
+            backend: backend.to_string(),
+            status: outcome.status.as_str().to_string(),
+            reason: outcome.reason.clone(),
+            total_time_ms: outcome.total_time_ms,
+            elapsed_ms: outcome.elapsed_ms,
+            setup_time_ms: outcome.setup_time_ms,
+            downtime_ms: outcome.downtime_ms,
+            transferred_bytes: outcome.transferred_bytes,
+            normal_pages: outcome.normal_pages,
+            zero_pages: outcome.zero_pages,
+            dirty_sync_count: outcome.dirty_sync_count,
+            throttle_steps: outcome.throttle_steps.clone(),
+            max_throttle_pct: outcome.max_throttle_pct,
+            guest_cpu_lost_s: round6(outcome.guest_cpu_lost_s),
+            guest_pages_written: outcome.guest_pages_written,
+            parameters,
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Write the samples as CSV (fixed decimals, so files compare byte for byte).
+pub fn write_timeseries<W: Write>(out: W, samples: &[Sample]) -> Result<(), ReportError> {
+    let enc = |e: csv::Error| ReportError::Encode {
+        what: "timeseries.csv",
+        message: e.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(TIMESERIES_COLUMNS).map_err(enc)?;
+    for s in samples {
+        w.write_record([
+            s.t_ms.to_string(),
+            s.status.as_str().to_string(),
+            s.throttle_pct.to_string(),
+            s.transferred_bytes.to_string(),
+            s.remaining_bytes.to_string(),
+            s.dirty_pages_rate.to_string(),
+            s.dirty_sync_count.to_string(),
+            s.expected_downtime_ms.to_string(),
+            format!("{:.3}", s.mbps),
+            format!("{:.2}", s.guest_cpu_pct),
+            format!("{:.1}", s.guest_write_pages_s),
+        ])
+        .map_err(enc)?;
+    }
+    w.flush().map_err(|e| ReportError::Encode {
+        what: "timeseries.csv",
+        message: e.to_string(),
+    })
+}
+
+/// Write the events as CSV: t_ms, event, value, detail.
+pub fn write_events<W: Write>(out: W, events: &[Event]) -> Result<(), ReportError> {
+    let enc = |e: csv::Error| ReportError::Encode {
+        what: "events.csv",
+        message: e.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["t_ms", "event", "value", "detail"])
+        .map_err(enc)?;
+    for e in events {
+        let row = match e {
+            Event::DirtySync {
+                t_ms,
+                dirty_sync_count,
+                newly_dirty_pages,
+                reason,
+            } => [
+                t_ms.to_string(),
+                "dirty-sync".to_string(),
+                dirty_sync_count.to_string(),
+                format!(
+                    "{} newly_dirty_pages={newly_dirty_pages}",
+                    serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                ),
+            ],
+            Event::ThrottleSet { t_ms, pct } => [
+                t_ms.to_string(),
+                "throttle-set".to_string(),
+                pct.to_string(),
+                String::new(),
+            ],
+            Event::Switchover {
+                t_ms,
+                remaining_bytes,
+            } => [
+                t_ms.to_string(),
+                "switchover".to_string(),
+                remaining_bytes.to_string(),
+                "remaining_bytes".to_string(),
+            ],
+        };
+        w.write_record(&row).map_err(enc)?;
+    }
+    w.flush().map_err(|e| ReportError::Encode {
+        what: "events.csv",
+        message: e.to_string(),
+    })
+}
+
+/// The summary as pretty JSON with a trailing newline.
+pub fn summary_json(summary: &Summary) -> Result<String, ReportError> {
+    let mut s = serde_json::to_string_pretty(summary).map_err(|e| ReportError::Encode {
+        what: "summary.json",
+        message: e.to_string(),
+    })?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Write a run directory: timeseries.csv, events.csv, summary.json. The directory is built
+/// beside `dir` under a hidden name and renamed into place, replacing an older one, so a reader
+/// never sees it half-written and a failure leaves nothing behind.
+pub fn write_run_dir(
+    dir: &Path,
+    timeline: &Timeline,
+    summary: &Summary,
+) -> Result<(), ReportError> {
+    let staging = staging_dir(dir);
+    let result = (|| {
+        fs::create_dir_all(&staging).map_err(io(&staging))?;
+        let path = staging.join("timeseries.csv");
+        let f = fs::File::create(&path).map_err(io(&path))?;
+        write_timeseries(std::io::BufWriter::new(f), &timeline.samples)?;
+        let path = staging.join("events.csv");
+        let f = fs::File::create(&path).map_err(io(&path))?;
+        write_events(std::io::BufWriter::new(f), &timeline.events)?;
+        let path = staging.join("summary.json");
+        fs::write(&path, summary_json(summary)?).map_err(io(&path))?;
+        replace_dir(&staging, dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// A hidden sibling of `dir` to build it in.
+pub fn staging_dir(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    let hidden = format!(".{name}.partial-{}", std::process::id());
+    match parent {
+        Some(p) => p.join(hidden),
+        None => PathBuf::from(hidden),
+    }
+}
+
+/// Move a finished `staging` directory to `dir`, replacing what was there.
+pub fn replace_dir(staging: &Path, dir: &Path) -> Result<(), ReportError> {
+    if dir.exists() {
+        let old = staging.with_extension("old");
+        fs::rename(dir, &old).map_err(io(dir))?;
+        fs::rename(staging, dir).map_err(io(dir))?;
+        let _ = fs::remove_dir_all(&old);
+    } else {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fs::rename(staging, dir).map_err(io(dir))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,955 @@
+//! Scenario files: a guest people recognise (memory, vCPUs, regions with access patterns and
+//! write rates), the host's costs, the link, and the migration parameters under QEMU's names.
+//! Every key is documented in README.md and in the shipped scenarios.
+
+pub mod doc;
+
+use crate::migration::{
+    AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, QemuVersion,
+};
+use crate::sim::model::{Access, Layout, ModelRegion, Phase, Target, Writer};
+use crate::units::{format_bytes, parse_rate_bytes_s, parse_size_bytes};
+use doc::{apply_overrides, parse_document, parse_override, Fields, Kind, Origin, Table, Value};
+pub use doc::{Context, Override, ScenarioError};
+use serde::Serialize;
+use std::path::Path;
+
+/// The only page size modelled: x86's `TARGET_PAGE_SIZE`.
+pub const PAGE_SIZE_BYTES: u64 = 4096;
+/// The page-exact model keeps a few bits to bytes per page: keep it to guests it can serve.
+pub const PAGE_EXACT_MAX_BYTES: u64 = 16 << 30;
+
+/// Which RAM model simulates the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Counts and closed forms, any size (default).
+    Aggregate,
+    /// One bit per page, every page choice drawn: the yardstick for small guests.
+    PageExact,
+}
+
+/// How a region's pages are written.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "pattern")]
+pub enum Pattern {
+    /// Sweeps in address order; with N vCPUs, each sweeps its own 1/N slice.
+    Sequential,
+    /// Uniformly random pages.
+    Random,
+    /// Uniformly random within a hot set and a cold set, by share of writes.
+    Hotcold {
+        /// Size of the hot set (at the region's start).
+        hot_bytes: u64,
+        /// Share of writes that go to the hot set (%).
+        hot_writes_pct: f64,
+    },
+    /// Holds data, never written during the migration.
+    Static,
+}
+
+/// A rate change over time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseSpec {
+    /// Migration time it starts (s).
+    pub start_s: f64,
+    /// Write rate as a percentage of `write_rate_pages_s`.
+    pub rate_pct: f64,
+}
+
+/// A region of guest memory and the workload writing it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RegionSpec {
+    /// Name (for `--set region.NAME.KEY` and reports).
+    pub name: String,
+    /// Guest-physical offset.
+    pub offset_bytes: u64,
+    /// Size.
+    pub size_bytes: u64,
+    /// Access pattern.
+    #[serde(flatten)]
+    pub pattern: Pattern,
+    /// Page writes per second into the region with the guest unthrottled, all writers together.
+    pub write_rate_pages_s: f64,
+    /// vCPUs running the CPU-bound part.
+    pub vcpus: u32,
+    /// Share of the writes that need guest CPU (slowed by throttling); the rest is device DMA.
+    pub cpu_bound_pct: f64,
+    /// Rate changes over time.
+    pub phases: Vec<PhaseSpec>,
+}
+
+/// The guest.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuestSpec {
+    /// RAM.
+    pub memory_bytes: u64,
+    /// vCPUs (all are throttled).
+    pub vcpus: u32,
+    /// RAM model.
+    pub model: ModelKind,
+    /// Device state sent at switchover.
+    pub device_state_bytes: u64,
+}
+
+/// Costs the host adds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostSpec {
+    /// vCPU time of the write-protect fault on the first write to a page after a harvest (us).
+    pub dirty_fault_us: f64,
+    /// Time one dirty-log harvest takes per GiB of guest memory (us).
+    pub dirty_sync_us_per_gib: f64,
+    /// How late the migration thread wakes from its rate-limit sleep (us).
+    pub timer_slack_us: f64,
+}
+
+/// The network between source and destination.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinkSpec {
+    /// Capacity of the wire (bytes/s); `max-bandwidth` limits within it.
+    pub bandwidth_bytes_s: u64,
+}
+
+/// A complete, checked scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Name (default: the file's stem).
+    pub name: String,
+    /// What it models.
+    pub description: String,
+    /// Seed used unless `--seed` says otherwise.
+    pub seed: u64,
+    /// The guest.
+    pub guest: GuestSpec,
+    /// Its regions, sorted by offset.
+    pub regions: Vec<RegionSpec>,
+    /// Host costs.
+    pub host: HostSpec,
+    /// The link.
+    pub link: LinkSpec,
+    /// Migration parameters and autoconv settings.
+    pub migration: MigrationConfig,
+}
+
+/// A parsed file, ready to be built with any overrides (parse once, build many: sweeps).
+#[derive(Clone, Debug)]
+pub struct ScenarioSource {
+    /// The file as the user named it.
+    pub path: String,
+    /// Default name: the file's stem.
+    pub stem: String,
+    doc: Table,
+}
+
+impl ScenarioSource {
+    /// Read and parse `path`.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        Self::parse(&shown, &stem, &text)
+    }
+
+    /// Parse `text` as if read from `path`.
+    pub fn parse(path: &str, stem: &str, text: &str) -> Result<Self, ScenarioError> {
+        Ok(Self {
+            path: path.to_string(),
+            stem: stem.to_string(),
+            doc: parse_document(path, text)?,
+        })
+    }
+
+    /// Build with `--set` arguments applied (in order; later ones win).
+    pub fn build(&self, sets: &[String]) -> Result<Scenario, ScenarioError> {
+        let overrides = sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_override(s, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.build_with(&overrides)
+    }
+
+    /// Build with already parsed overrides.
+    pub fn build_with(&self, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+        let mut doc = self.doc.clone();
+        apply_overrides(&mut doc, overrides)?;
+        let ctx = Context {
+            path: self.path.clone(),
+            sets: overrides.iter().map(|o| o.arg.clone()).collect(),
+        };
+        read_scenario(&ctx, &self.stem, &doc)
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "guest",
+    "region",
+    "host",
+    "link",
+    "migration",
+    "autoconv",
+];
+const GUEST_KEYS: &[&str] = &["memory", "vcpus", "page_size", "model", "device_state"];
+const REGION_KEYS: &[&str] = &[
+    "name",
+    "offset",
+    "size",
+    "pattern",
+    "write_rate_pages_s",
+    "vcpus",
+    "cpu_bound_pct",
+    "hot_size",
+    "hot_writes_pct",
+    "phases",
+];
+const HOST_KEYS: &[&str] = &["dirty_fault_us", "dirty_sync_us_per_gib", "timer_slack_us"];
+const LINK_KEYS: &[&str] = &["bandwidth"];
+const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version"];
+const PHASE_KEYS: &[&str] = &["start_s", "rate_pct"];
+
+fn want_table<'t>(f: &Fields<'t>, key: &str, v: &'t Value) -> Result<&'t Table, ScenarioError> {
+    match &v.kind {
+        Kind::Table(t) => Ok(t),
+        other => Err(f.invalid(
+            v,
+            key,
+            format!("expected a table, found {}", other.type_name()),
+        )),
+    }
+}
+
+fn u64_field(f: &mut Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
+    let Some(v) = f.get(key) else { return Ok(None) };
+    match v.kind {
+        Kind::Int(n) if n >= 0 => Ok(Some(n as u64)),
+        Kind::Int(_) => Err(f.invalid(v, key, "must not be negative")),
+        ref other => Err(f.invalid(
+            v,
+            key,
+            format!("expected an integer, found {}", other.type_name()),
+        )),
+    }
+}
+
+fn f64_field(f: &mut Fields, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ScenarioError> {
+    let Some(v) = f.get(key) else { return Ok(None) };
+    let x = match v.kind {
+        Kind::Int(n) => n as f64,
+        Kind::Float(x) => x,
+        ref other => {
+            return Err(f.invalid(
+                v,
+                key,
+                format!("expected a number, found {}", other.type_name()),
+            ))
+        }
+    };
+    if !x.is_finite() || x < lo || x > hi {
+        let range = if hi == f64::MAX {
+            format!("at least {lo}")
+        } else {
+            format!("in the range of {lo} to {hi}")
+        };
+        return Err(f.invalid(v, key, format!("expected a number {range}, found {x}")));
+    }
+    Ok(Some(x))
+}
+
+fn str_field<'t>(f: &mut Fields<'t>, key: &str) -> Result<Option<&'t str>, ScenarioError> {
+    let Some(v) = f.get(key) else { return Ok(None) };
+    match (&v.kind, &v.raw) {
+        (Kind::Str(s), _) => Ok(Some(s)),
+        (_, Some(raw)) => Ok(Some(raw)),
+        (other, None) => Err(f.invalid(
+            v,
+            key,
+            format!("expected a string, found {}", other.type_name()),
+        )),
+    }
+}
+
+fn size_field(f: &mut Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
+    let Some(v) = f.get(key) else { return Ok(None) };
+    match &v.kind {
+        Kind::Int(n) if *n >= 0 => Ok(Some(*n as u64)),
+        Kind::Str(s) => parse_size_bytes(s)
+            .map(Some)
+            .map_err(|e| f.invalid(v, key, e.to_string())),
+        other => Err(f.invalid(
+            v,
+            key,
+            format!(
+                "expected a size (bytes, or a string such as \"512MiB\"), found {}",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+fn read_scenario(ctx: &Context, stem: &str, doc: &Table) -> Result<Scenario, ScenarioError> {
+    let mut top = Fields::new(ctx, "", doc);
+    let name = str_field(&mut top, "name")?.unwrap_or(stem).to_string();
+    let description = str_field(&mut top, "description")?
+        .unwrap_or("")
+        .to_string();
+    let seed = u64_field(&mut top, "seed")?.unwrap_or(1);
+
+    let empty = Table::default();
+    let guest_v = top.get("guest");
+    let guest_t = match guest_v {
+        Some(v) => want_table(&top, "guest", v)?,
+        None => {
+            return Err(ctx.invalid(
+                Origin::Default,
+                "guest",
+                "missing: a scenario needs [guest] with at least `memory`",
+            ))
+        }
+    };
+    let guest = read_guest(ctx, guest_t, guest_v.map_or(Origin::Default, |v| v.origin))?;
+
+    let host_t = match top.get("host") {
+        Some(v) => want_table(&top, "host", v)?,
+        None => &empty,
+    };
+    let host = read_host(ctx, host_t)?;
+    let link_t = match top.get("link") {
+        Some(v) => want_table(&top, "link", v)?,
+        None => &empty,
+    };
+    let link = read_link(ctx, link_t)?;
+
+    let mut migration = MigrationConfig::default();
+    if let Some(v) = top.get("migration") {
+        let t = want_table(&top, "migration", v)?;
+        read_migration(ctx, t, &mut migration.params)?;
+    }
+    if let Some(v) = top.get("autoconv") {
+        let t = want_table(&top, "autoconv", v)?;
+        migration.autoconv = read_autoconv(ctx, t)?;
+    }
+
+    let mut regions = Vec::new();
+    if let Some(v) = top.get("region") {
+        let Kind::Array(items) = &v.kind else {
+            return Err(top.invalid(v, "region", "expected [[region]] tables"));
+        };
+        let mut next_offset = 0;
+        for (i, item) in items.iter().enumerate() {
+            let Kind::Table(t) = &item.kind else {
+                return Err(top.invalid(item, "region", "expected [[region]] tables"));
+            };
+            let r = read_region(ctx, i, t, item.origin, &mut next_offset)?;
+            regions.push(r);
+        }
+    }
+    top.finish(TOP_KEYS)?;
+
+    let scenario = Scenario {
+        name,
+        description,
+        seed,
+        guest,
+        regions,
+        host,
+        link,
+        migration,
+    };
+    check_scenario(ctx, doc, &scenario)?;
+    let mut scenario = scenario;
+    scenario.regions.sort_by_key(|r| r.offset_bytes);
+    Ok(scenario)
+}
+
+fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, ScenarioError> {
+    let mut f = Fields::new(ctx, "guest", t);
+    let memory_bytes = size_field(&mut f, "memory")?
+        .ok_or_else(|| ctx.invalid(origin, "guest.memory", "missing: the guest's RAM size"))?;
+    let vcpus = u64_field(&mut f, "vcpus")?.unwrap_or(1);
+    let page = size_field(&mut f, "page_size")?.unwrap_or(PAGE_SIZE_BYTES);
+    let model = match str_field(&mut f, "model")? {
+        None | Some("aggregate") => ModelKind::Aggregate,
+        Some("page-exact") => ModelKind::PageExact,
+        Some(other) => {
+            let v = t.get("model").expect("read above");
+            return Err(f.invalid(
+                v,
+                "model",
+                format!("expected \"aggregate\" or \"page-exact\", found {other:?}"),
+            ));
+        }
+    };
+    let device_state_bytes = size_field(&mut f, "device_state")?.unwrap_or(64 << 10);
+    let at = |key: &str| t.get(key).map_or(origin, |v| v.origin);
+    if page != PAGE_SIZE_BYTES {
+        return Err(ctx.invalid(
+            at("page_size"),
+            "guest.page_size",
+            "only 4096-byte pages (x86's TARGET_PAGE_SIZE) are modelled",
+        ));
+    }
+    if memory_bytes == 0 || memory_bytes % PAGE_SIZE_BYTES != 0 {
+        return Err(ctx.invalid(
+            at("memory"),
+            "guest.memory",
+            format!("must be a positive multiple of 4 KiB, found {memory_bytes} bytes"),
+        ));
+    }
+    if !(1..=4096).contains(&vcpus) {
+        return Err(ctx.invalid(
+            at("vcpus"),
+            "guest.vcpus",
+            format!("expected 1 to 4096 vCPUs, found {vcpus}"),
+        ));
+    }
+    if model == ModelKind::PageExact && memory_bytes > PAGE_EXACT_MAX_BYTES {
+        return Err(ctx.invalid(
+            at("model"),
+            "guest.model",
+            format!(
+                "the page-exact model serves guests up to {}; this one has {} (use \"aggregate\")",
+                format_bytes(PAGE_EXACT_MAX_BYTES),
+                format_bytes(memory_bytes)
+            ),
+        ));
+    }
+    f.finish(GUEST_KEYS)?;
+    Ok(GuestSpec {
+        memory_bytes,
+        vcpus: vcpus as u32,
+        model,
+        device_state_bytes,
+    })
+}
+
+fn read_host(ctx: &Context, t: &Table) -> Result<HostSpec, ScenarioError> {
+    let mut f = Fields::new(ctx, "host", t);
+    let big = 1e9;
+    let host = HostSpec {
+        dirty_fault_us: f64_field(&mut f, "dirty_fault_us", 0.0, big)?.unwrap_or(3.0),
+        dirty_sync_us_per_gib: f64_field(&mut f, "dirty_sync_us_per_gib", 0.0, big)?
+            .unwrap_or(2000.0),
+        timer_slack_us: f64_field(&mut f, "timer_slack_us", 0.0, 1e6)?.unwrap_or(0.0),
+    };
+    f.finish(HOST_KEYS)?;
+    Ok(host)
+}
+
+fn read_link(ctx: &Context, t: &Table) -> Result<LinkSpec, ScenarioError> {
+    let mut f = Fields::new(ctx, "link", t);
+    let bandwidth_bytes_s = match f.get("bandwidth") {
+        None => 1_250_000_000, // 10 Gbit/s
+        Some(v) => {
+            let bytes = match &v.kind {
+                Kind::Int(n) if *n > 0 => Ok(*n as u64),
+                Kind::Str(s) => parse_rate_bytes_s(s).map_err(|e| e.to_string()),
+                _ => Err("expected bytes/s or a rate such as \"10Gbit/s\"".to_string()),
+            }
+            .map_err(|m| f.invalid(v, "bandwidth", m))?;
+            if bytes == 0 {
+                return Err(f.invalid(v, "bandwidth", "must be above 0"));
+            }
+            bytes
+        }
+    };
+    f.finish(LINK_KEYS)?;
+    Ok(LinkSpec { bandwidth_bytes_s })
+}
+
+fn param_value(v: &Value) -> ParamValue {
+    match &v.kind {
+        Kind::Int(n) => ParamValue::Int(*n),
+        Kind::Float(x) => ParamValue::Float(*x),
+        Kind::Bool(b) => ParamValue::Bool(*b),
+        Kind::Str(s) => ParamValue::Str(s.clone()),
+        _ => ParamValue::Str(String::new()),
+    }
+}
+
+fn read_migration(
+    ctx: &Context,
+    t: &Table,
+    params: &mut MigrationParameters,
+) -> Result<(), ScenarioError> {
+    for (key, v) in &t.entries {
+        let path = format!("migration.{key}");
+        if matches!(v.kind, Kind::Array(_) | Kind::Table(_)) {
+            return Err(ctx.invalid(v.origin, &path, "expected a value"));
+        }
+        params
+            .set(key, &param_value(v))
+            .map_err(|e| ctx.invalid(v.origin, &path, e.to_string()))?;
+    }
+    params.validate().map_err(|e| {
+        let origin = t
+            .entries
+            .iter()
+            .find(|(k, _)| MigrationParameters::canonical_name(k) == Some("max-cpu-throttle"))
+            .or_else(|| {
+                t.entries.iter().find(|(k, _)| {
+                    MigrationParameters::canonical_name(k) == Some("cpu-throttle-initial")
+                })
+            })
+            .map_or(Origin::Default, |(_, v)| v.origin);
+        ctx.invalid(origin, "migration.max-cpu-throttle", e.to_string())
+    })
+}
+
+fn read_autoconv(ctx: &Context, t: &Table) -> Result<AutoconvSettings, ScenarioError> {
+    let mut f = Fields::new(ctx, "autoconv", t);
+    let mut s = AutoconvSettings::default();
+    if let Some(limit) = f64_field(&mut f, "time_limit_s", 0.001, 1e7)? {
+        s.time_limit_ms = (limit * 1000.0).round() as u64;
+    }
+    if let Some(text) = str_field(&mut f, "qemu_version")? {
+        s.qemu_version = QemuVersion::parse(text).ok_or_else(|| {
+            let v = t.get("qemu_version").expect("read above");
+            f.invalid(
+                v,
+                "qemu_version",
+                format!(
+                    "expected a QEMU release from {} to {} such as \"7.2\" or \"10.2\", found {text:?}",
+                    QemuVersion::OLDEST,
+                    QemuVersion::CURRENT
+                ),
+            )
+        })?;
+    }
+    f.finish(AUTOCONV_KEYS)?;
+    Ok(s)
+}
+
+fn read_region(
+    ctx: &Context,
+    index: usize,
+    t: &Table,
+    origin: Origin,
+    next_offset: &mut u64,
+) -> Result<RegionSpec, ScenarioError> {
+    let prefix = format!("region[{index}]");
+    let mut f = Fields::new(ctx, &prefix, t);
+    let name = str_field(&mut f, "name")?
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("region{index}"));
+    let at = |key: &str| t.get(key).map_or(origin, |v| v.origin);
+    let size_bytes = size_field(&mut f, "size")?.ok_or_else(|| {
+        ctx.invalid(
+            origin,
+            &format!("{prefix}.size"),
+            "missing: the region's size",
+        )
+    })?;
+    let offset_bytes = size_field(&mut f, "offset")?.unwrap_or(*next_offset);
+    *next_offset = offset_bytes.saturating_add(size_bytes);
+    for (key, value) in [("size", size_bytes), ("offset", offset_bytes)] {
+        if value % PAGE_SIZE_BYTES != 0 || (key == "size" && value == 0) {
+            return Err(ctx.invalid(
+                at(key),
+                &format!("{prefix}.{key}"),
+                format!(
+                    "must be a {}multiple of 4 KiB, found {value} bytes",
+                    if key == "size" { "positive " } else { "" }
+                ),
+            ));
+        }
+    }
+    let pattern_name = str_field(&mut f, "pattern")?.unwrap_or("static");
+    let rate = f64_field(&mut f, "write_rate_pages_s", 0.0, 1e15)?;
+    let vcpus = u64_field(&mut f, "vcpus")?;
+    let cpu_bound_pct = f64_field(&mut f, "cpu_bound_pct", 0.0, 100.0)?.unwrap_or(100.0);
+    let hot_size = size_field(&mut f, "hot_size")?;
+    let hot_writes_pct = f64_field(&mut f, "hot_writes_pct", 0.0, 100.0)?;
+    let pattern = match pattern_name {
+        "sequential" => Pattern::Sequential,
+        "random" => Pattern::Random,
+        "static" => Pattern::Static,
+        "hotcold" => {
+            let hot_bytes = hot_size.ok_or_else(|| {
+                ctx.invalid(
+                    origin,
+                    &format!("{prefix}.hot_size"),
+                    "missing: hotcold needs hot_size",
+                )
+            })?;
+            if hot_bytes == 0 || hot_bytes >= size_bytes || hot_bytes % PAGE_SIZE_BYTES != 0 {
+                return Err(ctx.invalid(
+                    at("hot_size"),
+                    &format!("{prefix}.hot_size"),
+                    format!(
+                        "must be a multiple of 4 KiB above 0 and below the region's size ({}), found {hot_bytes} bytes",
+                        format_bytes(size_bytes)
+                    ),
+                ));
+            }
+            Pattern::Hotcold {
+                hot_bytes,
+                hot_writes_pct: hot_writes_pct.unwrap_or(90.0),
+            }
+        }
+        other => return Err(ctx.invalid(
+            at("pattern"),
+            &format!("{prefix}.pattern"),
+            format!(
+                "expected \"sequential\", \"random\", \"hotcold\" or \"static\", found {other:?}"
+            ),
+        )),
+    };
+    if !matches!(pattern, Pattern::Hotcold { .. }) {
+        for key in ["hot_size", "hot_writes_pct"] {
+            if let Some(v) = t.get(key) {
+                return Err(ctx.invalid(
+                    v.origin,
+                    &format!("{prefix}.{key}"),
+                    format!("only a hotcold region has {key}"),
+                ));
+            }
+        }
+    }
+    let write_rate_pages_s = match (&pattern, rate) {
+        (Pattern::Static, Some(r)) if r > 0.0 => {
+            return Err(ctx.invalid(
+                at("write_rate_pages_s"),
+                &format!("{prefix}.write_rate_pages_s"),
+                "a static region is not written; give it a pattern to write it",
+            ))
+        }
+        (Pattern::Static, _) => 0.0,
+        (_, Some(r)) => r,
+        (_, None) => {
+            return Err(ctx.invalid(
+                origin,
+                &format!("{prefix}.write_rate_pages_s"),
+                "missing: how many page writes per second the region gets",
+            ))
+        }
+    };
+    let vcpus = vcpus.unwrap_or(u64::from(
+        !matches!(pattern, Pattern::Static) && cpu_bound_pct > 0.0,
+    ));
+    if cpu_bound_pct > 0.0 && write_rate_pages_s > 0.0 && vcpus == 0 {
+        return Err(ctx.invalid(
+            at("vcpus"),
+            &format!("{prefix}.vcpus"),
+            "CPU-bound writes need at least one vCPU (or set cpu_bound_pct = 0 for DMA)",
+        ));
+    }
+    let mut phases = Vec::new();
+    if let Some(v) = f.get("phases") {
+        let Kind::Array(items) = &v.kind else {
+            return Err(f.invalid(v, "phases", "expected an array of { start_s, rate_pct }"));
+        };
+        let mut last = -1.0;
+        for (k, item) in items.iter().enumerate() {
+            let Kind::Table(pt) = &item.kind else {
+                return Err(f.invalid(
+                    item,
+                    "phases",
+                    "expected { start_s = ..., rate_pct = ... }",
+                ));
+            };
+            let mut pf = Fields::new(ctx, &format!("{prefix}.phases[{k}]"), pt);
+            let start_s = f64_field(&mut pf, "start_s", 0.0, 1e9)?.ok_or_else(|| {
+                ctx.invalid(
+                    item.origin,
+                    &format!("{prefix}.phases[{k}].start_s"),
+                    "missing",
+                )
+            })?;
+            let rate_pct = f64_field(&mut pf, "rate_pct", 0.0, 1e6)?.ok_or_else(|| {
+                ctx.invalid(
+                    item.origin,
+                    &format!("{prefix}.phases[{k}].rate_pct"),
+                    "missing",
+                )
+            })?;
+            pf.finish(PHASE_KEYS)?;
+            if start_s <= last {
+                return Err(ctx.invalid(
+                    item.origin,
+                    &format!("{prefix}.phases[{k}].start_s"),
+                    "phases must be in increasing start_s order",
+                ));
+            }
+            last = start_s;
+            phases.push(PhaseSpec { start_s, rate_pct });
+        }
+    }
+    f.finish(REGION_KEYS)?;
+    Ok(RegionSpec {
+        name,
+        offset_bytes,
+        size_bytes,
+        pattern,
+        write_rate_pages_s,
+        vcpus: vcpus as u32,
+        cpu_bound_pct,
+        phases,
+    })
+}
+
+/// Rules across the whole scenario; errors point at the region that breaks them.
+fn check_scenario(ctx: &Context, doc: &Table, s: &Scenario) -> Result<(), ScenarioError> {
+    let region_origin = |i: usize, key: &str| -> Origin {
+        let Some(Value {
+            kind: Kind::Array(items),
+            ..
+        }) = doc.get("region")
+        else {
+            return Origin::Default;
+        };
+        match items.get(i).map(|v| (&v.kind, v.origin)) {
+            Some((Kind::Table(t), origin)) => t.get(key).map_or(origin, |v| v.origin),
+            _ => Origin::Default,
+        }
+    };
+    let mem = s.guest.memory_bytes;
+    for (i, r) in s.regions.iter().enumerate() {
+        if r.offset_bytes.saturating_add(r.size_bytes) > mem {
+            return Err(ctx.invalid(
+                region_origin(i, "size"),
+                &format!("region[{i}].size"),
+                format!(
+                    "region `{}` (offset {}, size {}) does not fit in the guest's memory of {}",
+                    r.name,
+                    format_bytes(r.offset_bytes),
+                    format_bytes(r.size_bytes),
+                    format_bytes(mem)
+                ),
+            ));
+        }
+        for (j, other) in s.regions.iter().enumerate().take(i) {
+            let overlap = r.offset_bytes < other.offset_bytes + other.size_bytes
+                && other.offset_bytes < r.offset_bytes + r.size_bytes;
+            if overlap {
+                return Err(ctx.invalid(
+                    region_origin(i, "offset"),
+                    &format!("region[{i}].offset"),
+                    format!("region `{}` overlaps region `{}`", r.name, other.name),
+                ));
+            }
+            if r.name == other.name {
+                return Err(ctx.invalid(
+                    region_origin(i, "name"),
+                    &format!("region[{i}].name"),
+                    format!("region name `{}` is used twice (also region[{j}])", r.name),
+                ));
+            }
+        }
+        if let Pattern::Sequential = r.pattern {
+            if u64::from(r.vcpus.max(1)) > r.size_bytes / PAGE_SIZE_BYTES {
+                return Err(ctx.invalid(
+                    region_origin(i, "vcpus"),
+                    &format!("region[{i}].vcpus"),
+                    "more vCPUs than pages to sweep",
+                ));
+            }
+        }
+    }
+    let used: u64 = s.regions.iter().map(|r| u64::from(r.vcpus)).sum();
+    if used > u64::from(s.guest.vcpus) {
+        return Err(ctx.invalid(
+            Origin::Default,
+            "region.vcpus",
+            format!(
+                "the regions' workloads need {used} vCPUs but the guest has {} (guest.vcpus)",
+                s.guest.vcpus
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// Load `path` and apply `sets`.
+    pub fn load(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
+        ScenarioSource::load(path)?.build(sets)
+    }
+
+    /// Guest pages.
+    pub fn total_pages(&self) -> u64 {
+        self.guest.memory_bytes / PAGE_SIZE_BYTES
+    }
+
+    /// The memory layout and writers the RAM models run.
+    pub fn layout(&self) -> Layout {
+        let page = PAGE_SIZE_BYTES;
+        let mut regions = Vec::new();
+        let mut writers = Vec::new();
+        let mut cursor = 0;
+        let zero_gap = |regions: &mut Vec<ModelRegion>, from: u64, to: u64| {
+            if to > from {
+                regions.push(ModelRegion {
+                    start_pfn: from,
+                    pages: to - from,
+                    data: false,
+                });
+            }
+        };
+        for r in &self.regions {
+            let start = r.offset_bytes / page;
+            let pages = r.size_bytes / page;
+            zero_gap(&mut regions, cursor, start);
+            cursor = start + pages;
+            let cpu_share = r.cpu_bound_pct / 100.0;
+            let phases: Vec<Phase> = r
+                .phases
+                .iter()
+                .map(|p| Phase {
+                    start_s: p.start_s,
+                    rate_scale: p.rate_pct / 100.0,
+                })
+                .collect();
+            let writer = |name: String, access, targets, slices: f64, vcpus| Writer {
+                name,
+                access,
+                targets,
+                cpu_rate_pages_s: r.write_rate_pages_s * cpu_share / slices,
+                dma_rate_pages_s: r.write_rate_pages_s * (1.0 - cpu_share) / slices,
+                vcpus,
+                phases: phases.clone(),
+            };
+            match &r.pattern {
+                Pattern::Static => regions.push(ModelRegion {
+                    start_pfn: start,
+                    pages,
+                    data: true,
+                }),
+                Pattern::Sequential => {
+                    let slices = u64::from(r.vcpus.max(1));
+                    let per = pages / slices;
+                    for k in 0..slices {
+                        let len = if k + 1 == slices {
+                            pages - per * k
+                        } else {
+                            per
+                        };
+                        let idx = regions.len();
+                        regions.push(ModelRegion {
+                            start_pfn: start + per * k,
+                            pages: len,
+                            data: true,
+                        });
+                        let name = if slices > 1 {
+                            format!("{}[{k}]", r.name)
+                        } else {
+                            r.name.clone()
+                        };
+                        let vcpus = u32::from(r.vcpus > 0);
+                        writers.push(writer(
+                            name,
+                            Access::Sequential,
+                            vec![Target {
+                                region: idx,
+                                share: 1.0,
+                            }],
+                            slices as f64,
+                            vcpus,
+                        ));
+                    }
+                }
+                Pattern::Random => {
+                    let idx = regions.len();
+                    regions.push(ModelRegion {
+                        start_pfn: start,
+                        pages,
+                        data: true,
+                    });
+                    writers.push(writer(
+                        r.name.clone(),
+                        Access::Random,
+                        vec![Target {
+                            region: idx,
+                            share: 1.0,
+                        }],
+                        1.0,
+                        r.vcpus,
+                    ));
+                }
+                Pattern::Hotcold {
+                    hot_bytes,
+                    hot_writes_pct,
+                } => {
+                    let hot = hot_bytes / page;
+                    let idx = regions.len();
+                    regions.push(ModelRegion {
+                        start_pfn: start,
+                        pages: hot,
+                        data: true,
+                    });
+                    regions.push(ModelRegion {
+                        start_pfn: start + hot,
+                        pages: pages - hot,
+                        data: true,
+                    });
+                    let h = hot_writes_pct / 100.0;
+                    let mut targets = vec![Target {
+                        region: idx,
+                        share: h,
+                    }];
+                    if h < 1.0 {
+                        targets.push(Target {
+                            region: idx + 1,
+                            share: 1.0 - h,
+                        });
+                    }
+                    if h == 0.0 {
+                        targets.remove(0);
+                    }
+                    writers.push(writer(
+                        r.name.clone(),
+                        Access::Random,
+                        targets,
+                        1.0,
+                        r.vcpus,
+                    ));
+                }
+            }
+        }
+        zero_gap(&mut regions, cursor, self.total_pages());
+        Layout {
+            page_size_bytes: page,
+            regions,
+            writers,
+            vcpus: self.guest.vcpus,
+            fault_ns: self.host.dirty_fault_us * 1e3,
+        }
+    }
+
+    /// Every setting as (name, value) for summaries: QEMU's parameters under their names, then
+    /// the scenario's own keys.
+    pub fn settings(&self) -> serde_json::Value {
+        let params: serde_json::Map<String, serde_json::Value> = self
+            .migration
+            .params
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| {
+                let value = v
+                    .parse::<u64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or(serde_json::Value::from(v));
+                (k.to_string(), value)
+            })
+            .collect();
+        serde_json::json!({
+            "migration": params,
+            "autoconv": {
+                "time_limit_s": self.migration.autoconv.time_limit_ms as f64 / 1000.0,
+                "qemu_version": self.migration.autoconv.qemu_version.to_string(),
+            },
+            "guest": self.guest,
+            "regions": self.regions,
+            "host": self.host,
+            "link": self.link,
+        })
+    }
+}

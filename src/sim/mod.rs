@@ -1,0 +1,69 @@
+//! The deterministic simulator: a scenario's guest, a virtual clock and a simulated link,
+//! migrated by the one core in [`crate::migration`].
+//!
+//! Results depend only on the scenario, its parameters and the seed: time is virtual, every
+//! random draw comes from a seeded ChaCha stream per subsystem, and transcendental functions
+//! come from a pure-Rust libm, so the same inputs give byte-identical outputs on any machine.
+
+pub mod aggregate;
+pub mod clock;
+pub mod exact;
+pub mod guest;
+pub mod link;
+pub mod model;
+pub mod rng;
+pub mod segments;
+
+use crate::migration::{migrate, CancelToken, MigrationOutcome, Recorder};
+use crate::scenario::{ModelKind, Scenario};
+use aggregate::AggregateModel;
+use clock::{SimClock, VirtualTime};
+use exact::ExactModel;
+use guest::{HostCosts, SimGuest};
+use link::SimLink;
+use model::RamModel;
+
+/// Simulate one migration of `scenario` with `seed`, reporting samples and events to
+/// `recorder`.
+pub fn simulate<R: Recorder + ?Sized>(
+    scenario: &Scenario,
+    seed: u64,
+    recorder: &mut R,
+) -> MigrationOutcome {
+    let layout = scenario.layout();
+    match scenario.guest.model {
+        ModelKind::Aggregate => run(scenario, AggregateModel::new(layout, seed), recorder),
+        ModelKind::PageExact => run(scenario, ExactModel::new(layout, seed), recorder),
+    }
+}
+
+fn run<M: RamModel, R: Recorder + ?Sized>(
+    scenario: &Scenario,
+    model: M,
+    recorder: &mut R,
+) -> MigrationOutcome {
+    let time = VirtualTime::default();
+    let mut clock = SimClock::new(time.clone(), (scenario.host.timer_slack_us * 1e3) as u64);
+    let mut link = SimLink::new(time.clone(), scenario.link.bandwidth_bytes_s);
+    let layout_boundaries = scenario.layout().phase_boundaries_ns();
+    let mut guest = SimGuest::new(
+        model,
+        time,
+        scenario.guest.vcpus,
+        crate::scenario::PAGE_SIZE_BYTES,
+        scenario.guest.memory_bytes,
+        layout_boundaries,
+        HostCosts {
+            sync_ns_per_gib: scenario.host.dirty_sync_us_per_gib * 1e3,
+            device_state_bytes: scenario.guest.device_state_bytes,
+        },
+    );
+    migrate(
+        &scenario.migration,
+        &mut clock,
+        &mut guest,
+        &mut link,
+        recorder,
+        &CancelToken::new(),
+    )
+}

@@ -1,0 +1,292 @@
+//! Part of the migration bitmap kept as counts: a region is cut into segments, each holding how
+//! many of its pages are dirty, spread evenly within it. Exact for what the simulator writes
+//! (whole intervals for sequential sweeps, even spreads for uniform writes); memory grows with
+//! the number of distinct segments, never with the number of pages.
+
+/// `[start, next start)` of a region, `dirty` of its pages set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seg {
+    start: u64,
+    dirty: u64,
+}
+
+/// A region's pages `[0, len)` as segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegList {
+    segs: Vec<Seg>,
+    len: u64,
+    dirty: u64,
+}
+
+impl SegList {
+    /// All clean.
+    pub fn new(len: u64) -> Self {
+        Self {
+            segs: vec![Seg { start: 0, dirty: 0 }],
+            len,
+            dirty: 0,
+        }
+    }
+
+    /// Pages dirty.
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// Pages covered.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty region.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Segments kept (for memory accounting and tests).
+    pub fn segments(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// Every page dirty.
+    pub fn fill(&mut self) {
+        self.segs.clear();
+        self.segs.push(Seg {
+            start: 0,
+            dirty: self.len,
+        });
+        self.dirty = self.len;
+    }
+
+    fn end(&self, i: usize) -> u64 {
+        self.segs.get(i + 1).map_or(self.len, |s| s.start)
+    }
+
+    /// Make a segment start at `p` (0 < p < len) and return its index; `len` gives the count.
+    /// A split shares the dirty pages in proportion to length, rounded to nearest.
+    fn split_at(&mut self, p: u64) -> usize {
+        if p >= self.len {
+            return self.segs.len();
+        }
+        let i = self.segs.partition_point(|s| s.start <= p) - 1;
+        let (s, e, c) = (self.segs[i].start, self.end(i), self.segs[i].dirty);
+        if s == p {
+            return i;
+        }
+        let (left_len, right_len) = (p - s, e - p);
+        let total = u128::from(e - s);
+        let mut left = ((u128::from(c) * u128::from(left_len) + total / 2) / total) as u64;
+        left = left.min(left_len).max(c.saturating_sub(right_len));
+        self.segs[i].dirty = left;
+        self.segs.insert(
+            i + 1,
+            Seg {
+                start: p,
+                dirty: c - left,
+            },
+        );
+        i + 1
+    }
+
+    /// Mark `[a, b)` wholly dirty; returns the pages that were clean there.
+    pub fn set_range(&mut self, a: u64, b: u64) -> u64 {
+        let b = b.min(self.len);
+        if a >= b {
+            return 0;
+        }
+        let i = self.split_at(a);
+        let j = self.split_at(b);
+        let mut newly = 0;
+        for k in i..j {
+            newly += (self.end(k) - self.segs[k].start) - self.segs[k].dirty;
+        }
+        self.segs.drain(i + 1..j);
+        self.segs[i].dirty = b - a;
+        self.dirty += newly;
+        self.merge_around(i);
+        newly
+    }
+
+    /// Dirty `new` more pages, spread over the clean pages evenly (largest remainder).
+    pub fn spread(&mut self, new: u64) {
+        let clean = self.len - self.dirty;
+        if new == 0 || clean == 0 {
+            return;
+        }
+        if new >= clean {
+            self.fill();
+            return;
+        }
+        let mut given = 0;
+        let mut remainders: Vec<(u64, usize)> = Vec::with_capacity(self.segs.len());
+        for k in 0..self.segs.len() {
+            let seg_clean = self.end(k) - self.segs[k].start - self.segs[k].dirty;
+            let exact = u128::from(new) * u128::from(seg_clean);
+            let share = (exact / u128::from(clean)) as u64;
+            let rem = (exact % u128::from(clean)) as u64;
+            self.segs[k].dirty += share;
+            given += share;
+            if share < seg_clean {
+                remainders.push((rem, k));
+            }
+        }
+        // Hand out what rounding kept back, biggest remainders first, earliest on ties.
+        remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, k) in remainders.iter().take((new - given) as usize) {
+            self.segs[k].dirty += 1;
+        }
+        self.dirty += new;
+        self.normalize();
+    }
+
+    /// Take up to `max` dirty pages in address order from `from`. Returns the pages taken and
+    /// the position just after the last one (or `len` if the rest of the region is clean).
+    pub fn take(&mut self, from: u64, max: u64) -> (u64, u64) {
+        if from >= self.len || max == 0 {
+            return (0, from.min(self.len));
+        }
+        let mut k = self.split_at(from);
+        let mut need = max;
+        let mut taken = 0;
+        let mut pos = self.len;
+        while k < self.segs.len() && need > 0 {
+            let (s, e, c) = (self.segs[k].start, self.end(k), self.segs[k].dirty);
+            if c <= need {
+                self.segs[k].dirty = 0;
+                need -= c;
+                taken += c;
+                k += 1;
+                continue;
+            }
+            // Partial: the need-th dirty page of an even spread sits about need/c of the way.
+            let len = e - s;
+            let advance =
+                ((u128::from(need) * u128::from(len) + u128::from(c) / 2) / u128::from(c)) as u64;
+            let advance = advance.clamp(need, len - (c - need));
+            self.segs[k].dirty = 0;
+            if advance < len {
+                self.segs.insert(
+                    k + 1,
+                    Seg {
+                        start: s + advance,
+                        dirty: c - need,
+                    },
+                );
+            }
+            taken += need;
+            pos = s + advance;
+            need = 0;
+        }
+        if need > 0 {
+            pos = self.len;
+        }
+        self.dirty -= taken;
+        self.normalize();
+        (taken, pos)
+    }
+
+    fn same_density(&self, a: usize, b: usize) -> bool {
+        let la = u128::from(self.end(a) - self.segs[a].start);
+        let lb = u128::from(self.end(b) - self.segs[b].start);
+        u128::from(self.segs[a].dirty) * lb == u128::from(self.segs[b].dirty) * la
+    }
+
+    fn merge_around(&mut self, i: usize) {
+        if i + 1 < self.segs.len() && self.same_density(i, i + 1) {
+            self.segs[i].dirty += self.segs[i + 1].dirty;
+            self.segs.remove(i + 1);
+        }
+        if i > 0 && self.same_density(i - 1, i) {
+            self.segs[i - 1].dirty += self.segs[i].dirty;
+            self.segs.remove(i);
+        }
+    }
+
+    /// Merge neighbours of equal density (keeps the list short).
+    fn normalize(&mut self) {
+        let mut k = 0;
+        while k + 1 < self.segs.len() {
+            if self.same_density(k, k + 1) {
+                self.segs[k].dirty += self.segs[k + 1].dirty;
+                self.segs.remove(k + 1);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn check(&self) {
+        assert_eq!(self.segs[0].start, 0);
+        let mut sum = 0;
+        for k in 0..self.segs.len() {
+            let len = self.end(k) - self.segs[k].start;
+            assert!(len > 0, "empty segment {k}: {self:?}");
+            assert!(self.segs[k].dirty <= len, "{self:?}");
+            sum += self.segs[k].dirty;
+        }
+        assert_eq!(sum, self.dirty);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_take_all_in_one_pass() {
+        let mut s = SegList::new(1000);
+        s.fill();
+        assert_eq!(s.take(0, 300), (300, 300));
+        assert_eq!(s.take(300, 10_000), (700, 1000));
+        assert_eq!(s.dirty(), 0);
+        s.check();
+        assert_eq!(s.segments(), 1);
+    }
+
+    #[test]
+    fn set_range_counts_only_clean_pages() {
+        let mut s = SegList::new(100);
+        assert_eq!(s.set_range(10, 30), 20);
+        assert_eq!(s.set_range(20, 40), 10);
+        assert_eq!(s.dirty(), 30);
+        s.check();
+        // Taking from 0 skips the clean head and stops after 15 pages at 25.
+        assert_eq!(s.take(0, 15), (15, 25));
+        assert_eq!(s.dirty(), 15);
+        s.check();
+    }
+
+    #[test]
+    fn spread_is_even_and_exact_in_total() {
+        let mut s = SegList::new(1000);
+        s.set_range(0, 500);
+        s.spread(250); // the clean half becomes half dirty
+        assert_eq!(s.dirty(), 750);
+        s.check();
+        // Taking through the first half yields 500, then 250 from the second.
+        assert_eq!(s.take(0, 500), (500, 500));
+        let (taken, pos) = s.take(500, 125);
+        assert_eq!(taken, 125);
+        assert_eq!(pos, 750);
+        s.check();
+    }
+
+    #[test]
+    fn segments_stay_few_under_many_operations() {
+        let mut s = SegList::new(1 << 28); // a 1 TiB region of 4 KiB pages
+        s.fill();
+        let mut pos = 0;
+        for round in 0..1000u64 {
+            let (_, p) = s.take(pos, 1 << 16);
+            pos = if p >= s.len() { 0 } else { p };
+            if round % 10 == 0 {
+                s.spread(1 << 12);
+                let a = (round * 7919) % s.len();
+                s.set_range(a, a + 1000);
+            }
+            s.check();
+        }
+        assert!(s.segments() < 250, "{}", s.segments());
+    }
+}
