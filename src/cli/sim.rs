@@ -101,7 +101,7 @@ fn print_summary(
 ) {
     let p = &scenario.migration.params;
     println!(
-        "{} (seed {seed}): auto-converge {}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}/s, downtime-limit {} ms",
+        "{} (seed {seed}): auto-converge {}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}, downtime-limit {} ms",
         scenario.name,
         if p.auto_converge { "on" } else { "off" },
         p.cpu_throttle_initial,
@@ -109,7 +109,7 @@ fn print_summary(
         if p.max_bandwidth == 0 {
             "unlimited".to_string()
         } else {
-            format_bytes(p.max_bandwidth)
+            format!("{}/s", format_bytes(p.max_bandwidth))
         },
         p.downtime_limit,
     );
@@ -122,10 +122,10 @@ fn print_summary(
             format_bytes(o.transferred_bytes)
         ),
         status => println!(
-            "  {} after {:.1} s: {} ({} dirty syncs, {} transferred)",
+            "  {} after {:.1} s: {}; {} dirty syncs, {} transferred",
             status.as_str().to_uppercase(),
             o.elapsed_ms as f64 / 1000.0,
-            o.reason.as_deref().unwrap_or(""),
+            o.reason.as_deref().unwrap_or("no reason given"),
             o.dirty_sync_count,
             format_bytes(o.transferred_bytes)
         ),

@@ -69,7 +69,12 @@ impl DirtyBitmap {
         let bit = 1u64 << (pfn % 64);
         let newly = *w & bit == 0;
         *w |= bit;
-        self.count += u64::from(newly);
+        // Not `count += u64::from(newly)`: rustc 1.95.0 at opt-level >= 2 drops that update
+        // when this is inlined into `or_log`'s bit loop (reproduced outside the project; the
+        // test `or_log_counts_only_newly_set_pages` fails in release with it).
+        if newly {
+            self.count += 1;
+        }
         newly
     }
 

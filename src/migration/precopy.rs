@@ -298,6 +298,13 @@ where
         self.num_dirty_pages_period += newly;
         let end_ms = self.now_ms();
         let last_ms = self.time_last_bitmap_sync_ms.unwrap_or(end_ms);
+        let event = Event::DirtySync {
+            t_ms: self.elapsed_ms(),
+            dirty_sync_count: self.dirty_sync_count,
+            newly_dirty_pages: newly,
+            reason,
+        };
+        self.recorder.event(&event);
         if end_ms > last_ms + SYNC_PERIOD_MS {
             let figures = PeriodFigures {
                 bytes_dirty_period: self.num_dirty_pages_period * self.page,
@@ -315,20 +322,17 @@ where
             self.bytes_xfer_prev = self.transferred_bytes;
         }
         self.dirty_bytes_last_sync = self.guest.dirty_pages() * self.page;
-        let event = Event::DirtySync {
-            t_ms: self.elapsed_ms(),
-            dirty_sync_count: self.dirty_sync_count,
-            newly_dirty_pages: newly,
-            reason,
-        };
-        self.recorder.event(&event);
         Ok(())
     }
 
     fn set_throttle(&mut self, pct: u32) {
         self.guest.set_throttle_pct(pct);
+        // At max-cpu-throttle QEMU sets the same value again; the summary lists changes only,
+        // the events keep every set.
+        if pct != self.throttle_pct {
+            self.throttle_steps.push(pct);
+        }
         self.throttle_pct = pct;
-        self.throttle_steps.push(pct);
         let event = Event::ThrottleSet {
             t_ms: self.elapsed_ms(),
             pct,
@@ -452,14 +456,11 @@ where
             Err(Stop::NotConverged) => (
                 MigrationStatus::NotConverged,
                 Some(format!(
-                    "did not converge within the time limit of {} ms (autoconv's limit; QEMU would keep trying)",
-                    self.cfg.autoconv.time_limit_ms
+                    "stopped at autoconv's time limit of {} s without converging (QEMU would keep trying)",
+                    self.cfg.autoconv.time_limit_ms as f64 / 1000.0
                 )),
             ),
         };
-        if status == MigrationStatus::Cancelled {
-            self.status = MigrationStatus::Cancelling;
-        }
         if self.throttle_pct != 0 {
             self.guest.set_throttle_pct(0);
             self.throttle_pct = 0;
@@ -526,4 +527,362 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core against a small scripted backend: a page-exact bitmap whose guest dirties a
+    //! fixed number of pages per ms of unthrottled time, a link of fixed speed, and a clock
+    //! that only moves when asked. Checks the exit paths QEMU guarantees.
+
+    use super::*;
+    use crate::migration::bitmap::DirtyBitmap;
+    use crate::migration::env::{BackendError, PageCost, PageRef};
+    use crate::migration::report::Timeline;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    struct TestClock(Rc<Cell<u64>>);
+    impl Clock for TestClock {
+        fn now_ns(&self) -> u64 {
+            self.0.get()
+        }
+        fn sleep_until(&mut self, deadline_ns: u64) {
+            self.0.set(self.0.get().max(deadline_ns));
+        }
+    }
+
+    /// Dirties `per_ms` sequential pages per unthrottled ms.
+    struct TestGuest {
+        now: Rc<Cell<u64>>,
+        last_ns: u64,
+        bitmap: DirtyBitmap,
+        log: DirtyBitmap,
+        next_write: u64,
+        per_ms: f64,
+        carry: f64,
+        throttle: u32,
+        throttle_calls: Vec<u32>,
+        stopped: bool,
+        starts: u32,
+        fail_stop: bool,
+    }
+
+    impl TestGuest {
+        fn new(now: Rc<Cell<u64>>, pages: u64, per_ms: f64) -> Self {
+            Self {
+                now,
+                last_ns: 0,
+                bitmap: DirtyBitmap::new(pages),
+                log: DirtyBitmap::new(pages),
+                next_write: 0,
+                per_ms,
+                carry: 0.0,
+                throttle: 0,
+                throttle_calls: Vec::new(),
+                stopped: false,
+                starts: 0,
+                fail_stop: false,
+            }
+        }
+        fn catch_up(&mut self) {
+            let now = self.now.get();
+            if !self.stopped {
+                let ms = (now - self.last_ns) as f64 / 1e6;
+                let share = 1.0 - f64::from(self.throttle) / 100.0;
+                self.carry += ms * self.per_ms * share;
+                while self.carry >= 1.0 {
+                    self.log.set(self.next_write % self.log.pages());
+                    self.next_write += 1;
+                    self.carry -= 1.0;
+                }
+            }
+            self.last_ns = now;
+        }
+    }
+
+    impl Guest for TestGuest {
+        fn page_size_bytes(&self) -> u64 {
+            4096
+        }
+        fn ram_bytes(&self) -> u64 {
+            self.bitmap.pages() * 4096
+        }
+        fn start_dirty_tracking(&mut self) -> Result<(), BackendError> {
+            self.bitmap.set_all();
+            Ok(())
+        }
+        fn sync_dirty_bitmap(&mut self) -> Result<u64, BackendError> {
+            self.catch_up();
+            let mut newly = 0;
+            while let Some(p) = self.log.take_next() {
+                newly += u64::from(self.bitmap.set(p));
+            }
+            Ok(newly)
+        }
+        fn dirty_pages(&self) -> u64 {
+            self.bitmap.count()
+        }
+        fn take_dirty_pages(
+            &mut self,
+            max_bytes: u64,
+            cost: PageCost,
+            batch: &mut PageBatch,
+        ) -> Result<(), BackendError> {
+            self.catch_up();
+            let mut spent = 0;
+            while spent < max_bytes {
+                let Some(gfn) = self.bitmap.take_next() else {
+                    break;
+                };
+                batch.pages.push(PageRef { gfn, zero: false });
+                batch.normal_pages += 1;
+                spent += cost.normal_page_bytes;
+            }
+            Ok(())
+        }
+        fn stop_dirty_tracking(&mut self) {}
+        fn set_throttle_pct(&mut self, pct: u32) {
+            self.catch_up();
+            self.throttle = pct;
+            self.throttle_calls.push(pct);
+        }
+        fn vm_stop(&mut self) -> Result<(), BackendError> {
+            self.catch_up();
+            if self.fail_stop {
+                return Err("vCPU 0 did not stop".into());
+            }
+            self.stopped = true;
+            Ok(())
+        }
+        fn vm_start(&mut self) -> Result<(), BackendError> {
+            self.catch_up();
+            self.stopped = false;
+            self.starts += 1;
+            Ok(())
+        }
+        fn save_device_state(&mut self, out: &mut Vec<u8>) -> Result<(), BackendError> {
+            out.extend_from_slice(&[0; 100]);
+            Ok(())
+        }
+        fn observe(&mut self) -> GuestObservation {
+            GuestObservation {
+                vcpus: 1,
+                ..GuestObservation::default()
+            }
+        }
+    }
+
+    /// `bytes_per_ms` of wire; can be told to fail after some bytes or at completion.
+    struct TestLink {
+        now: Rc<Cell<u64>>,
+        bytes_per_ms: u64,
+        sent: u64,
+        fail_after_bytes: Option<u64>,
+        aborted: Option<String>,
+    }
+
+    impl TestLink {
+        fn send(&mut self, bytes: u64) -> Result<u64, BackendError> {
+            self.sent += bytes;
+            if self.fail_after_bytes.is_some_and(|limit| self.sent > limit) {
+                return Err("connection reset by peer".into());
+            }
+            self.now
+                .set(self.now.get() + bytes * 1_000_000 / self.bytes_per_ms);
+            Ok(bytes)
+        }
+    }
+
+    impl Link for TestLink {
+        fn send_pages(&mut self, batch: &PageBatch) -> Result<u64, BackendError> {
+            self.send(batch.normal_pages * 4104)
+        }
+        fn send_end_of_iteration(&mut self) -> Result<u64, BackendError> {
+            self.send(8)
+        }
+        fn send_device_state(&mut self, state: &[u8]) -> Result<u64, BackendError> {
+            self.send(state.len() as u64)
+        }
+        fn page_cost(&self) -> PageCost {
+            PageCost::QEMU_4K
+        }
+        fn batch_bytes_hint(&self) -> u64 {
+            256 * 4104
+        }
+        fn complete(&mut self) -> Result<u64, BackendError> {
+            Ok(0)
+        }
+        fn abort(&mut self, reason: &str) {
+            self.aborted = Some(reason.to_string());
+        }
+    }
+
+    fn setup(per_ms: f64) -> (TestClock, TestGuest, TestLink, MigrationConfig) {
+        let now = Rc::new(Cell::new(0));
+        let clock = TestClock(now.clone());
+        let guest = TestGuest::new(now.clone(), 16_384, per_ms);
+        let link = TestLink {
+            now,
+            bytes_per_ms: 1_000_000,
+            sent: 0,
+            fail_after_bytes: None,
+            aborted: None,
+        };
+        let mut cfg = MigrationConfig::default();
+        cfg.params.auto_converge = true;
+        cfg.params.max_bandwidth = 32 << 20;
+        (clock, guest, link, cfg)
+    }
+
+    #[test]
+    fn completes_and_unthrottles() {
+        // 8 pages/ms dirtied against ~780 pages/s sent: needs throttling to converge.
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let mut timeline = Timeline::default();
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut timeline,
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::Completed, "{o:?}");
+        assert!(!o.throttle_steps.is_empty());
+        assert_eq!(
+            guest.throttle_calls.last(),
+            Some(&0),
+            "throttle removed at the end"
+        );
+        assert!(guest.stopped, "a completed source stays stopped");
+        assert_eq!(guest.starts, 0);
+        assert!(o.downtime_ms.is_some() && o.total_time_ms == Some(o.elapsed_ms));
+        // Samples every ~100 ms, from setup to the end.
+        assert_eq!(
+            timeline.samples.first().map(|s| s.status),
+            Some(MigrationStatus::Setup)
+        );
+        assert_eq!(
+            timeline.samples.last().map(|s| s.status),
+            Some(MigrationStatus::Completed)
+        );
+        for w in timeline.samples.windows(2) {
+            assert!(w[1].t_ms >= w[0].t_ms);
+        }
+    }
+
+    #[test]
+    fn not_converged_at_time_limit_unthrottles_and_reports_no_time() {
+        let (mut clock, mut guest, mut link, mut cfg) = setup(40.0);
+        cfg.params.max_cpu_throttle = 30;
+        cfg.autoconv.time_limit_ms = 30_000;
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut (),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::NotConverged);
+        assert_eq!(o.total_time_ms, None);
+        assert_eq!(o.downtime_ms, None);
+        assert!(
+            o.elapsed_ms >= 30_000 && o.elapsed_ms < 31_000,
+            "{}",
+            o.elapsed_ms
+        );
+        assert_eq!(o.max_throttle_pct, 30);
+        assert_eq!(guest.throttle_calls.last(), Some(&0));
+        assert!(!guest.stopped);
+        assert!(link.aborted.is_some());
+    }
+
+    #[test]
+    fn link_failure_fails_unthrottles_and_keeps_source_running() {
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        link.fail_after_bytes = Some(200 << 20);
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut (),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::Failed);
+        assert_eq!(o.reason.as_deref(), Some("connection reset by peer"));
+        assert_eq!(guest.throttle_calls.last(), Some(&0));
+        assert!(!guest.stopped);
+    }
+
+    #[test]
+    fn failure_during_stop_and_copy_resumes_the_source() {
+        let (mut clock, mut guest, mut link, mut cfg) = setup(0.5);
+        cfg.params.max_bandwidth = 0;
+        // Let the final send fail: the guest is stopped by then and must be started again.
+        let total = 16_384 * 4104;
+        link.fail_after_bytes = Some(total + 4104 * 8);
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut (),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::Failed, "{o:?}");
+        assert_eq!(guest.starts, 1, "the source must be resumed");
+        assert!(!guest.stopped);
+    }
+
+    #[test]
+    fn vm_stop_failure_fails_cleanly() {
+        let (mut clock, mut guest, mut link, cfg) = setup(0.5);
+        guest.fail_stop = true;
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut (),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::Failed);
+        assert_eq!(o.reason.as_deref(), Some("vCPU 0 did not stop"));
+    }
+
+    #[test]
+    fn cancel_is_honoured() {
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let o = migrate(&cfg, &mut clock, &mut guest, &mut link, &mut (), &cancel);
+        assert_eq!(o.status, MigrationStatus::Cancelled);
+        assert!(!guest.stopped);
+        assert_eq!(link.aborted.as_deref(), Some("migration cancelled"));
+    }
+
+    #[test]
+    fn rate_limit_holds_each_window_to_its_budget() {
+        let (mut clock, mut guest, mut link, cfg) = setup(0.0);
+        let mut timeline = Timeline::default();
+        migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut timeline,
+            &CancelToken::new(),
+        );
+        let budget = cfg.params.max_bandwidth / 10;
+        for w in timeline.samples.windows(2) {
+            if w[1].status == MigrationStatus::Active && w[0].status == MigrationStatus::Active {
+                let sent = w[1].transferred_bytes - w[0].transferred_bytes;
+                // QEMU checks the budget before each page: at most one page (plus EOS) over.
+                assert!(sent <= budget + 4104 + 8, "window sent {sent} > {budget}");
+            }
+        }
+    }
 }

@@ -182,7 +182,8 @@ pub struct MigrationOutcome {
     pub zero_pages: u64,
     /// `dirty-sync-count` at the end.
     pub dirty_sync_count: u64,
-    /// Every percentage auto-converge set, in order.
+    /// Every percentage the throttle took, in order (a repeated set at the maximum is listed
+    /// once; events keep every set).
     pub throttle_steps: Vec<u32>,
     /// Highest percentage set (0 if never throttled).
     pub max_throttle_pct: u32,

@@ -318,6 +318,15 @@ pub fn parse_override(arg: &str, index: usize) -> Result<Override, ScenarioError
                 "`{name}` is not a key path (e.g. guest.memory)"
             )));
         }
+        // A bare name that is not one of the scenario's top-level values is taken for a QEMU
+        // parameter, so a misspelt one gets QEMU's "is unexpected" and a suggestion.
+        if parts.len() == 1 && !TOP_LEVEL_VALUES.contains(&name) {
+            return Ok(Override {
+                arg: arg.to_string(),
+                path: vec!["migration".into(), name.to_string()],
+                value: typed_value(text, index),
+            });
+        }
         if parts.len() == 2 && parts[0] == "migration" {
             let canonical = MigrationParameters::canonical_name(&parts[1]).unwrap_or(&parts[1]);
             vec!["migration".into(), canonical.to_string()]
@@ -325,7 +334,18 @@ pub fn parse_override(arg: &str, index: usize) -> Result<Override, ScenarioError
             parts
         }
     };
-    let origin = Origin::Set(index);
+    Ok(Override {
+        arg: arg.to_string(),
+        path,
+        value: typed_value(text, index),
+    })
+}
+
+/// Scalars at the top of a scenario file, which `--set` may name without a table.
+const TOP_LEVEL_VALUES: &[&str] = &["name", "description", "seed"];
+
+/// A `--set` value typed as TOML would type it ("30" an integer, "on" a string).
+fn typed_value(text: &str, index: usize) -> Value {
     let kind = match DeValue::parse(text.trim()) {
         Ok(v) => match v.get_ref() {
             DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
@@ -343,15 +363,11 @@ pub fn parse_override(arg: &str, index: usize) -> Result<Override, ScenarioError
         },
         Err(_) => Kind::Str(text.trim().to_string()),
     };
-    Ok(Override {
-        arg: arg.to_string(),
-        path,
-        value: Value {
-            kind,
-            origin,
-            raw: Some(text.trim().to_string()),
-        },
-    })
+    Value {
+        kind,
+        origin: Origin::Set(index),
+        raw: Some(text.trim().to_string()),
+    }
 }
 
 /// Apply overrides to a document, creating tables as needed. Keys that do not exist in the
@@ -439,12 +455,11 @@ pub fn apply_overrides(doc: &mut Table, overrides: &[Override]) -> Result<(), Sc
     Ok(())
 }
 
-/// Reads one table's fields, remembering which were used so unknown keys can be reported.
+/// Reads one table's fields.
 pub struct Fields<'t> {
     ctx: &'t Context,
     path: String,
     table: &'t Table,
-    used: Vec<bool>,
 }
 
 impl<'t> Fields<'t> {
@@ -453,7 +468,6 @@ impl<'t> Fields<'t> {
         Self {
             ctx,
             path: path.to_string(),
-            used: vec![false; table.entries.len()],
             table,
         }
     }
@@ -468,11 +482,9 @@ impl<'t> Fields<'t> {
         self.ctx
     }
 
-    /// Take `key` if present.
-    pub fn get(&mut self, key: &str) -> Option<&'t Value> {
-        let i = self.table.entries.iter().position(|(k, _)| k == key)?;
-        self.used[i] = true;
-        Some(&self.table.entries[i].1)
+    /// The value at `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&'t Value> {
+        self.table.get(key)
     }
 
     /// An error about `key` at `value`.
@@ -480,20 +492,20 @@ impl<'t> Fields<'t> {
         self.ctx.invalid(value.origin, &self.key_path(key), message)
     }
 
-    /// Every key present but not read: an error naming the first, with a suggestion from `known`.
-    pub fn finish(self, known: &[&str]) -> Result<(), ScenarioError> {
-        for (i, (key, value)) in self.table.entries.iter().enumerate() {
-            if !self.used[i] {
+    /// Refuse any key not in `known`, naming the first with a suggestion. Called before
+    /// anything is read, so a misspelt key is reported as such rather than as a missing one.
+    pub fn only(self, known: &[&str]) -> Result<Self, ScenarioError> {
+        for (key, value) in &self.table.entries {
+            if !known.contains(&key.as_str()) {
                 let hint = suggest(key, known).replace('\'', "`");
-                let known_list = known.join(", ");
                 return Err(self.ctx.invalid(
                     value.origin,
                     &join(&self.path, key),
-                    format!("unknown key{hint}; known keys here: {known_list}"),
+                    format!("unknown key{hint}; known keys here: {}", known.join(", ")),
                 ));
             }
         }
-        Ok(())
+        Ok(self)
     }
 }
 

@@ -227,7 +227,7 @@ fn want_table<'t>(f: &Fields<'t>, key: &str, v: &'t Value) -> Result<&'t Table, 
     }
 }
 
-fn u64_field(f: &mut Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
+fn u64_field(f: &Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
     let Some(v) = f.get(key) else { return Ok(None) };
     match v.kind {
         Kind::Int(n) if n >= 0 => Ok(Some(n as u64)),
@@ -240,7 +240,7 @@ fn u64_field(f: &mut Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
     }
 }
 
-fn f64_field(f: &mut Fields, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ScenarioError> {
+fn f64_field(f: &Fields, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ScenarioError> {
     let Some(v) = f.get(key) else { return Ok(None) };
     let x = match v.kind {
         Kind::Int(n) => n as f64,
@@ -264,7 +264,7 @@ fn f64_field(f: &mut Fields, key: &str, lo: f64, hi: f64) -> Result<Option<f64>,
     Ok(Some(x))
 }
 
-fn str_field<'t>(f: &mut Fields<'t>, key: &str) -> Result<Option<&'t str>, ScenarioError> {
+fn str_field<'t>(f: &Fields<'t>, key: &str) -> Result<Option<&'t str>, ScenarioError> {
     let Some(v) = f.get(key) else { return Ok(None) };
     match (&v.kind, &v.raw) {
         (Kind::Str(s), _) => Ok(Some(s)),
@@ -277,7 +277,7 @@ fn str_field<'t>(f: &mut Fields<'t>, key: &str) -> Result<Option<&'t str>, Scena
     }
 }
 
-fn size_field(f: &mut Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
+fn size_field(f: &Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
     let Some(v) = f.get(key) else { return Ok(None) };
     match &v.kind {
         Kind::Int(n) if *n >= 0 => Ok(Some(*n as u64)),
@@ -296,12 +296,10 @@ fn size_field(f: &mut Fields, key: &str) -> Result<Option<u64>, ScenarioError> {
 }
 
 fn read_scenario(ctx: &Context, stem: &str, doc: &Table) -> Result<Scenario, ScenarioError> {
-    let mut top = Fields::new(ctx, "", doc);
-    let name = str_field(&mut top, "name")?.unwrap_or(stem).to_string();
-    let description = str_field(&mut top, "description")?
-        .unwrap_or("")
-        .to_string();
-    let seed = u64_field(&mut top, "seed")?.unwrap_or(1);
+    let top = Fields::new(ctx, "", doc).only(TOP_KEYS)?;
+    let name = str_field(&top, "name")?.unwrap_or(stem).to_string();
+    let description = str_field(&top, "description")?.unwrap_or("").to_string();
+    let seed = u64_field(&top, "seed")?.unwrap_or(1);
 
     let empty = Table::default();
     let guest_v = top.get("guest");
@@ -352,7 +350,6 @@ fn read_scenario(ctx: &Context, stem: &str, doc: &Table) -> Result<Scenario, Sce
             regions.push(r);
         }
     }
-    top.finish(TOP_KEYS)?;
 
     let scenario = Scenario {
         name,
@@ -371,12 +368,12 @@ fn read_scenario(ctx: &Context, stem: &str, doc: &Table) -> Result<Scenario, Sce
 }
 
 fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, ScenarioError> {
-    let mut f = Fields::new(ctx, "guest", t);
-    let memory_bytes = size_field(&mut f, "memory")?
+    let f = Fields::new(ctx, "guest", t).only(GUEST_KEYS)?;
+    let memory_bytes = size_field(&f, "memory")?
         .ok_or_else(|| ctx.invalid(origin, "guest.memory", "missing: the guest's RAM size"))?;
-    let vcpus = u64_field(&mut f, "vcpus")?.unwrap_or(1);
-    let page = size_field(&mut f, "page_size")?.unwrap_or(PAGE_SIZE_BYTES);
-    let model = match str_field(&mut f, "model")? {
+    let vcpus = u64_field(&f, "vcpus")?.unwrap_or(1);
+    let page = size_field(&f, "page_size")?.unwrap_or(PAGE_SIZE_BYTES);
+    let model = match str_field(&f, "model")? {
         None | Some("aggregate") => ModelKind::Aggregate,
         Some("page-exact") => ModelKind::PageExact,
         Some(other) => {
@@ -388,7 +385,7 @@ fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, Sce
             ));
         }
     };
-    let device_state_bytes = size_field(&mut f, "device_state")?.unwrap_or(64 << 10);
+    let device_state_bytes = size_field(&f, "device_state")?.unwrap_or(64 << 10);
     let at = |key: &str| t.get(key).map_or(origin, |v| v.origin);
     if page != PAGE_SIZE_BYTES {
         return Err(ctx.invalid(
@@ -422,7 +419,6 @@ fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, Sce
             ),
         ));
     }
-    f.finish(GUEST_KEYS)?;
     Ok(GuestSpec {
         memory_bytes,
         vcpus: vcpus as u32,
@@ -432,20 +428,18 @@ fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, Sce
 }
 
 fn read_host(ctx: &Context, t: &Table) -> Result<HostSpec, ScenarioError> {
-    let mut f = Fields::new(ctx, "host", t);
+    let f = Fields::new(ctx, "host", t).only(HOST_KEYS)?;
     let big = 1e9;
     let host = HostSpec {
-        dirty_fault_us: f64_field(&mut f, "dirty_fault_us", 0.0, big)?.unwrap_or(3.0),
-        dirty_sync_us_per_gib: f64_field(&mut f, "dirty_sync_us_per_gib", 0.0, big)?
-            .unwrap_or(2000.0),
-        timer_slack_us: f64_field(&mut f, "timer_slack_us", 0.0, 1e6)?.unwrap_or(0.0),
+        dirty_fault_us: f64_field(&f, "dirty_fault_us", 0.0, big)?.unwrap_or(3.0),
+        dirty_sync_us_per_gib: f64_field(&f, "dirty_sync_us_per_gib", 0.0, big)?.unwrap_or(2000.0),
+        timer_slack_us: f64_field(&f, "timer_slack_us", 0.0, 1e6)?.unwrap_or(0.0),
     };
-    f.finish(HOST_KEYS)?;
     Ok(host)
 }
 
 fn read_link(ctx: &Context, t: &Table) -> Result<LinkSpec, ScenarioError> {
-    let mut f = Fields::new(ctx, "link", t);
+    let f = Fields::new(ctx, "link", t).only(LINK_KEYS)?;
     let bandwidth_bytes_s = match f.get("bandwidth") {
         None => 1_250_000_000, // 10 Gbit/s
         Some(v) => {
@@ -461,7 +455,6 @@ fn read_link(ctx: &Context, t: &Table) -> Result<LinkSpec, ScenarioError> {
             bytes
         }
     };
-    f.finish(LINK_KEYS)?;
     Ok(LinkSpec { bandwidth_bytes_s })
 }
 
@@ -505,12 +498,12 @@ fn read_migration(
 }
 
 fn read_autoconv(ctx: &Context, t: &Table) -> Result<AutoconvSettings, ScenarioError> {
-    let mut f = Fields::new(ctx, "autoconv", t);
+    let f = Fields::new(ctx, "autoconv", t).only(AUTOCONV_KEYS)?;
     let mut s = AutoconvSettings::default();
-    if let Some(limit) = f64_field(&mut f, "time_limit_s", 0.001, 1e7)? {
+    if let Some(limit) = f64_field(&f, "time_limit_s", 0.001, 1e7)? {
         s.time_limit_ms = (limit * 1000.0).round() as u64;
     }
-    if let Some(text) = str_field(&mut f, "qemu_version")? {
+    if let Some(text) = str_field(&f, "qemu_version")? {
         s.qemu_version = QemuVersion::parse(text).ok_or_else(|| {
             let v = t.get("qemu_version").expect("read above");
             f.invalid(
@@ -524,7 +517,6 @@ fn read_autoconv(ctx: &Context, t: &Table) -> Result<AutoconvSettings, ScenarioE
             )
         })?;
     }
-    f.finish(AUTOCONV_KEYS)?;
     Ok(s)
 }
 
@@ -536,19 +528,19 @@ fn read_region(
     next_offset: &mut u64,
 ) -> Result<RegionSpec, ScenarioError> {
     let prefix = format!("region[{index}]");
-    let mut f = Fields::new(ctx, &prefix, t);
-    let name = str_field(&mut f, "name")?
+    let f = Fields::new(ctx, &prefix, t).only(REGION_KEYS)?;
+    let name = str_field(&f, "name")?
         .map(str::to_string)
         .unwrap_or_else(|| format!("region{index}"));
     let at = |key: &str| t.get(key).map_or(origin, |v| v.origin);
-    let size_bytes = size_field(&mut f, "size")?.ok_or_else(|| {
+    let size_bytes = size_field(&f, "size")?.ok_or_else(|| {
         ctx.invalid(
             origin,
             &format!("{prefix}.size"),
             "missing: the region's size",
         )
     })?;
-    let offset_bytes = size_field(&mut f, "offset")?.unwrap_or(*next_offset);
+    let offset_bytes = size_field(&f, "offset")?.unwrap_or(*next_offset);
     *next_offset = offset_bytes.saturating_add(size_bytes);
     for (key, value) in [("size", size_bytes), ("offset", offset_bytes)] {
         if value % PAGE_SIZE_BYTES != 0 || (key == "size" && value == 0) {
@@ -562,12 +554,12 @@ fn read_region(
             ));
         }
     }
-    let pattern_name = str_field(&mut f, "pattern")?.unwrap_or("static");
-    let rate = f64_field(&mut f, "write_rate_pages_s", 0.0, 1e15)?;
-    let vcpus = u64_field(&mut f, "vcpus")?;
-    let cpu_bound_pct = f64_field(&mut f, "cpu_bound_pct", 0.0, 100.0)?.unwrap_or(100.0);
-    let hot_size = size_field(&mut f, "hot_size")?;
-    let hot_writes_pct = f64_field(&mut f, "hot_writes_pct", 0.0, 100.0)?;
+    let pattern_name = str_field(&f, "pattern")?.unwrap_or("static");
+    let rate = f64_field(&f, "write_rate_pages_s", 0.0, 1e15)?;
+    let vcpus = u64_field(&f, "vcpus")?;
+    let cpu_bound_pct = f64_field(&f, "cpu_bound_pct", 0.0, 100.0)?.unwrap_or(100.0);
+    let hot_size = size_field(&f, "hot_size")?;
+    let hot_writes_pct = f64_field(&f, "hot_writes_pct", 0.0, 100.0)?;
     let pattern = match pattern_name {
         "sequential" => Pattern::Sequential,
         "random" => Pattern::Random,
@@ -595,13 +587,15 @@ fn read_region(
                 hot_writes_pct: hot_writes_pct.unwrap_or(90.0),
             }
         }
-        other => return Err(ctx.invalid(
-            at("pattern"),
-            &format!("{prefix}.pattern"),
-            format!(
+        other => {
+            return Err(ctx.invalid(
+                at("pattern"),
+                &format!("{prefix}.pattern"),
+                format!(
                 "expected \"sequential\", \"random\", \"hotcold\" or \"static\", found {other:?}"
             ),
-        )),
+            ))
+        }
     };
     if !matches!(pattern, Pattern::Hotcold { .. }) {
         for key in ["hot_size", "hot_writes_pct"] {
@@ -656,22 +650,21 @@ fn read_region(
                     "expected { start_s = ..., rate_pct = ... }",
                 ));
             };
-            let mut pf = Fields::new(ctx, &format!("{prefix}.phases[{k}]"), pt);
-            let start_s = f64_field(&mut pf, "start_s", 0.0, 1e9)?.ok_or_else(|| {
+            let pf = Fields::new(ctx, &format!("{prefix}.phases[{k}]"), pt).only(PHASE_KEYS)?;
+            let start_s = f64_field(&pf, "start_s", 0.0, 1e9)?.ok_or_else(|| {
                 ctx.invalid(
                     item.origin,
                     &format!("{prefix}.phases[{k}].start_s"),
                     "missing",
                 )
             })?;
-            let rate_pct = f64_field(&mut pf, "rate_pct", 0.0, 1e6)?.ok_or_else(|| {
+            let rate_pct = f64_field(&pf, "rate_pct", 0.0, 1e6)?.ok_or_else(|| {
                 ctx.invalid(
                     item.origin,
                     &format!("{prefix}.phases[{k}].rate_pct"),
                     "missing",
                 )
             })?;
-            pf.finish(PHASE_KEYS)?;
             if start_s <= last {
                 return Err(ctx.invalid(
                     item.origin,
@@ -683,7 +676,6 @@ fn read_region(
             phases.push(PhaseSpec { start_s, rate_pct });
         }
     }
-    f.finish(REGION_KEYS)?;
     Ok(RegionSpec {
         name,
         offset_bytes,

@@ -61,9 +61,9 @@ impl<M: RamModel> SimGuest<M> {
         }
     }
 
-    /// The RAM model (for inspection in tests and benchmarks).
-    pub fn model(&self) -> &M {
-        &self.model
+    /// The RAM model, after the run.
+    pub fn into_model(self) -> M {
+        self.model
     }
 
     /// Let the guest run up to the current virtual time.

@@ -32,16 +32,22 @@ pub fn simulate<R: Recorder + ?Sized>(
 ) -> MigrationOutcome {
     let layout = scenario.layout();
     match scenario.guest.model {
-        ModelKind::Aggregate => run(scenario, AggregateModel::new(layout, seed), recorder),
-        ModelKind::PageExact => run(scenario, ExactModel::new(layout, seed), recorder),
+        ModelKind::Aggregate => {
+            simulate_with_model(scenario, AggregateModel::new(layout, seed), recorder).0
+        }
+        ModelKind::PageExact => {
+            simulate_with_model(scenario, ExactModel::new(layout, seed), recorder).0
+        }
     }
 }
 
-fn run<M: RamModel, R: Recorder + ?Sized>(
+/// Like [`simulate`] with a model the caller built; the model comes back after the run so its
+/// state (e.g. how many segments it holds) can be inspected.
+pub fn simulate_with_model<M: RamModel, R: Recorder + ?Sized>(
     scenario: &Scenario,
     model: M,
     recorder: &mut R,
-) -> MigrationOutcome {
+) -> (MigrationOutcome, M) {
     let time = VirtualTime::default();
     let mut clock = SimClock::new(time.clone(), (scenario.host.timer_slack_us * 1e3) as u64);
     let mut link = SimLink::new(time.clone(), scenario.link.bandwidth_bytes_s);
@@ -58,12 +64,13 @@ fn run<M: RamModel, R: Recorder + ?Sized>(
             device_state_bytes: scenario.guest.device_state_bytes,
         },
     );
-    migrate(
+    let outcome = migrate(
         &scenario.migration,
         &mut clock,
         &mut guest,
         &mut link,
         recorder,
         &CancelToken::new(),
-    )
+    );
+    (outcome, guest.into_model())
 }

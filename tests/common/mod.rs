@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use autoconv::migration::{Event, MigrationOutcome, SyncReason, Timeline};
+use autoconv::scenario::{Scenario, ScenarioSource};
+
+/// Build a scenario from TOML text (plus `--set`s).
+pub fn scenario(toml: &str, sets: &[&str]) -> Scenario {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    ScenarioSource::parse("test.toml", "test", toml)
+        .and_then(|s| s.build(&sets))
+        .unwrap_or_else(|e| panic!("bad test scenario: {e}"))
+}
+
+/// Load a shipped scenario.
+pub fn shipped(name: &str, sets: &[&str]) -> Scenario {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Scenario::load(&path, &sets).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Simulate with the scenario's seed, keeping the timeline.
+pub fn run(s: &Scenario) -> (MigrationOutcome, Timeline) {
+    run_seed(s, s.seed)
+}
+
+/// Simulate with `seed`.
+pub fn run_seed(s: &Scenario, seed: u64) -> (MigrationOutcome, Timeline) {
+    let mut t = Timeline::default();
+    let o = autoconv::sim::simulate(s, seed, &mut t);
+    (o, t)
+}
+
+/// (t_ms, newly dirty) of each sync, with its reason.
+pub fn syncs(t: &Timeline) -> Vec<(u64, u64, SyncReason)> {
+    t.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DirtySync {
+                t_ms,
+                newly_dirty_pages,
+                reason,
+                ..
+            } => Some((*t_ms, *newly_dirty_pages, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every throttle set, in order, with its time.
+pub fn throttle_sets(t: &Timeline) -> Vec<(u64, u32)> {
+    t.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ThrottleSet { t_ms, pct } => Some((*t_ms, *pct)),
+            _ => None,
+        })
+        .collect()
+}
