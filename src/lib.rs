@@ -4,6 +4,7 @@
 //! * `sim`: the seeded synthetic guest, virtual clock and simulated link.
 //! * `scenario`: scenario files and `--set` overrides.
 //! * `report`: timeseries.csv / summary.json.
+//! * `sweep`: policy grids run in parallel, ranked; shards and merges.
 
 #![deny(missing_docs)]
 
@@ -12,4 +13,5 @@ pub mod migration;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 pub mod units;

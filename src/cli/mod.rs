@@ -2,6 +2,7 @@
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
 mod sim;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ pub struct Cli {
 enum Command {
     Sim(sim::SimArgs),
     Params(sim::ParamsArgs),
+    Sweep(sweep::SweepArgs),
+    Merge(sweep::MergeArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -42,5 +45,7 @@ pub fn main() -> anyhow::Result<u8> {
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Params(args) => sim::params(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Merge(args) => sweep::merge(args),
     }
 }

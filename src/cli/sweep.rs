@@ -1,0 +1,321 @@
+//! `autoconv sweep` and `autoconv merge`.
+
+use super::exit;
+use crate::report::{replace_dir, staging_dir};
+use crate::scenario::ScenarioSource;
+use crate::sweep::rank::{format_ranking, write_combos};
+use crate::sweep::{
+    merge_tables, summarize, Axis, Metric, Plan, RunsTable, Seeds, Shard, SweepSpec,
+};
+use anyhow::Context;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Run a scenario over a grid of parameter values, in parallel, and rank the policies.
+///
+/// Every combination of the --grid axes runs once per seed. Any migration parameter (QEMU's
+/// name) or scenario value (by path, as for `sim --set`) can be an axis; every value is checked
+/// before anything runs, so an out-of-range value is refused with QEMU's wording.
+///
+/// Writes DIR/runs.csv (one row per run: scenario, --sets, grid values, seed, status,
+/// total_time_ms, downtime_ms, transferred_bytes, dirty_sync_count, max_throttle_pct,
+/// throttle_steps, guest_cpu_lost_s, ...), DIR/combos.csv (per grid point: mean, min, max and
+/// sd of each figure over the seeds that converged) and DIR/sweep.json, then prints the best
+/// grid points by --objective. Runs that did not converge are listed as such, never as a time.
+/// Rows are in grid order (first axis slowest, then seeds) whatever the thread count.
+///
+/// Examples:
+///   autoconv sweep scenarios/heavy.toml --grid cpu-throttle-initial=10:90:10 --grid cpu-throttle-increment=5:50:5
+///   autoconv sweep scenarios/hotcold.toml --grid cpu-throttle-initial=10:60:10 --seeds 5 --objective guest_cpu_lost
+///   autoconv sweep scenarios/heavy.toml --grid max-bandwidth=256MiB/s:2GiB/s:256MiB/s --grid auto-converge=on,off
+///   autoconv sweep scenarios/big.toml --grid cpu-throttle-initial=1:99:1 --grid cpu-throttle-increment=1:99:1 --shard 2/4 --out results/big-2
+///   autoconv plot results/sweep-heavy          # heatmap of the objective over the two axes
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct SweepArgs {
+    /// Scenario file (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub scenario: PathBuf,
+    /// A grid axis: NAME=START:END:STEP (END included when a step lands on it; sizes and rates
+    /// may carry units: guest.memory=16GiB:64GiB:16GiB) or NAME=V1,V2,... (auto-converge=on,off).
+    /// NAME is a QEMU parameter (cpu-throttle-initial) or a scenario path
+    /// (region.heap.write_rate_pages_s). Repeatable; the first axis varies slowest.
+    #[arg(long = "grid", value_name = "NAME=START:END:STEP")]
+    pub grid: Vec<String>,
+    /// Seeds per grid point: N (seeds 1 to N) or A..B (A to B, both included)
+    /// [default: the scenario's seed].
+    #[arg(long, value_name = "N|A..B")]
+    pub seeds: Option<String>,
+    /// Applied to every run before the grid values, as for `autoconv sim`. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Output directory [default: results/sweep-<scenario name>, or
+    /// results/sweep-<name>-shard-K-of-N with --shard].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_out")]
+    pub out: Option<PathBuf>,
+    /// Write no files; only print the ranking.
+    #[arg(long)]
+    pub no_out: bool,
+    /// What "best" means (lower is better): total_time, guest_cpu_lost, transferred, downtime
+    /// (also dirty_syncs, max_throttle).
+    #[arg(long, default_value = "total_time", value_parser = parse_metric)]
+    pub objective: Metric,
+    /// How many of the best grid points to print.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub top: usize,
+    /// Run only the K-th of N slices (every N-th run, from run K-1), e.g. one per machine;
+    /// join the slices' runs.csv with `autoconv merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Threads [default: one per core].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// Join the runs.csv of a sharded sweep into the file the unsharded sweep writes.
+///
+/// Every run must be present exactly once and the shards must come from one sweep (same grid
+/// axes, same run count); the result is byte-identical to the runs.csv of the same sweep run
+/// without --shard. Prints the ranking of the merged sweep.
+///
+/// Examples:
+///   autoconv merge results/big-1/runs.csv results/big-2/runs.csv -o results/big-runs.csv
+///   autoconv merge results/big-*/runs.csv -o big.csv --combos big-combos.csv --objective downtime
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct MergeArgs {
+    /// The shards' runs.csv files, in any order.
+    #[arg(value_name = "SHARD.csv", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Write the merged runs CSV here [default: print only the ranking].
+    #[arg(short = 'o', long = "output", value_name = "OUT.csv")]
+    pub output: Option<PathBuf>,
+    /// Also write the per-grid-point summary (as a sweep's combos.csv) here.
+    #[arg(long, value_name = "FILE.csv")]
+    pub combos: Option<PathBuf>,
+    /// What "best" means in the printed ranking.
+    #[arg(long, default_value = "total_time", value_parser = parse_metric)]
+    pub objective: Metric,
+    /// How many of the best grid points to print.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub top: usize,
+}
+
+pub(super) fn parse_metric(s: &str) -> Result<Metric, String> {
+    Metric::parse(s)
+}
+
+/// A rayon pool of `jobs` threads (0 or None: one per core).
+pub(super) fn pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(j) = jobs.filter(|&j| j > 0) {
+        b = b.num_threads(j);
+    }
+    b.build().context("cannot start worker threads")
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+pub(super) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len as u64);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} [{{elapsed}}, eta {{eta}}]");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Write `files` (name, bytes) into `dir` as a whole: built in a hidden sibling, renamed.
+pub(super) fn write_dir_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    let staging = staging_dir(dir);
+    let result = (|| -> anyhow::Result<()> {
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        for (name, bytes) in files {
+            let p = staging.join(name);
+            std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        replace_dir(&staging, dir)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// Write one file whole: a hidden temporary beside it, renamed over it.
+pub(super) fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent {
+        std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+    }
+    let tmp_name = format!(".{name}.partial-{}", std::process::id());
+    let tmp = parent.map_or_else(|| PathBuf::from(&tmp_name), |p| p.join(&tmp_name));
+    let result = std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
+    let t0 = Instant::now();
+    let axes = args
+        .grid
+        .iter()
+        .map(|g| Axis::parse(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seeds = match &args.seeds {
+        Some(s) => Seeds::parse(s)?,
+        None => Seeds::Scenario,
+    };
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let source = ScenarioSource::load(&args.scenario)?;
+    let pool = pool(args.jobs)?;
+    let spec = SweepSpec {
+        sets: args.sets.clone(),
+        axes,
+        seeds,
+        shard,
+    };
+    let plan = pool.install(|| Plan::new(source, spec))?;
+    let mine = plan.run_indices().len();
+    let seeds_text = match plan.seeds() {
+        Seeds::Scenario => "the scenario's seed".to_string(),
+        Seeds::List(v) if v.len() == 1 => format!("seed {}", v[0]),
+        Seeds::List(v) => format!("{} seeds", v.len()),
+    };
+    eprintln!(
+        "sweep {}: {} grid point{} x {} = {} run{}{} on {} thread{}",
+        plan.scenario_name(),
+        plan.combos(),
+        if plan.combos() == 1 { "" } else { "s" },
+        seeds_text,
+        plan.total_runs(),
+        if plan.total_runs() == 1 { "" } else { "s" },
+        shard.map_or(String::new(), |s| format!(" (shard {s}: {mine} of them)")),
+        pool.current_num_threads(),
+        if pool.current_num_threads() == 1 {
+            ""
+        } else {
+            "s"
+        },
+    );
+    let pb = progress(mine, "runs");
+    let table = pool.install(|| plan.run(&|| pb.inc(1)))?;
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+
+    let combos = summarize(&table);
+    if shard.is_some() {
+        println!(
+            "shard {}: ranking of this slice only (merge the shards for the whole sweep)",
+            shard.map(|s| s.to_string()).unwrap_or_default()
+        );
+    }
+    print!(
+        "{}",
+        format_ranking(&table.axes, &combos, args.objective, args.top)
+    );
+    if !args.no_out {
+        let dir = args.out.clone().unwrap_or_else(|| {
+            let mut name = format!("sweep-{}", plan.scenario_name());
+            if let Some(s) = shard {
+                name.push_str(&format!("-shard-{}-of-{}", s.k, s.n));
+            }
+            PathBuf::from("results").join(name)
+        });
+        let mut runs_csv = Vec::new();
+        table.write(&mut runs_csv)?;
+        let mut files = vec![("runs.csv", runs_csv)];
+        if shard.is_none() {
+            let mut combos_csv = Vec::new();
+            write_combos(&mut combos_csv, &table.axes, &combos)?;
+            files.push(("combos.csv", combos_csv));
+        }
+        let meta = sweep_json(&plan, &args, table.rows.len());
+        files.push(("sweep.json", meta.into_bytes()));
+        write_dir_atomically(&dir, &files)
+            .with_context(|| format!("writing results to {}", dir.display()))?;
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        println!("wrote {}/{{{}}}", dir.display(), names.join(","));
+    }
+    println!(
+        "{} runs in {:.2} s ({:.0} runs/s)",
+        table.rows.len(),
+        secs,
+        table.rows.len() as f64 / secs.max(1e-9)
+    );
+    Ok(exit::OK)
+}
+
+fn sweep_json(plan: &Plan, args: &SweepArgs, rows: usize) -> String {
+    let axes: Vec<serde_json::Value> = plan
+        .axes()
+        .iter()
+        .map(|a| serde_json::json!({"name": a.name, "grid": a.arg, "values": a.values}))
+        .collect();
+    let seeds = match plan.seeds() {
+        Seeds::Scenario => serde_json::Value::from("scenario"),
+        Seeds::List(v) => serde_json::Value::from(v.clone()),
+    };
+    let v = serde_json::json!({
+        "scenario": plan.scenario_path(),
+        "scenario_name": plan.scenario_name(),
+        "sets": args.sets,
+        "axes": axes,
+        "seeds": seeds,
+        "shard": plan.shard().map(|s| s.to_string()),
+        "grid_points": plan.combos(),
+        "runs_total": plan.total_runs(),
+        "runs_in_this_file": rows,
+        "objective": args.objective.name(),
+        "autoconv_version": env!("CARGO_PKG_VERSION"),
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
+    let parts = args
+        .shards
+        .iter()
+        .map(|p| Ok((p.display().to_string(), RunsTable::read(p)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = merge_tables(&parts)?;
+    let combos = summarize(&merged);
+    print!(
+        "{}",
+        format_ranking(&merged.axes, &combos, args.objective, args.top)
+    );
+    if let Some(out) = &args.output {
+        let mut bytes = Vec::new();
+        merged.write(&mut bytes)?;
+        write_file_atomically(out, &bytes)?;
+        println!(
+            "wrote {} ({} runs from {} files)",
+            out.display(),
+            merged.rows.len(),
+            parts.len()
+        );
+    }
+    if let Some(path) = &args.combos {
+        let mut bytes = Vec::new();
+        write_combos(&mut bytes, &merged.axes, &combos)?;
+        write_file_atomically(path, &bytes)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(exit::OK)
+}
