@@ -7,6 +7,8 @@ pub mod doc;
 use crate::migration::{
     AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, QemuVersion,
 };
+use crate::report::profile::Profile;
+use crate::sim::calibrate::{ProfileAccess, ThrottleCurve};
 use crate::sim::model::{Access, Layout, ModelRegion, Phase, Target, Writer};
 use crate::units::{format_bytes, parse_rate_bytes_s, parse_size_bytes};
 use doc::{apply_overrides, parse_document, parse_override, Fields, Kind, Origin, Table, Value};
@@ -46,6 +48,17 @@ pub enum Pattern {
     },
     /// Holds data, never written during the migration.
     Static,
+    /// Written as a measured profile says (`autoconv profile`, real or simulated): the rate at
+    /// each throttle comes from the profile, by an equivalent writer over the region's pages
+    /// (see [`crate::sim::calibrate`]).
+    Profile {
+        /// The profile CSV, as resolved (relative to the scenario file's directory).
+        profile: String,
+        /// Page choice of the equivalent writer.
+        access: ProfileAccess,
+        /// Equivalent write rate at each measured throttle level.
+        curve: ThrottleCurve,
+    },
 }
 
 /// A rate change over time.
@@ -210,6 +223,8 @@ const REGION_KEYS: &[&str] = &[
     "hot_size",
     "hot_writes_pct",
     "phases",
+    "profile",
+    "profile_access",
 ];
 const HOST_KEYS: &[&str] = &["dirty_fault_us", "dirty_sync_us_per_gib", "timer_slack_us"];
 const LINK_KEYS: &[&str] = &["bandwidth"];
@@ -564,6 +579,7 @@ fn read_region(
         "sequential" => Pattern::Sequential,
         "random" => Pattern::Random,
         "static" => Pattern::Static,
+        "profile" => read_profile_region(ctx, &f, &prefix, origin, size_bytes)?,
         "hotcold" => {
             let hot_bytes = hot_size.ok_or_else(|| {
                 ctx.invalid(
@@ -592,23 +608,55 @@ fn read_region(
                 at("pattern"),
                 &format!("{prefix}.pattern"),
                 format!(
-                "expected \"sequential\", \"random\", \"hotcold\" or \"static\", found {other:?}"
+                "expected \"sequential\", \"random\", \"hotcold\", \"profile\" or \"static\", found {other:?}"
             ),
             ))
         }
     };
-    if !matches!(pattern, Pattern::Hotcold { .. }) {
+    let hot_keys_allowed = matches!(
+        pattern,
+        Pattern::Hotcold { .. }
+            | Pattern::Profile {
+                access: ProfileAccess::Hotcold { .. },
+                ..
+            }
+    );
+    if !hot_keys_allowed {
         for key in ["hot_size", "hot_writes_pct"] {
             if let Some(v) = t.get(key) {
                 return Err(ctx.invalid(
                     v.origin,
                     &format!("{prefix}.{key}"),
-                    format!("only a hotcold region has {key}"),
+                    format!("only a hotcold region (or a profile region with profile_access = \"hotcold\") has {key}"),
+                ));
+            }
+        }
+    }
+    if !matches!(pattern, Pattern::Profile { .. }) {
+        for key in ["profile", "profile_access"] {
+            if let Some(v) = t.get(key) {
+                return Err(ctx.invalid(
+                    v.origin,
+                    &format!("{prefix}.{key}"),
+                    format!("only a region with pattern = \"profile\" has {key}"),
                 ));
             }
         }
     }
     let write_rate_pages_s = match (&pattern, rate) {
+        (Pattern::Profile { .. }, _) => {
+            // Its rates come from the profile; a hand-set rate or CPU share would be ignored.
+            for key in ["write_rate_pages_s", "cpu_bound_pct"] {
+                if let Some(v) = t.get(key) {
+                    return Err(ctx.invalid(
+                        v.origin,
+                        &format!("{prefix}.{key}"),
+                        "a profile region takes its rates from the profile; remove this key",
+                    ));
+                }
+            }
+            0.0
+        }
         (Pattern::Static, Some(r)) if r > 0.0 => {
             return Err(ctx.invalid(
                 at("write_rate_pages_s"),
@@ -627,7 +675,7 @@ fn read_region(
         }
     };
     let vcpus = vcpus.unwrap_or(u64::from(
-        !matches!(pattern, Pattern::Static) && cpu_bound_pct > 0.0,
+        !matches!(pattern, Pattern::Static | Pattern::Profile { .. }) && cpu_bound_pct > 0.0,
     ));
     if cpu_bound_pct > 0.0 && write_rate_pages_s > 0.0 && vcpus == 0 {
         return Err(ctx.invalid(
@@ -685,6 +733,76 @@ fn read_region(
         vcpus: vcpus as u32,
         cpu_bound_pct,
         phases,
+    })
+}
+
+/// `pattern = "profile"`: read the profile (relative to the scenario file's directory, or to
+/// the working directory for a `--set`) and turn it into the region's throttle curve.
+fn read_profile_region(
+    ctx: &Context,
+    f: &Fields,
+    prefix: &str,
+    origin: Origin,
+    size_bytes: u64,
+) -> Result<Pattern, ScenarioError> {
+    let Some(v) = f.get("profile") else {
+        return Err(ctx.invalid(
+            origin,
+            &format!("{prefix}.profile"),
+            "missing: a profile region needs profile = \"path/to/profile.csv\" (from `autoconv profile`)",
+        ));
+    };
+    let name = str_field(f, "profile")?.unwrap_or_default();
+    let path = match v.origin {
+        Origin::File { .. } | Origin::Default => Path::new(&ctx.path)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(name),
+        Origin::Set(_) => Path::new(name).to_path_buf(),
+    };
+    let profile = Profile::read(&path).map_err(|e| f.invalid(v, "profile", e.to_string()))?;
+    let access = match str_field(f, "profile_access")? {
+        None | Some("random") => ProfileAccess::Random,
+        Some("sequential") => ProfileAccess::Sequential,
+        Some("hotcold") => {
+            let hot_bytes = size_field(f, "hot_size")?.ok_or_else(|| {
+                ctx.invalid(
+                    origin,
+                    &format!("{prefix}.hot_size"),
+                    "missing: profile_access = \"hotcold\" needs hot_size",
+                )
+            })?;
+            if hot_bytes == 0 || hot_bytes >= size_bytes || hot_bytes % PAGE_SIZE_BYTES != 0 {
+                let v = f.get("hot_size").expect("read above");
+                return Err(f.invalid(
+                    v,
+                    "hot_size",
+                    format!(
+                        "must be a multiple of 4 KiB above 0 and below the region's size ({}), found {hot_bytes} bytes",
+                        format_bytes(size_bytes)
+                    ),
+                ));
+            }
+            ProfileAccess::Hotcold {
+                hot_pages: hot_bytes / PAGE_SIZE_BYTES,
+                hot_writes_pct: f64_field(f, "hot_writes_pct", 0.0, 100.0)?.unwrap_or(90.0),
+            }
+        }
+        Some(other) => {
+            let v = f.get("profile_access").expect("read above");
+            return Err(f.invalid(
+                v,
+                "profile_access",
+                format!("expected \"random\", \"hotcold\" or \"sequential\", found {other:?}"),
+            ));
+        }
+    };
+    let curve = ThrottleCurve::from_profile(&profile, size_bytes / PAGE_SIZE_BYTES, access)
+        .map_err(|e| f.invalid(v, "profile", e.to_string()))?;
+    Ok(Pattern::Profile {
+        profile: path.display().to_string(),
+        access,
+        curve,
     })
 }
 
@@ -808,6 +926,7 @@ impl Scenario {
                 dma_rate_pages_s: r.write_rate_pages_s * (1.0 - cpu_share) / slices,
                 vcpus,
                 phases: phases.clone(),
+                curve: None,
             };
             match &r.pattern {
                 Pattern::Static => regions.push(ModelRegion {
@@ -815,6 +934,57 @@ impl Scenario {
                     pages,
                     data: true,
                 }),
+                Pattern::Profile { access, curve, .. } => {
+                    let idx = regions.len();
+                    let (access, targets) = match *access {
+                        ProfileAccess::Hotcold {
+                            hot_pages,
+                            hot_writes_pct,
+                        } => {
+                            regions.push(ModelRegion {
+                                start_pfn: start,
+                                pages: hot_pages,
+                                data: true,
+                            });
+                            regions.push(ModelRegion {
+                                start_pfn: start + hot_pages,
+                                pages: pages - hot_pages,
+                                data: true,
+                            });
+                            let h = hot_writes_pct / 100.0;
+                            let targets = [(idx, h), (idx + 1, 1.0 - h)]
+                                .into_iter()
+                                .filter(|(_, share)| *share > 0.0)
+                                .map(|(region, share)| Target { region, share })
+                                .collect();
+                            (Access::Random, targets)
+                        }
+                        other => {
+                            regions.push(ModelRegion {
+                                start_pfn: start,
+                                pages,
+                                data: true,
+                            });
+                            let access = if other == ProfileAccess::Sequential {
+                                Access::Sequential
+                            } else {
+                                Access::Random
+                            };
+                            (
+                                access,
+                                vec![Target {
+                                    region: idx,
+                                    share: 1.0,
+                                }],
+                            )
+                        }
+                    };
+                    let mut w = writer(r.name.clone(), access, targets, 1.0, 0);
+                    w.cpu_rate_pages_s = 0.0;
+                    w.dma_rate_pages_s = 0.0;
+                    w.curve = Some(curve.clone());
+                    writers.push(w);
+                }
                 Pattern::Sequential => {
                     let slices = u64::from(r.vcpus.max(1));
                     let per = pages / slices;

@@ -236,7 +236,7 @@ impl RamModel for AggregateModel {
         for w in &self.layout.writers {
             let scale = w.rate_scale_at(step.t_s);
             let cpu_rate = w.cpu_rate_pages_s * scale;
-            let dma = w.dma_rate_pages_s * scale * step.wall_ns / 1e9;
+            let dma = w.dma_rate_at(step.throttle_pct) * scale * step.wall_ns / 1e9;
             let x = if cpu_rate > 0.0 && w.vcpus > 0 {
                 let budget = step.cpu_ns_per_vcpu * f64::from(w.vcpus);
                 let write_ns = f64::from(w.vcpus) * 1e9 / cpu_rate;

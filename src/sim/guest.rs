@@ -87,6 +87,7 @@ impl<M: RamModel> SimGuest<M> {
                     cpu_ns_per_vcpu: wall.saturating_sub(slept) as f64,
                     t_s: from as f64 / 1e9,
                     logging: self.logging,
+                    throttle_pct: self.throttle.pct(),
                 });
             }
             self.accounted_ns = to;

@@ -6,11 +6,13 @@
 //! come from a pure-Rust libm, so the same inputs give byte-identical outputs on any machine.
 
 pub mod aggregate;
+pub mod calibrate;
 pub mod clock;
 pub mod exact;
 pub mod guest;
 pub mod link;
 pub mod model;
+pub mod profile;
 pub mod rng;
 pub mod segments;
 

@@ -6,6 +6,7 @@
 //! is on, a CPU write to a page not written since the last harvest takes a write-protect fault
 //! costing `fault_ns` of vCPU time (~3 us on these machines); DMA writes never fault.
 
+use super::calibrate::ThrottleCurve;
 use crate::migration::{PageBatch, PageCost};
 
 /// A stretch of guest-physical memory with one behaviour.
@@ -63,9 +64,21 @@ pub struct Writer {
     pub vcpus: u32,
     /// Rate changes over time, sorted by start.
     pub phases: Vec<Phase>,
+    /// A calibrated writer: its wall-clock rate at each throttle percentage, from a measured
+    /// profile (see [`super::calibrate`]). Replaces `dma_rate_pages_s`; `cpu_rate_pages_s` is 0.
+    pub curve: Option<ThrottleCurve>,
 }
 
 impl Writer {
+    /// Writes/s no CPU budget limits at throttle `throttle_pct`: the DMA rate, or for a
+    /// calibrated writer the rate its profile gives at that throttle.
+    pub fn dma_rate_at(&self, throttle_pct: u32) -> f64 {
+        match &self.curve {
+            Some(c) => c.rate_at(throttle_pct),
+            None => self.dma_rate_pages_s,
+        }
+    }
+
     /// Rate multiplier in force at `t_s`.
     pub fn rate_scale_at(&self, t_s: f64) -> f64 {
         self.phases
@@ -122,6 +135,8 @@ pub struct Step {
     pub t_s: f64,
     /// Dirty logging on: CPU writes to pages not written since the last harvest fault.
     pub logging: bool,
+    /// Throttle percentage in force (0 = none), for calibrated writers.
+    pub throttle_pct: u32,
 }
 
 /// A RAM model: migration bitmap, dirty log and where writes land.
