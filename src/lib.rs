@@ -5,11 +5,13 @@
 //! * `scenario`: scenario files and `--set` overrides.
 //! * `report`: timeseries.csv / summary.json.
 //! * `sweep`: policy grids run in parallel, ranked; shards and merges.
+//! * `plot`: PNG/SVG pictures of runs, sweeps and profiles.
 
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod migration;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod sim;

@@ -1,6 +1,8 @@
 //! The command line: a thin layer over the library. Errors reach the user as one line with
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
+mod plot;
+mod profile;
 mod sim;
 mod sweep;
 
@@ -37,6 +39,8 @@ enum Command {
     Params(sim::ParamsArgs),
     Sweep(sweep::SweepArgs),
     Merge(sweep::MergeArgs),
+    Plot(plot::PlotArgs),
+    Profile(profile::ProfileArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -47,5 +51,7 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Params(args) => sim::params(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Merge(args) => sweep::merge(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Profile(args) => profile::run(args),
     }
 }

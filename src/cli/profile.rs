@@ -1,0 +1,180 @@
+//! `autoconv profile FILE.toml`: the throttle vs dirty-rate curve of a simulated guest.
+
+use super::exit;
+use super::sweep::write_file_atomically;
+use crate::report::profile::{Profile, Verdict};
+use crate::scenario::Scenario;
+use crate::sim::profile::{profile, ProfileOptions};
+use crate::units::format_bytes;
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Measure a scenario's dirty rate at each throttle level (the throttle vs dirty-rate curve).
+///
+/// Holds the vCPU throttle at each level with dirty logging on, as during a migration but with
+/// nothing sent, and measures QEMU's dirty-pages-rate: distinct pages newly dirtied per harvest
+/// period (--interval). The curve decides whether auto-converge can work: QEMU raises the
+/// throttle while the bytes dirtied in a period exceed throttle-trigger-threshold (50%) of the
+/// bytes sent, so the migration settles at the first level under that line, or never
+/// converges if even 99% stays above it.
+///
+/// The CSV (format in the README and src/report/profile.rs) is the same one
+/// `autoconv profile --kvm` writes from a real guest, and a scenario region can use it as its
+/// workload: pattern = "profile", profile = "FILE.csv".
+///
+/// Examples:
+///   autoconv profile scenarios/heavy.toml -o heavy-profile.csv
+///   autoconv profile scenarios/dma.toml --levels 0,50,90,99 --hold 10s
+///   autoconv profile scenarios/heavy.toml -o p.csv --plot p.png    # curve and threshold line
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ProfileArgs {
+    /// Scenario file (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub scenario: PathBuf,
+    /// Seed for the guest model [default: the scenario's `seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override a parameter or scenario value, as for `autoconv sim`. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Throttle levels (%), comma-separated, increasing.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,10,20,30,40,50,60,70,80,90,99"
+    )]
+    pub levels: Vec<u32>,
+    /// Time measured at each level, after settling (e.g. 5s, 1500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration_ms)]
+    pub hold: u64,
+    /// Dirty-log harvest period (QEMU computes its rate over periods of at least 1 s).
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub interval: u64,
+    /// Write the profile CSV here.
+    #[arg(short = 'o', long = "output", value_name = "OUT.csv")]
+    pub output: Option<PathBuf>,
+    /// Also draw the curve with the threshold line for the scenario's bandwidth (.png or .svg).
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
+}
+
+/// "5s", "1500ms", "2min" or a bare number of milliseconds.
+pub(super) fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix("min") {
+        (n, 60_000.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("cannot read {s:?} as a duration (e.g. 5s, 1500ms, 2min)"))?;
+    let ms = (v * scale).round();
+    if !ms.is_finite() || ms < 1.0 {
+        return Err(format!("{s:?}: a duration of at least 1 ms is needed"));
+    }
+    Ok(ms as u64)
+}
+
+/// The bandwidth a migration of `s` gets: max-bandwidth within the link (0 = the link).
+pub fn migration_bandwidth_bytes_s(s: &Scenario) -> u64 {
+    match s.migration.params.max_bandwidth {
+        0 => s.link.bandwidth_bytes_s,
+        m => m.min(s.link.bandwidth_bytes_s),
+    }
+}
+
+/// Lines explaining a verdict to a person.
+pub fn verdict_text(p: &Profile, v: &Verdict) -> String {
+    let page = p.rows[0].page_size_bytes.unwrap_or(4096) as f64;
+    let rate = |pages: f64| format!("{}/s", format_bytes((pages * page).round() as u64));
+    let mut out = format!(
+        "at {} (throttle-trigger-threshold {}%), auto-converge raises the throttle while the dirty rate exceeds {:.0} pages/s ({})\n",
+        rate(v.bandwidth_pages_s),
+        v.trigger_pct,
+        v.threshold_pages_s,
+        rate(v.threshold_pages_s)
+    );
+    match v.settles_at_pct {
+        Some(0) => out.push_str("  -> the workload is under the line unthrottled: it converges without throttling\n"),
+        Some(pct) => out.push_str(&format!(
+            "  -> first measured level under the line: {pct}% throttle ({:.0} pages/s); the throttle should stop rising there\n",
+            p.rows.iter().find(|r| r.throttle_pct == pct).map_or(0.0, |r| r.dirty_pages_s)
+        )),
+        None => {
+            let last = &p.rows[p.rows.len() - 1];
+            out.push_str(&format!(
+                "  -> even at {}% throttle the dirty rate is {:.0} pages/s, above the line: auto-converge cannot make this workload converge at this bandwidth\n",
+                last.throttle_pct, last.dirty_pages_s
+            ));
+        }
+    }
+    out
+}
+
+pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
+    if args.levels.is_empty() || args.levels.windows(2).any(|w| w[1] <= w[0]) {
+        anyhow::bail!("--levels must be increasing percentages, e.g. 0,10,20,...,90,99");
+    }
+    if let Some(bad) = args.levels.iter().find(|&&l| l > 99) {
+        anyhow::bail!("--levels: {bad} is not a throttle percentage (0 to 99)");
+    }
+    if args.levels.len() < 2 {
+        anyhow::bail!("--levels: a profile needs at least two levels");
+    }
+    let scenario = Scenario::load(&args.scenario, &args.sets)?;
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let opts = ProfileOptions {
+        levels_pct: args.levels.clone(),
+        hold_ms: args.hold,
+        interval_ms: args.interval,
+        source: format!("sim:{} seed={seed}", args.scenario.display()),
+    };
+    let p = profile(&scenario, seed, &opts);
+    println!(
+        "{} (seed {seed}): dirty rate per {} ms harvest, {} ms held at each level",
+        scenario.name, args.interval, args.hold
+    );
+    println!(
+        "  {:>8}  {:>14}  {:>12}  {:>16}  {:>10}",
+        "throttle", "dirty pages/s", "dirty rate", "guest writes/s", "guest CPU"
+    );
+    for r in &p.rows {
+        println!(
+            "  {:>7}%  {:>14.0}  {:>12}  {:>16.0}  {:>9.1}%",
+            r.throttle_pct,
+            r.dirty_pages_s,
+            format!(
+                "{}/s",
+                format_bytes((r.dirty_pages_s * 4096.0).round() as u64)
+            ),
+            r.guest_write_pages_s.unwrap_or(0.0),
+            r.guest_cpu_pct.unwrap_or(0.0)
+        );
+    }
+    let bw = migration_bandwidth_bytes_s(&scenario) as f64;
+    let trigger = scenario.migration.params.throttle_trigger_threshold;
+    let v = p.verdict(bw, trigger);
+    print!("{}", verdict_text(&p, &v));
+    if let Some(out) = &args.output {
+        let mut bytes = Vec::new();
+        p.write(&mut bytes)?;
+        write_file_atomically(out, &bytes)?;
+        println!("wrote {}", out.display());
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("{} (simulated, seed {seed})", scenario.name);
+        let bytes = crate::plot::profile_plot(&p, &title, bw, trigger, path)
+            .with_context(|| format!("plotting {}", path.display()))?;
+        write_file_atomically(path, &bytes)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(exit::OK)
+}
