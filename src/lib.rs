@@ -6,9 +6,11 @@
 //! * `report`: timeseries.csv / summary.json.
 //! * `sweep`: policy grids run in parallel, ranked; shards and merges.
 //! * `plot`: PNG/SVG pictures of runs, sweeps and profiles.
+//! * `check`: baselines re-run, regressions reported.
 
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod cli;
 pub mod migration;
 pub mod plot;

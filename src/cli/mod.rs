@@ -1,6 +1,7 @@
 //! The command line: a thin layer over the library. Errors reach the user as one line with
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
+mod check;
 mod plot;
 mod profile;
 mod sim;
@@ -41,6 +42,7 @@ enum Command {
     Merge(sweep::MergeArgs),
     Plot(plot::PlotArgs),
     Profile(profile::ProfileArgs),
+    Check(check::CheckArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -53,5 +55,6 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Merge(args) => sweep::merge(args),
         Command::Plot(args) => plot::run(args),
         Command::Profile(args) => profile::run(args),
+        Command::Check(args) => check::run(args),
     }
 }

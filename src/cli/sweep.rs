@@ -192,7 +192,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
     let plan = pool.install(|| Plan::new(source, spec))?;
     let mine = plan.run_indices().len();
     let seeds_text = match plan.seeds() {
-        Seeds::Scenario => "the scenario's seed".to_string(),
+        Seeds::Scenario => "1 seed (the scenario's)".to_string(),
         Seeds::List(v) if v.len() == 1 => format!("seed {}", v[0]),
         Seeds::List(v) => format!("{} seeds", v.len()),
     };
