@@ -2,6 +2,7 @@
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
 mod check;
+mod compare;
 mod plot;
 mod profile;
 mod sim;
@@ -43,6 +44,7 @@ enum Command {
     Plot(plot::PlotArgs),
     Profile(profile::ProfileArgs),
     Check(check::CheckArgs),
+    Compare(compare::CompareArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -56,5 +58,6 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Plot(args) => plot::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Check(args) => check::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
