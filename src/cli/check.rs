@@ -23,11 +23,14 @@ use std::path::PathBuf;
 ///
 /// Examples:
 ///   autoconv check results/baselines/*.csv
-///   autoconv check results/baselines/heavy.csv --metric total_time --metric downtime --tolerance 2
-///   autoconv check results/baselines/heavy.csv --save results/baselines/heavy.csv   # refresh after review
+///   autoconv check results/baselines/heavy.csv --metric total_time --metric downtime \
+///       --tolerance 2
+///   autoconv check results/baselines/heavy.csv --save results/baselines/heavy.csv
+///       (refresh a baseline after reviewing the change)
 ///
 /// To make a baseline:
-///   autoconv sweep scenarios/heavy.toml --grid cpu-throttle-initial=10:50:20 --out /tmp/h && cp /tmp/h/runs.csv results/baselines/heavy.csv
+///   autoconv sweep scenarios/heavy.toml --grid cpu-throttle-initial=10:50:20 --out /tmp/h
+///   cp /tmp/h/runs.csv results/baselines/heavy.csv
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct CheckArgs {

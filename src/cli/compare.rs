@@ -10,8 +10,9 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Put a recorded run (e.g. `run --kvm`) next to a simulation of a scenario with the same
-/// migration parameters: how close does the (calibrated) simulator come?
+/// Compare a recorded run with a simulation of a scenario under the run's parameters.
+///
+/// How close does the (calibrated) simulator come to a real run (`run --kvm`)?
 ///
 /// Reads RUN_DIR/summary.json, applies the QEMU parameters and autoconv settings the run used
 /// to FILE.toml (then any --set), simulates, and prints both outcomes side by side: status,
@@ -22,7 +23,8 @@ use std::path::PathBuf;
 /// Examples:
 ///   autoconv profile --kvm guest.img -o guest-profile.csv
 ///   autoconv run --kvm guest.img --set cpu-throttle-initial=30 --out results/real
-///   autoconv compare results/real scenarios/calibrated.toml --set region.heap.profile=guest-profile.csv
+///   autoconv compare results/real scenarios/calibrated.toml \
+///       --set region.heap.profile=guest-profile.csv
 ///   autoconv compare results/heavy scenarios/calibrated.toml --out results/heavy-predicted
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 /// Examples:
 ///   autoconv sim scenarios/heavy.toml --out results/heavy && autoconv plot results/heavy
 ///   autoconv plot results/sweep-heavy --objective guest_cpu_lost -o heavy-cpu.svg
-///   autoconv plot results/sweep-big/runs.csv --x cpu-throttle-increment --where cpu-throttle-initial=20
+///   autoconv plot results/sweep-big/runs.csv --x cpu-throttle-increment \
+///       --where cpu-throttle-initial=20
 ///   autoconv plot heavy-profile.csv --bandwidth 1GiB/s
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]

@@ -27,11 +27,15 @@ use std::time::Instant;
 /// Rows are in grid order (first axis slowest, then seeds) whatever the thread count.
 ///
 /// Examples:
-///   autoconv sweep scenarios/heavy.toml --grid cpu-throttle-initial=10:90:10 --grid cpu-throttle-increment=5:50:5
-///   autoconv sweep scenarios/hotcold.toml --grid cpu-throttle-initial=10:60:10 --seeds 5 --objective guest_cpu_lost
-///   autoconv sweep scenarios/heavy.toml --grid max-bandwidth=256MiB/s:2GiB/s:256MiB/s --grid auto-converge=on,off
-///   autoconv sweep scenarios/big.toml --grid cpu-throttle-initial=1:99:1 --grid cpu-throttle-increment=1:99:1 --shard 2/4 --out results/big-2
-///   autoconv plot results/sweep-heavy          # heatmap of the objective over the two axes
+///   autoconv sweep scenarios/heavy.toml \
+///       --grid cpu-throttle-initial=10:90:10 --grid cpu-throttle-increment=5:50:5
+///   autoconv plot results/sweep-heavy       # heatmap of total time over the two axes
+///   autoconv sweep scenarios/hotcold.toml --grid cpu-throttle-initial=10:60:10 \
+///       --seeds 5 --objective guest_cpu_lost
+///   autoconv sweep scenarios/heavy.toml \
+///       --grid max-bandwidth=256MiB/s:2GiB/s:256MiB/s --grid auto-converge=on,off
+///   autoconv sweep scenarios/big.toml --grid cpu-throttle-initial=1:99:1 \
+///       --grid cpu-throttle-increment=1:99:1 --shard 2/4 --out results/big-2
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SweepArgs {
@@ -81,8 +85,9 @@ pub struct SweepArgs {
 /// without --shard. Prints the ranking of the merged sweep.
 ///
 /// Examples:
-///   autoconv merge results/big-1/runs.csv results/big-2/runs.csv -o results/big-runs.csv
-///   autoconv merge results/big-*/runs.csv -o big.csv --combos big-combos.csv --objective downtime
+///   autoconv merge results/big-1/runs.csv results/big-2/runs.csv -o results/big.csv
+///   autoconv merge results/big-*/runs.csv -o big.csv --combos big-combos.csv \
+///       --objective downtime
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct MergeArgs {
