@@ -3,11 +3,11 @@
 //! Every key is documented in README.md and in the shipped scenarios.
 
 pub mod doc;
+mod profile_region;
 
 use crate::migration::{
     AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, QemuVersion,
 };
-use crate::report::profile::Profile;
 use crate::sim::calibrate::{ProfileAccess, ThrottleCurve};
 use crate::sim::model::{Access, Layout, ModelRegion, Phase, Target, Writer};
 use crate::units::{format_bytes, parse_rate_bytes_s, parse_size_bytes};
@@ -579,7 +579,7 @@ fn read_region(
         "sequential" => Pattern::Sequential,
         "random" => Pattern::Random,
         "static" => Pattern::Static,
-        "profile" => read_profile_region(ctx, &f, &prefix, origin, size_bytes)?,
+        "profile" => profile_region::read_profile_region(ctx, &f, &prefix, origin, size_bytes)?,
         "hotcold" => {
             let hot_bytes = hot_size.ok_or_else(|| {
                 ctx.invalid(
@@ -736,76 +736,6 @@ fn read_region(
     })
 }
 
-/// `pattern = "profile"`: read the profile (relative to the scenario file's directory, or to
-/// the working directory for a `--set`) and turn it into the region's throttle curve.
-fn read_profile_region(
-    ctx: &Context,
-    f: &Fields,
-    prefix: &str,
-    origin: Origin,
-    size_bytes: u64,
-) -> Result<Pattern, ScenarioError> {
-    let Some(v) = f.get("profile") else {
-        return Err(ctx.invalid(
-            origin,
-            &format!("{prefix}.profile"),
-            "missing: a profile region needs profile = \"path/to/profile.csv\" (from `autoconv profile`)",
-        ));
-    };
-    let name = str_field(f, "profile")?.unwrap_or_default();
-    let path = match v.origin {
-        Origin::File { .. } | Origin::Default => Path::new(&ctx.path)
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join(name),
-        Origin::Set(_) => Path::new(name).to_path_buf(),
-    };
-    let profile = Profile::read(&path).map_err(|e| f.invalid(v, "profile", e.to_string()))?;
-    let access = match str_field(f, "profile_access")? {
-        None | Some("random") => ProfileAccess::Random,
-        Some("sequential") => ProfileAccess::Sequential,
-        Some("hotcold") => {
-            let hot_bytes = size_field(f, "hot_size")?.ok_or_else(|| {
-                ctx.invalid(
-                    origin,
-                    &format!("{prefix}.hot_size"),
-                    "missing: profile_access = \"hotcold\" needs hot_size",
-                )
-            })?;
-            if hot_bytes == 0 || hot_bytes >= size_bytes || hot_bytes % PAGE_SIZE_BYTES != 0 {
-                let v = f.get("hot_size").expect("read above");
-                return Err(f.invalid(
-                    v,
-                    "hot_size",
-                    format!(
-                        "must be a multiple of 4 KiB above 0 and below the region's size ({}), found {hot_bytes} bytes",
-                        format_bytes(size_bytes)
-                    ),
-                ));
-            }
-            ProfileAccess::Hotcold {
-                hot_pages: hot_bytes / PAGE_SIZE_BYTES,
-                hot_writes_pct: f64_field(f, "hot_writes_pct", 0.0, 100.0)?.unwrap_or(90.0),
-            }
-        }
-        Some(other) => {
-            let v = f.get("profile_access").expect("read above");
-            return Err(f.invalid(
-                v,
-                "profile_access",
-                format!("expected \"random\", \"hotcold\" or \"sequential\", found {other:?}"),
-            ));
-        }
-    };
-    let curve = ThrottleCurve::from_profile(&profile, size_bytes / PAGE_SIZE_BYTES, access)
-        .map_err(|e| f.invalid(v, "profile", e.to_string()))?;
-    Ok(Pattern::Profile {
-        profile: path.display().to_string(),
-        access,
-        curve,
-    })
-}
-
 /// Rules across the whole scenario; errors point at the region that breaks them.
 fn check_scenario(ctx: &Context, doc: &Table, s: &Scenario) -> Result<(), ScenarioError> {
     let region_origin = |i: usize, key: &str| -> Origin {
@@ -935,54 +865,7 @@ impl Scenario {
                     data: true,
                 }),
                 Pattern::Profile { access, curve, .. } => {
-                    let idx = regions.len();
-                    let (access, targets) = match *access {
-                        ProfileAccess::Hotcold {
-                            hot_pages,
-                            hot_writes_pct,
-                        } => {
-                            regions.push(ModelRegion {
-                                start_pfn: start,
-                                pages: hot_pages,
-                                data: true,
-                            });
-                            regions.push(ModelRegion {
-                                start_pfn: start + hot_pages,
-                                pages: pages - hot_pages,
-                                data: true,
-                            });
-                            let h = hot_writes_pct / 100.0;
-                            let targets = [(idx, h), (idx + 1, 1.0 - h)]
-                                .into_iter()
-                                .filter(|(_, share)| *share > 0.0)
-                                .map(|(region, share)| Target { region, share })
-                                .collect();
-                            (Access::Random, targets)
-                        }
-                        other => {
-                            regions.push(ModelRegion {
-                                start_pfn: start,
-                                pages,
-                                data: true,
-                            });
-                            let access = if other == ProfileAccess::Sequential {
-                                Access::Sequential
-                            } else {
-                                Access::Random
-                            };
-                            (
-                                access,
-                                vec![Target {
-                                    region: idx,
-                                    share: 1.0,
-                                }],
-                            )
-                        }
-                    };
-                    let mut w = writer(r.name.clone(), access, targets, 1.0, 0);
-                    w.cpu_rate_pages_s = 0.0;
-                    w.dma_rate_pages_s = 0.0;
-                    w.curve = Some(curve.clone());
+                    let w = profile_region::writer(r, start, pages, access, curve, &mut regions);
                     writers.push(w);
                 }
                 Pattern::Sequential => {

@@ -89,7 +89,9 @@ fn range_values(spec: &str) -> Result<Vec<String>, String> {
         }
         check_order(a, b, s)?;
         // Print with as many decimals as the user typed, so 0.1:0.5:0.1 gives 0.3, not
-        // 0.30000000000000004; the small slack keeps END when rounding falls just short.
+        // 0.30000000000000004 (with an exponent, 4e5, the shortest exact form instead); the
+        // small slack keeps END when rounding falls just short.
+        let scientific = [start, end, step].iter().any(|t| t.contains(['e', 'E']));
         let decimals = [start, end, step]
             .iter()
             .map(|t| t.split_once('.').map_or(0, |(_, f)| f.len()))
@@ -98,7 +100,15 @@ fn range_values(spec: &str) -> Result<Vec<String>, String> {
         let count = ((b - a) / s * (1.0 + 1e-12) + 1e-9).floor() as usize + 1;
         check_count(count)?;
         return Ok((0..count)
-            .map(|i| format!("{:.*}", decimals, a + i as f64 * s))
+            .map(|i| {
+                let v = a + i as f64 * s;
+                if scientific {
+                    let t = format!("{v:.9}");
+                    t.trim_end_matches('0').trim_end_matches('.').to_string()
+                } else {
+                    format!("{v:.decimals$}")
+                }
+            })
             .collect());
     }
     // Sizes or rates with units: the values are whole bytes (or bytes/s), which every size and
@@ -261,7 +271,9 @@ mod tests {
     #[test]
     fn float_ranges_print_as_typed() {
         assert_eq!(values("a=0.1:0.5:0.1"), ["0.1", "0.2", "0.3", "0.4", "0.5"]);
-        assert_eq!(values("a=1e5:3e5:1e5").len(), 3);
+        assert_eq!(values("a=1e5:3e5:1e5"), ["100000", "200000", "300000"]);
+        assert_eq!(values("a=4e5:1.2e6:4e5"), ["400000", "800000", "1200000"]);
+        assert_eq!(values("a=1.5e-1:3e-1:7.5e-2"), ["0.15", "0.225", "0.3"]);
     }
 
     #[test]

@@ -1,0 +1,156 @@
+//! Regions whose workload is a measured profile (`pattern = "profile"`): reading their keys and
+//! turning them into the RAM models' layout. Kept apart from the other patterns because it
+//! reads a second file and builds a calibrated writer (see [`crate::sim::calibrate`]).
+
+use super::doc::{Context, Fields, Origin, ScenarioError};
+use super::{f64_field, size_field, str_field, Pattern, RegionSpec, PAGE_SIZE_BYTES};
+use crate::report::profile::Profile;
+use crate::sim::calibrate::{ProfileAccess, ThrottleCurve};
+use crate::sim::model::{Access, ModelRegion, Phase, Target, Writer};
+use crate::units::format_bytes;
+use std::path::Path;
+
+/// `pattern = "profile"`: read the profile (relative to the scenario file's directory, or to
+/// the working directory for a `--set`) and turn it into the region's throttle curve.
+pub(super) fn read_profile_region(
+    ctx: &Context,
+    f: &Fields,
+    prefix: &str,
+    origin: Origin,
+    size_bytes: u64,
+) -> Result<Pattern, ScenarioError> {
+    let Some(v) = f.get("profile") else {
+        return Err(ctx.invalid(
+            origin,
+            &format!("{prefix}.profile"),
+            "missing: a profile region needs profile = \"path/to/profile.csv\" (from `autoconv profile`)",
+        ));
+    };
+    let name = str_field(f, "profile")?.unwrap_or_default();
+    let path = match v.origin {
+        Origin::File { .. } | Origin::Default => Path::new(&ctx.path)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(name),
+        Origin::Set(_) => Path::new(name).to_path_buf(),
+    };
+    let profile = Profile::read(&path).map_err(|e| f.invalid(v, "profile", e.to_string()))?;
+    let access = match str_field(f, "profile_access")? {
+        None | Some("random") => ProfileAccess::Random,
+        Some("sequential") => ProfileAccess::Sequential,
+        Some("hotcold") => {
+            let hot_bytes = size_field(f, "hot_size")?.ok_or_else(|| {
+                ctx.invalid(
+                    origin,
+                    &format!("{prefix}.hot_size"),
+                    "missing: profile_access = \"hotcold\" needs hot_size",
+                )
+            })?;
+            if hot_bytes == 0 || hot_bytes >= size_bytes || hot_bytes % PAGE_SIZE_BYTES != 0 {
+                let v = f.get("hot_size").expect("read above");
+                return Err(f.invalid(
+                    v,
+                    "hot_size",
+                    format!(
+                        "must be a multiple of 4 KiB above 0 and below the region's size ({}), found {hot_bytes} bytes",
+                        format_bytes(size_bytes)
+                    ),
+                ));
+            }
+            ProfileAccess::Hotcold {
+                hot_pages: hot_bytes / PAGE_SIZE_BYTES,
+                hot_writes_pct: f64_field(f, "hot_writes_pct", 0.0, 100.0)?.unwrap_or(90.0),
+            }
+        }
+        Some(other) => {
+            let v = f.get("profile_access").expect("read above");
+            return Err(f.invalid(
+                v,
+                "profile_access",
+                format!("expected \"random\", \"hotcold\" or \"sequential\", found {other:?}"),
+            ));
+        }
+    };
+    let curve = ThrottleCurve::from_profile(&profile, size_bytes / PAGE_SIZE_BYTES, access)
+        .map_err(|e| f.invalid(v, "profile", e.to_string()))?;
+    Ok(Pattern::Profile {
+        profile: path.display().to_string(),
+        access,
+        curve,
+    })
+}
+
+/// The model regions (one, or hot and cold) and the calibrated writer of a profile region of
+/// `pages` pages at frame `start`; the regions are appended to `regions`.
+pub(super) fn writer(
+    r: &RegionSpec,
+    start: u64,
+    pages: u64,
+    access: &ProfileAccess,
+    curve: &ThrottleCurve,
+    regions: &mut Vec<ModelRegion>,
+) -> Writer {
+    let idx = regions.len();
+    let (access, targets) = match *access {
+        ProfileAccess::Hotcold {
+            hot_pages,
+            hot_writes_pct,
+        } => {
+            regions.push(ModelRegion {
+                start_pfn: start,
+                pages: hot_pages,
+                data: true,
+            });
+            regions.push(ModelRegion {
+                start_pfn: start + hot_pages,
+                pages: pages - hot_pages,
+                data: true,
+            });
+            let h = hot_writes_pct / 100.0;
+            let targets = [(idx, h), (idx + 1, 1.0 - h)]
+                .into_iter()
+                .filter(|(_, share)| *share > 0.0)
+                .map(|(region, share)| Target { region, share })
+                .collect();
+            (Access::Random, targets)
+        }
+        other => {
+            regions.push(ModelRegion {
+                start_pfn: start,
+                pages,
+                data: true,
+            });
+            let access = if other == ProfileAccess::Sequential {
+                Access::Sequential
+            } else {
+                Access::Random
+            };
+            (
+                access,
+                vec![Target {
+                    region: idx,
+                    share: 1.0,
+                }],
+            )
+        }
+    };
+    Writer {
+        name: r.name.clone(),
+        access,
+        targets,
+        // Its rate is the curve's at the throttle in force; no CPU budget, no fault cost on
+        // top of what the measurement already holds.
+        cpu_rate_pages_s: 0.0,
+        dma_rate_pages_s: 0.0,
+        vcpus: 0,
+        phases: r
+            .phases
+            .iter()
+            .map(|p| Phase {
+                start_s: p.start_s,
+                rate_scale: p.rate_pct / 100.0,
+            })
+            .collect(),
+        curve: Some(curve.clone()),
+    }
+}
