@@ -272,14 +272,27 @@ where
         self.rate_limit_used += bytes;
     }
 
-    /// `ram_save_iterate`.
+    /// `ram_save_iterate`: send until the window's budget is used, the bitmap is clean, or
+    /// more than `MAX_WAIT` ms passed. QEMU reads the clock every 64 pages and leaves once the
+    /// whole milliseconds elapsed exceed 50, i.e. at about 51 ms; batches are cut (from the
+    /// rate seen so far in this call) so the same holds whatever the link's batch size.
     fn ram_save_iterate(&mut self) -> Result<(), Stop> {
         let t0 = self.now_ns();
+        let leave_ns = (MAX_WAIT_MS + 1) * NS_PER_MS;
+        let sent_before = self.transferred_bytes;
         while !self.rate_limit_exceeded() {
-            if !self.send_batch(self.batch_budget())? {
+            let elapsed_ns = self.now_ns() - t0;
+            let sent = self.transferred_bytes - sent_before;
+            let mut max_bytes = self.batch_budget();
+            if elapsed_ns > 0 && sent > 0 {
+                let left_ns = leave_ns.saturating_sub(elapsed_ns);
+                let fits = (u128::from(sent) * u128::from(left_ns) / u128::from(elapsed_ns)) as u64;
+                max_bytes = max_bytes.min(fits.max(1));
+            }
+            if !self.send_batch(max_bytes)? {
                 break;
             }
-            if self.now_ns() - t0 > MAX_WAIT_MS * NS_PER_MS {
+            if (self.now_ns() - t0) / NS_PER_MS > MAX_WAIT_MS {
                 break;
             }
         }
