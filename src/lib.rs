@@ -7,5 +7,8 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod guest_image;
+pub mod kvm;
 pub mod migration;
 pub mod units;
