@@ -11,4 +11,5 @@ pub mod cli;
 pub mod guest_image;
 pub mod kvm;
 pub mod migration;
+pub mod transport;
 pub mod units;

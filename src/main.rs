@@ -12,6 +12,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
+    Run(kvm::KvmRunArgs),
+    /// Be the destination of a live migration.
+    Incoming(kvm::IncomingArgs),
+    /// Measure a guest's dirty rate at each throttle level (`profile --kvm IMAGE`).
+    Profile(kvm::KvmProfileArgs),
     /// Guest images.
     Guest {
         #[command(subcommand)]
@@ -31,5 +37,8 @@ fn main() -> anyhow::Result<()> {
         Command::Guest {
             command: GuestCommand::Build(args),
         } => kvm::guest_build(&args),
+        Command::Run(args) => kvm::run_kvm(&args),
+        Command::Incoming(args) => kvm::incoming(&args),
+        Command::Profile(args) => kvm::profile_kvm(&args),
     }
 }

@@ -328,6 +328,11 @@ impl Machine {
         self.control.set_throttle_pct(pct);
     }
 
+    /// The throttle percentage now (0 = off).
+    pub fn throttle_pct(&self) -> u32 {
+        self.control.throttle_pct()
+    }
+
     /// vCPU-nanoseconds slept in the throttle since creation.
     pub fn throttle_slept_ns(&self) -> u64 {
         self.control.throttle_slept_ns()

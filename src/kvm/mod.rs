@@ -5,13 +5,17 @@
 //! * [`machine`]: a VM with its vCPU threads, COM1 and throttle timer.
 //! * [`loader`]: multiboot v1 images, checked before any VM exists.
 //! * [`source`]: the core's [`Guest`](crate::migration::Guest) on a running machine.
+//! * [`session`]: a whole migration as `autoconv run --kvm` performs it.
 
+pub mod clock;
 pub mod control;
 pub mod error;
 pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod serial;
+pub mod session;
+pub mod source;
 pub mod throttle;
 pub mod vstate;
 
