@@ -254,6 +254,26 @@ impl Control {
         v.throttle_scheduled.store(false, Ordering::SeqCst);
     }
 
+    /// Wait (up to `timeout`) until no vCPU has a throttle sleep scheduled or in progress. A
+    /// sleep is not cut short when the throttle is switched off (QEMU behaves so too), so a
+    /// guest is back at full speed only after this.
+    pub fn wait_throttle_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .vcpus
+                .iter()
+                .all(|v| !v.throttle_scheduled.load(Ordering::SeqCst))
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// vCPU-nanoseconds slept in the throttle, all vCPUs, since creation.
     pub fn throttle_slept_ns(&self) -> u64 {
         self.vcpus

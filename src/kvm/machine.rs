@@ -333,6 +333,11 @@ impl Machine {
         self.control.throttle_pct()
     }
 
+    /// Wait until throttle sleeps in progress are over (see [`Control::wait_throttle_idle`]).
+    pub fn wait_throttle_idle(&self, timeout: Duration) -> bool {
+        self.control.wait_throttle_idle(timeout)
+    }
+
     /// vCPU-nanoseconds slept in the throttle since creation.
     pub fn throttle_slept_ns(&self) -> u64 {
         self.control.throttle_slept_ns()

@@ -288,7 +288,9 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         None
     } else {
         // The source must run on: watch it (uncancellable short watch so a Ctrl-C still shows
-        // that the guest survived).
+        // that the guest survived), once a throttle sleep in progress (up to 990 ms at 99%;
+        // switching the throttle off does not cut it short, as in QEMU) is over.
+        machine.wait_throttle_idle(Duration::from_secs(2));
         Some(watch(&machine, opts.after_ms.max(200), &CancelToken::new()))
     };
     let source_serial_bytes = machine.serial_bytes();
