@@ -69,6 +69,7 @@ fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
         warmup_ms: 300,
         after_ms: 500,
         drop_dirty_gfn: None,
+        prefill: false,
     }
 }
 
@@ -410,5 +411,34 @@ fn images_that_cannot_run_are_refused_before_any_vm() {
         if autoconv::kvm::unavailable_reason().is_none() {
             assert!(err.contains(expect), "{name}: {err}");
         }
+    }
+}
+
+#[test]
+fn manual_clear_and_dirty_ring_modes_migrate_with_verified_memory() {
+    let Some(_g) = kvm_guard("manual_clear_and_dirty_ring_modes_migrate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    for mode in ["clear", "ring:16KiB"] {
+        let mut opts = options(
+            img.clone(),
+            config(&[("max-bandwidth", ParamValue::Int(0))]),
+        );
+        // A 16 KiB ring holds 1024 entries: the guest fills it many times per pass, so the
+        // ring-full exits are exercised too.
+        opts.machine.dirty_log = mode.parse().unwrap();
+        let r = run_migration(&opts, &CancelToken::new()).unwrap();
+        assert_eq!(
+            r.outcome.status,
+            MigrationStatus::Completed,
+            "{mode}: {:?}",
+            r.outcome
+        );
+        assert_eq!(r.memory_verified, Some(true), "{mode}");
+        let d = r.destination.as_ref().unwrap();
+        assert_eq!(d.counters_at_resume, r.source_final, "{mode}");
+        assert!(r.outcome.dirty_sync_count >= 2, "{mode}");
     }
 }

@@ -362,6 +362,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<()> {
         warmup_ms: args.warmup,
         after_ms: args.after,
         drop_dirty_gfn: None,
+        prefill: false,
     };
     let (cancel, done) = ctrl_c_token();
     let report = session::run_migration(&opts, &cancel);

@@ -165,11 +165,13 @@ fn workload(spec: &GuestSpec, ip: u64) -> Result<Vec<u8>, IcedError> {
 
     match spec.pattern {
         Pattern::Idle => {
-            // No memory writes: spin ~50 ms, then count a "sweep" in the status page. (No
-            // `pause`: it is very slow under the nested KVM of this project's hosts.)
-            a.mov(r10, 1u64 << 27)?;
+            // No memory writes: `pause` in a loop, then count a "sweep" in the status page.
+            // Under the nested KVM of these hosts `pause` exits and yields the host CPU, so an
+            // idle guest leaves the cores to the VMM.
+            a.mov(r10, 1u64 << 10)?;
             let mut spin = a.create_label();
             a.set_label(&mut spin)?;
+            a.pause()?;
             a.dec(r10)?;
             a.jnz(spin)?;
             a.mov(rcx, r9)?; // one pass of the loop is one sweep

@@ -36,7 +36,28 @@ impl GuestRam {
         let host = mem
             .get_host_address(GuestAddress(0))
             .map_err(|_| KvmError::MemorySize(bytes))?;
+        // Transparent huge pages, as QEMU asks for guest RAM: far fewer page faults when a
+        // destination first fills its memory (KVM still logs dirty pages at 4 KiB).
+        // SAFETY: advice on a mapping we own, whole range; failure only loses the advice.
+        unsafe {
+            libc::madvise(host.cast(), bytes as usize, libc::MADV_HUGEPAGE);
+        }
         Ok(Self { mem, host, bytes })
+    }
+
+    /// Fault in (and zero) all of guest memory now, so that filling it later (a migration
+    /// destination receiving pages) does not pay the first-touch faults page by page.
+    /// Best effort: kernels before 5.14 lack MADV_POPULATE_WRITE and nothing happens.
+    pub fn prefault(&self) {
+        // SAFETY: advice on the whole mapping we own; populating writes zeroes the kernel would
+        // write on first touch anyway, and no vCPU runs yet.
+        unsafe {
+            libc::madvise(
+                self.host.cast(),
+                self.bytes as usize,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
     }
 
     /// Size in bytes.

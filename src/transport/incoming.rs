@@ -140,6 +140,8 @@ pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incomin
             return Err(TransportError::Vm(why));
         }
     };
+    // Fault the memory in before accepting, so receiving pages is a plain copy.
+    machine.ram().prefault();
     reply(&mut stream, 0, "");
     let mut writer = stream.try_clone().map_err(io("configuring the socket"))?;
     let mut reader = BufReader::with_capacity(256 << 10, stream);

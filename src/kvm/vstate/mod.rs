@@ -1,6 +1,7 @@
 //! Every KVM ioctl of autoconv lives under this module (as Firecracker's `vstate`): the VM
 //! ([`vm`]) and its vCPUs ([`vcpu`]). Code outside it sees typed errors and plain data only.
 
+pub mod dirty_ring;
 pub mod vcpu;
 pub mod vm;
 

@@ -1,6 +1,7 @@
 //! One vCPU: boot registers, the KVM_RUN loop, and its state for migration.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use kvm_bindings::{
     kvm_debugregs, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs,
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::super::control::Control;
 use super::super::error::KvmError;
 use super::super::serial::Serial;
+use super::dirty_ring::DirtyRings;
 use crate::guest_image::{layout, InfoBlock};
 
 /// A vCPU file descriptor and what it needs to save itself.
@@ -20,6 +22,7 @@ pub struct Vcpu {
     fd: VcpuFd,
     msr_list: Vec<u32>,
     tsc_khz: Option<u32>,
+    rings: Option<Arc<DirtyRings>>,
 }
 
 /// Everything KVM holds about a vCPU that a migration must carry.
@@ -95,12 +98,19 @@ fn seg(selector: u16, type_: u8, dpl: u8, long: bool) -> kvm_segment {
 }
 
 impl Vcpu {
-    pub(super) fn new(index: u32, fd: VcpuFd, msr_list: Vec<u32>, tsc_khz: Option<u32>) -> Self {
+    pub(super) fn new(
+        index: u32,
+        fd: VcpuFd,
+        msr_list: Vec<u32>,
+        tsc_khz: Option<u32>,
+        rings: Option<Arc<DirtyRings>>,
+    ) -> Self {
         Self {
             index,
             fd,
             msr_list,
             tsc_khz,
+            rings,
         }
     }
 
@@ -315,6 +325,16 @@ impl Vcpu {
                     }
                     Ok(VcpuExit::InternalError) => {
                         break VcpuEnd::Failed("KVM internal error (emulation failure)".into())
+                    }
+                    Ok(VcpuExit::Unsupported(r)) if r == kvm_bindings::KVM_EXIT_DIRTY_RING_FULL => {
+                        // This vCPU's dirty ring is full: harvest it so the vCPU can go on.
+                        let harvested = match &self.rings {
+                            Some(r) => r.harvest_vcpu(i).map_err(|e| e.to_string()),
+                            None => Err("dirty ring full without a dirty ring".to_string()),
+                        };
+                        if let Err(why) = harvested {
+                            break VcpuEnd::Failed(why);
+                        }
                     }
                     Ok(other) => break VcpuEnd::Failed(format!("unexpected exit {other:?}")),
                     Err(err) if err.errno() == libc::EINTR => {

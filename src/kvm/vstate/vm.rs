@@ -2,16 +2,19 @@
 
 use std::sync::Arc;
 
+use std::os::fd::AsRawFd;
+
 use kvm_bindings::{
     kvm_clear_dirty_log, kvm_clock_data, kvm_enable_cap, kvm_userspace_memory_region, CpuId,
-    KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, KVM_MAX_CPUID_ENTRIES,
-    KVM_MEM_LOG_DIRTY_PAGES,
+    KVM_CAP_DIRTY_LOG_RING, KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+    KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES,
 };
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use vmm_sys_util::ioctl::ioctl_with_ref;
 
 use super::super::error::KvmError;
 use super::super::memory::GuestRam;
+use super::dirty_ring::DirtyRings;
 use super::vcpu::Vcpu;
 
 /// Ioctl numbers kvm-ioctls does not wrap, defined as linux/kvm.h does.
@@ -44,6 +47,11 @@ pub enum DirtyLogMode {
     /// Manual protect (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2): KVM_GET_DIRTY_LOG only reads, and
     /// KVM_CLEAR_DIRTY_LOG re-protects a chunk just before its pages are sent, as QEMU does.
     ManualClear,
+    /// The per-vCPU dirty ring (KVM_CAP_DIRTY_LOG_RING), `bytes` per vCPU (16 per entry).
+    Ring {
+        /// Ring size per vCPU (a power of two, 4 KiB up to what KVM allows).
+        bytes: u32,
+    },
 }
 
 impl std::str::FromStr for DirtyLogMode {
@@ -52,9 +60,24 @@ impl std::str::FromStr for DirtyLogMode {
         match s {
             "bitmap" => Ok(DirtyLogMode::Bitmap),
             "clear" | "manual-clear" => Ok(DirtyLogMode::ManualClear),
-            _ => Err(format!(
-                "unknown dirty-log mode {s:?} (expected bitmap or clear)"
-            )),
+            // QEMU's usual dirty-ring-size of 4096 entries.
+            "ring" => Ok(DirtyLogMode::Ring { bytes: 64 << 10 }),
+            _ => {
+                if let Some(size) = s.strip_prefix("ring:") {
+                    let bytes = crate::units::parse_size_bytes(size).map_err(|e| e.to_string())?;
+                    if !bytes.is_power_of_two() || !(4096..=(1 << 30)).contains(&bytes) {
+                        return Err(format!(
+                            "dirty ring of {bytes} bytes: it must be a power of two from 4KiB"
+                        ));
+                    }
+                    return Ok(DirtyLogMode::Ring {
+                        bytes: bytes as u32,
+                    });
+                }
+                Err(format!(
+                    "unknown dirty-log mode {s:?} (expected bitmap, clear, ring or ring:SIZE)"
+                ))
+            }
         }
     }
 }
@@ -68,6 +91,7 @@ pub struct Vm {
     logging: bool,
     cpuid: CpuId,
     msr_list: Vec<u32>,
+    rings: Option<Arc<DirtyRings>>,
 }
 
 impl Vm {
@@ -103,6 +127,12 @@ impl Vm {
             fd.enable_cap(&cap)
                 .map_err(KvmError::ioctl("KVM_ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2)"))?;
         }
+        let rings = match mode {
+            DirtyLogMode::Ring { bytes } => {
+                Some(Arc::new(Self::enable_ring(&fd, bytes, ram.pages())?))
+            }
+            _ => None,
+        };
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(KvmError::ioctl("KVM_GET_SUPPORTED_CPUID"))?;
@@ -119,9 +149,35 @@ impl Vm {
             logging: false,
             cpuid,
             msr_list,
+            rings,
         };
         vm.set_slot(false)?;
         Ok(vm)
+    }
+
+    fn enable_ring(fd: &VmFd, bytes: u32, pages: u64) -> Result<DirtyRings, KvmError> {
+        // Prefer the variant with acquire/release ordering (required on weakly ordered hosts,
+        // the same on x86).
+        let cap = [KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_CAP_DIRTY_LOG_RING]
+            .into_iter()
+            .find(|&c| fd.check_extension_raw(u64::from(c)) > 0)
+            .ok_or(KvmError::MissingCapability(
+                "KVM_CAP_DIRTY_LOG_RING (needed by --dirty-log ring)",
+            ))?;
+        let max = fd.check_extension_raw(u64::from(cap));
+        if i64::from(bytes) > i64::from(max) {
+            return Err(KvmError::DirtyLog(format!(
+                "a dirty ring of {bytes} bytes is more than KVM allows ({max})"
+            )));
+        }
+        let mut enable = kvm_enable_cap {
+            cap,
+            ..Default::default()
+        };
+        enable.args[0] = u64::from(bytes);
+        fd.enable_cap(&enable)
+            .map_err(KvmError::ioctl("KVM_ENABLE_CAP(DIRTY_LOG_RING)"))?;
+        DirtyRings::new(fd.as_raw_fd(), bytes as usize, pages)
     }
 
     fn set_slot(&self, log_dirty: bool) -> Result<(), KvmError> {
@@ -171,7 +227,16 @@ impl Vm {
         fd.set_cpuid2(&cpuid)
             .map_err(KvmError::ioctl("KVM_SET_CPUID2"))?;
         let tsc_khz = fd.get_tsc_khz().ok();
-        Ok(Vcpu::new(index, fd, self.msr_list.clone(), tsc_khz))
+        if let Some(r) = &self.rings {
+            r.map(index, fd.as_raw_fd())?;
+        }
+        Ok(Vcpu::new(
+            index,
+            fd,
+            self.msr_list.clone(),
+            tsc_khz,
+            self.rings.clone(),
+        ))
     }
 
     /// Switch dirty logging on or off on the RAM slot.
@@ -185,8 +250,12 @@ impl Vm {
 
     /// KVM_GET_DIRTY_LOG for the RAM slot: one bit per page, bit i of word j = page 64j+i.
     /// In bitmap mode the pages are write-protected again; in manual-clear mode they stay
-    /// writable until [`Vm::clear_dirty_log`].
+    /// writable until [`Vm::clear_dirty_log`]. In ring mode: every vCPU's ring harvested,
+    /// then KVM_RESET_DIRTY_RINGS, in the same layout.
     pub fn get_dirty_log(&self) -> Result<Vec<u64>, KvmError> {
+        if let Some(r) = &self.rings {
+            return r.collect();
+        }
         self.fd
             .get_dirty_log(RAM_SLOT, self.ram.bytes() as usize)
             .map_err(KvmError::ioctl("KVM_GET_DIRTY_LOG"))
