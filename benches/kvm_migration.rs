@@ -74,6 +74,7 @@ fn opts(image: std::path::PathBuf, mem: u64, config: MigrationConfig) -> RunOpti
         after_ms: 200,
         drop_dirty_gfn: None,
         prefill: false,
+        dma: None,
     }
 }
 

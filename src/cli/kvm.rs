@@ -146,6 +146,13 @@ pub struct KvmGuestArgs {
     /// slow emulated 32-bit boot) or multiboot (always as QEMU boots them).
     #[arg(long, default_value = "auto")]
     pub boot: BootPath,
+    /// An emulated DMA device writing this many pages/s into guest memory from the host
+    /// (throttling cannot slow it; its writes are tracked by the VMM, not by KVM).
+    #[arg(long, value_name = "PAGES_PER_S")]
+    pub dma: Option<u64>,
+    /// Size of the region the DMA device cycles through, at the top of guest memory.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub dma_wss: u64,
 }
 
 impl KvmGuestArgs {
@@ -155,6 +162,17 @@ impl KvmGuestArgs {
             vcpus: self.vcpus.unwrap_or(0),
             dirty_log: self.dirty_log,
         }
+    }
+
+    fn dma(&self) -> Option<crate::kvm::dma::DmaConfig> {
+        self.dma.map(|pages_per_s| {
+            let bytes = self.dma_wss.min(self.mem) / 4096 * 4096;
+            crate::kvm::dma::DmaConfig {
+                pages_per_s,
+                region_gpa: self.mem - bytes,
+                region_bytes: bytes,
+            }
+        })
     }
 }
 
@@ -363,6 +381,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<()> {
         after_ms: args.after,
         drop_dirty_gfn: None,
         prefill: false,
+        dma: args.guest.dma(),
     };
     let (cancel, done) = ctrl_c_token();
     let report = session::run_migration(&opts, &cancel);
@@ -511,6 +530,8 @@ pub mod report_files {
                     // The cost the user pays: how much slower the guest ran while migrating.
                     "slowdown_pct": if before > 0.0 { 100.0 * (1.0 - during / before) } else { 0.0 },
                     "source_final_counters": r.source_final,
+                    "dma": r.dma,
+                    "dma_pages_written": r.dma_pages_written,
                     "serial_bytes": r.source_serial_bytes,
                 }),
             );
@@ -668,6 +689,7 @@ pub fn profile_machine(
         };
         cancel.wait_timeout(Duration::from_millis(settle));
         machine.vm().get_dirty_log()?;
+        machine.ram().take_host_dirty();
         let w0 = machine.pages_written();
         let s0 = machine.throttle_slept_ns();
         let t0 = Instant::now();
@@ -677,7 +699,13 @@ pub fn profile_machine(
             let left = hold_ms - t0.elapsed().as_millis() as u64;
             cancel.wait_timeout(Duration::from_millis(sync_interval_ms.min(left).max(1)));
             let log = machine.vm().get_dirty_log()?;
-            dirty += log.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+            // Pages a device wrote from the host count too: a migration must send them.
+            let host = machine.ram().take_host_dirty();
+            dirty += log
+                .iter()
+                .zip(host.iter().chain(std::iter::repeat(&0)))
+                .map(|(k, h)| u64::from((k | h).count_ones()))
+                .sum::<u64>();
             syncs += 1;
         }
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
@@ -715,6 +743,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<()> {
         println!("guest: {info}");
     }
     let mut machine = crate::kvm::Machine::boot(cfg, &plan, args.guest.boot)?;
+    machine.set_dma(args.guest.dma())?;
     machine.start()?;
     let (cancel, done) = ctrl_c_token();
     cancel.wait_timeout(Duration::from_millis(1000));

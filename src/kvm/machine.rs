@@ -117,6 +117,9 @@ pub struct Machine {
     /// vCPUs not to start (failed, or APs of a foreign multiboot kernel).
     disabled: Vec<bool>,
     timer: Option<JoinHandle<()>>,
+    dma_config: Option<super::dma::DmaConfig>,
+    dma: Option<super::dma::Dma>,
+    dma_written: u64,
     status: Option<StatusArea>,
     failures: Arc<Mutex<Vec<(u32, String)>>>,
     serial_base: u64,
@@ -146,6 +149,9 @@ impl Machine {
             status: None,
             failures: Arc::new(Mutex::new(Vec::new())),
             serial_base: 0,
+            dma_config: None,
+            dma: None,
+            dma_written: 0,
         })
     }
 
@@ -239,9 +245,34 @@ impl Machine {
         self.status = status;
     }
 
-    /// Start (or resume) every vCPU thread.
+    /// Attach an emulated DMA device; it runs while the vCPUs run.
+    pub fn set_dma(&mut self, cfg: Option<super::dma::DmaConfig>) -> Result<(), KvmError> {
+        if let Some(c) = &cfg {
+            let end = c.region_gpa.checked_add(c.region_bytes);
+            if c.region_bytes < 4096 || end.is_none_or(|e| e > self.ram().bytes()) {
+                return Err(KvmError::BadState(format!(
+                    "DMA region {:#x}+{} is outside guest memory",
+                    c.region_gpa, c.region_bytes
+                )));
+            }
+        }
+        self.dma_config = cfg;
+        Ok(())
+    }
+
+    /// Page writes the DMA device made so far.
+    pub fn dma_pages_written(&self) -> u64 {
+        self.dma_written
+    }
+
+    /// Start (or resume) every vCPU thread (and the DMA device, if any).
     pub fn start(&mut self) -> Result<(), KvmError> {
         self.control.clear_stop();
+        if let (Some(cfg), None) = (self.dma_config, &self.dma) {
+            let dma = super::dma::Dma::start(self.ram().clone(), cfg, self.dma_written)
+                .map_err(KvmError::Thread)?;
+            self.dma = Some(dma);
+        }
         for i in 0..self.slots.len() {
             if self.disabled[i] {
                 continue;
@@ -281,6 +312,10 @@ impl Machine {
 
     /// Stop every vCPU thread (cutting throttle sleeps short) and join it.
     pub fn pause(&mut self) -> Result<(), KvmError> {
+        // Devices stop with the VM: nothing writes guest memory during stop-and-copy.
+        if let Some(dma) = self.dma.take() {
+            self.dma_written = dma.stop();
+        }
         self.control.request_stop();
         self.control.wait_all_stopped(Duration::from_secs(10));
         let mut err = None;

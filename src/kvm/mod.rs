@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod dma;
 pub mod error;
 pub mod loader;
 pub mod machine;

@@ -54,6 +54,8 @@ pub struct RunOptions {
     /// Before booting, fill guest memory above the image's working-set base (4 MiB) with
     /// non-zero data, so every page travels as a normal page (benchmarks with an idle guest).
     pub prefill: bool,
+    /// An emulated DMA device writing guest memory from the host.
+    pub dma: Option<super::dma::DmaConfig>,
 }
 
 /// The guest's progress over an interval.
@@ -145,6 +147,10 @@ pub struct RunReport {
     pub source_serial_bytes: u64,
     /// What the image says about itself (autoconv images).
     pub image: Option<String>,
+    /// The emulated DMA device, if any.
+    pub dma: Option<super::dma::DmaConfig>,
+    /// Pages it wrote on the source.
+    pub dma_pages_written: u64,
 }
 
 /// Errors before a migration can even start.
@@ -226,6 +232,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     if opts.prefill {
         prefill(&machine);
     }
+    machine.set_dma(opts.dma)?;
     machine.start()?;
     let before = watch(&machine, opts.warmup_ms, cancel);
 
@@ -300,6 +307,9 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         Some(watch(&machine, opts.after_ms.max(200), &CancelToken::new()))
     };
     let source_serial_bytes = machine.serial_bytes();
+    // Stop the device so its count is final.
+    let _ = machine.pause();
+    let dma_pages_written = machine.dma_pages_written();
     let vcpus = machine.vcpu_count();
     let ram_bytes = machine.ram().bytes();
     drop(machine);
@@ -330,6 +340,8 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         vcpus,
         source_serial_bytes,
         image,
+        dma: opts.dma,
+        dma_pages_written,
     })
 }
 
