@@ -507,3 +507,75 @@ fn dma_writes_are_tracked_and_not_slowed_by_the_throttle() {
         "the throttle must not slow DMA: {rows:?}"
     );
 }
+
+#[test]
+fn the_destination_refuses_malformed_streams() {
+    use autoconv::transport::incoming::accept_one;
+    use autoconv::transport::protocol::{Command, Header, Hello};
+    use std::io::{Read, Write};
+    let Some(_g) = kvm_guard("the_destination_refuses_malformed_streams") else {
+        return;
+    };
+    let hello = Hello {
+        ram_bytes: 64 << 20,
+        vcpus: 1,
+        flags: 0,
+    };
+    let header = |command, count, arg| {
+        Header {
+            command,
+            count,
+            arg,
+        }
+        .encode()
+        .to_vec()
+    };
+    let mut bad_command = header(Command::EndOfIteration, 0, 0);
+    bad_command[0] = 42;
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
+        (
+            "bad magic",
+            b"NOTAUTOCONV-STREAM-AT-ALL-32byte".to_vec(),
+            vec![],
+            "bad magic",
+        ),
+        (
+            "pages outside memory",
+            hello.encode().to_vec(),
+            header(Command::Pages, 2, (64 << 20) - 4096),
+            "outside guest memory",
+        ),
+        (
+            "unknown command",
+            hello.encode().to_vec(),
+            bad_command,
+            "unknown command 42",
+        ),
+        (
+            "huge device state",
+            hello.encode().to_vec(),
+            header(Command::DeviceState, u32::MAX, 0),
+            "device state of",
+        ),
+        (
+            "device state that is not state",
+            hello.encode().to_vec(),
+            [header(Command::DeviceState, 5, 0), b"hello".to_vec()].concat(),
+            "device state is not valid",
+        ),
+    ];
+    for (name, hello_bytes, frames, expect) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dest = std::thread::spawn(move || {
+            accept_one(&listener, &CancelToken::new(), Default::default()).map(|_| ())
+        });
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(&hello_bytes).unwrap();
+        let mut reply = [0u8; 20];
+        let _ = s.read_exact(&mut reply);
+        let _ = s.write_all(&frames);
+        let err = dest.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+}

@@ -131,15 +131,15 @@ pub struct KvmGuestArgs {
     /// that needs only memory, the CPU and COM1).
     #[arg(long = "kvm", value_name = "IMAGE")]
     pub image: PathBuf,
-    /// Guest memory (as QEMU's -m; default 512MiB).
+    /// Guest memory (as QEMU's -m).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     pub mem: u64,
     /// vCPUs (default: as many as the image was built for; 1 for other kernels).
     #[arg(long)]
     pub vcpus: Option<u32>,
-    /// How KVM reports dirty pages: bitmap (KVM_GET_DIRTY_LOG, default) or clear
-    /// (manual protect: KVM_CLEAR_DIRTY_LOG re-protects each 1 GiB chunk just before it is
-    /// sent, as QEMU does).
+    /// How KVM reports dirty pages: bitmap (KVM_GET_DIRTY_LOG); clear (manual protect:
+    /// KVM_CLEAR_DIRTY_LOG re-protects each 1 GiB chunk just before it is sent, as QEMU
+    /// does); ring or ring:SIZE (per-vCPU dirty rings, 64KiB = 4096 entries by default).
     #[arg(long, default_value = "bitmap")]
     pub dirty_log: DirtyLogMode,
     /// Boot path: auto (autoconv images start in long mode at their trampoline, skipping the
@@ -194,7 +194,8 @@ pub struct KvmRunArgs {
     /// (time-limit=600s, qemu-version=7.2). Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
-    /// Write timeseries.csv, events.json, summary.json and serial.txt there.
+    /// Write timeseries.csv, events.json, summary.json and serial.txt (the source guest's COM1
+    /// output) there.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// How long the guest runs before the migration starts.
@@ -234,9 +235,6 @@ pub struct IncomingArgs {
     /// Stop the resumed guest after this long (default: run until Ctrl-C).
     #[arg(long, value_parser = parse_duration_ms)]
     pub run_for: Option<u64>,
-    /// Dirty-log mode of the destination VM (matters only if it is migrated on).
-    #[arg(long, default_value = "bitmap")]
-    pub dirty_log: DirtyLogMode,
 }
 
 const INCOMING_HELP: &str = "\
@@ -463,6 +461,8 @@ fn write_run_outputs(dir: &Path, r: &RunReport, config: &MigrationConfig) -> any
     report_files::write_json(&dir.join("events.json"), &r.timeline.events)?;
     let summary = report_files::kvm_summary(r, config);
     report_files::write_json(&dir.join("summary.json"), &summary)?;
+    std::fs::write(dir.join("serial.txt"), &r.source_serial)
+        .with_context(|| format!("cannot write {}", dir.join("serial.txt").display()))?;
     Ok(())
 }
 
@@ -580,7 +580,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
-    let received = incoming::accept_one(&listener, &cancel, args.dirty_log);
+    let received = incoming::accept_one(&listener, &cancel, DirtyLogMode::Bitmap);
     let inc = match received {
         Ok(i) => i,
         Err(e) => {

@@ -151,6 +151,9 @@ pub struct RunReport {
     pub dma: Option<super::dma::DmaConfig>,
     /// Pages it wrote on the source.
     pub dma_pages_written: u64,
+    /// What the source guest wrote to COM1 (its first MiB).
+    #[serde(skip)]
+    pub source_serial: Vec<u8>,
 }
 
 /// Errors before a migration can even start.
@@ -307,6 +310,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         Some(watch(&machine, opts.after_ms.max(200), &CancelToken::new()))
     };
     let source_serial_bytes = machine.serial_bytes();
+    let source_serial = machine.serial_output();
     // Stop the device so its count is final.
     let _ = machine.pause();
     let dma_pages_written = machine.dma_pages_written();
@@ -342,6 +346,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         image,
         dma: opts.dma,
         dma_pages_written,
+        source_serial,
     })
 }
 

@@ -78,6 +78,14 @@ pub fn accept_one(
     receive(stream, dirty_log)
 }
 
+/// MemAvailable from /proc/meminfo.
+fn available_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 fn reply(stream: &mut TcpStream, status: u32, message: &str) {
     let mut b = Vec::with_capacity(20 + message.len());
     b.extend_from_slice(MAGIC);
@@ -127,6 +135,17 @@ pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incomin
             return Err(e);
         }
     };
+    // Refuse memory this host cannot back before mapping (and populating) it.
+    if let Some(avail) = available_memory_bytes() {
+        if hello.ram_bytes > avail / 10 * 9 {
+            let why = format!(
+                "the source's guest has {} bytes of memory; this host has {avail} available",
+                hello.ram_bytes
+            );
+            reply(&mut stream, 1, &why);
+            return Err(TransportError::Vm(why));
+        }
+    }
     let machine = Machine::new(MachineConfig {
         mem_bytes: hello.ram_bytes,
         vcpus: hello.vcpus,
