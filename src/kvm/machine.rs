@@ -15,7 +15,7 @@ use super::memory::GuestRam;
 use super::serial::Serial;
 use super::vstate::vcpu::{Vcpu, VcpuEnd, VcpuState};
 use super::vstate::vm::{DirtyLogMode, Vm};
-use crate::guest_image::{layout, InfoBlock, INFO_TSC_KHZ_OFFSET};
+use crate::guest_image::{layout, INFO_TSC_KHZ_OFFSET};
 
 /// Shape of a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -500,9 +500,4 @@ fn write_multiboot_info(ram: &GuestRam, mem_bytes: u64) {
         mmap.extend_from_slice(&1u32.to_le_bytes()); // available RAM
     }
     ram.write(mmap_gpa, &mmap);
-}
-
-/// The info block of an image, if it is an autoconv image (convenience for front ends).
-pub fn image_info(plan: &LoadPlan) -> Option<&InfoBlock> {
-    plan.info.as_ref()
 }

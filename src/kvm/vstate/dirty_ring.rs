@@ -6,7 +6,7 @@
 //! into a shared atomic bitmap, marks them for reset, and asks KVM to re-protect the pages.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -121,9 +121,11 @@ impl DirtyRings {
         let mut n = 0;
         loop {
             let i = (*fetch % ring.entries) as usize;
-            // SAFETY: i < entries, inside the mapping; the flags word is the entry's first u32,
-            // 4-byte aligned, and KVM accesses it atomically too (acquire/release protocol).
+            // SAFETY: i < entries, so the entry lies inside the mapping.
             let entry = unsafe { ring.base.add(i) };
+            // SAFETY: the flags word is the entry's first u32, 4-byte aligned, valid for the
+            // mapping's lifetime (longer than this borrow), and KVM accesses it atomically too
+            // (the ring's acquire/release protocol).
             let flags = unsafe { &*(entry as *const AtomicU32) };
             if flags.load(Ordering::Acquire) & GFN_F_DIRTY == 0 {
                 break;
@@ -180,10 +182,5 @@ impl DirtyRings {
             .iter()
             .map(|w| w.swap(0, Ordering::Relaxed))
             .collect())
-    }
-
-    /// The VM fd dup (for tests of the fd's liveness).
-    pub fn vm_fd(&self) -> RawFd {
-        self.vm.as_raw_fd()
     }
 }
