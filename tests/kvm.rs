@@ -124,7 +124,13 @@ fn auto_converge_makes_a_nonconverging_guest_converge_and_the_destination_runs_o
         "{:?}",
         r.outcome
     );
-    assert_eq!(r.outcome.throttle_steps, vec![99]);
+    // Straight to 99% (it may step "again" to 99 if a pass needs more time under load).
+    assert!(!r.outcome.throttle_steps.is_empty());
+    assert!(
+        r.outcome.throttle_steps.iter().all(|&p| p == 99),
+        "{:?}",
+        r.outcome
+    );
     assert!(r.outcome.guest_cpu_lost_s > 0.5, "{:?}", r.outcome);
     assert_eq!(r.memory_verified, Some(true));
     let d = r.destination.as_ref().expect("local destination");
@@ -276,18 +282,21 @@ fn cancel_mid_migration_resumes_the_source_unthrottled() {
     };
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), "paced.img", &paced_spec());
+    // Throttled at 50% and no further: the guest still re-dirties its whole working set every
+    // pass, so this migration cannot complete before the cancel, and the throttle is on.
     let mut c = config(&[
         ("max-bandwidth", ParamValue::Int(32 << 20)),
-        ("cpu-throttle-initial", ParamValue::Int(99)),
+        ("cpu-throttle-initial", ParamValue::Int(50)),
+        ("max-cpu-throttle", ParamValue::Int(50)),
     ]);
     c.params.auto_converge = true;
     let opts = options(img, c);
     let cancel = CancelToken::new();
     let canceller = {
         let c = cancel.clone();
-        // Late enough that the 99% throttle is on (two ~1 s passes), early enough to be mid-way.
+        // After the throttle's first step (two ~1 s passes).
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(3_200));
+            std::thread::sleep(Duration::from_millis(4_500));
             c.cancel();
         })
     };
@@ -299,6 +308,7 @@ fn cancel_mid_migration_resumes_the_source_unthrottled() {
         "{:?}",
         r.outcome
     );
+    assert!(!r.outcome.throttle_steps.is_empty(), "the throttle was on");
     assert_eq!(r.memory_verified, None);
     assert_source_survived(&r);
     let d = r.destination.as_ref().unwrap();
