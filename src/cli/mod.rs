@@ -1,6 +1,7 @@
 //! The command line: a thin layer over the library. Errors reach the user as one line with
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
+pub mod kvm;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -17,9 +18,10 @@ pub mod exit {
 
 /// Understand and tune QEMU's auto-converge.
 ///
-/// autoconv runs QEMU's pre-copy live migration with auto-converge CPU throttling against a
-/// seeded synthetic guest (`sim`), so you can see whether and how fast a workload converges
-/// under a cpu-throttle-initial / cpu-throttle-increment policy before touching production.
+/// autoconv runs QEMU's pre-copy live migration with auto-converge CPU throttling, one core
+/// driving either a seeded synthetic guest (`sim`) or a real KVM guest (`run --kvm`), so you
+/// can see whether and how fast a workload converges under a cpu-throttle-initial /
+/// cpu-throttle-increment policy before touching production.
 ///
 /// Exit codes: 0 = migration completed; 1 = it did not (not-converged, failed, cancelled);
 /// 2 = bad input or another error.
@@ -33,7 +35,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sim(sim::SimArgs),
+    /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
+    Run(kvm::KvmRunArgs),
+    /// Be the destination of a live migration of a real guest.
+    Incoming(kvm::IncomingArgs),
+    /// Measure a real guest's dirty rate at each throttle level (`profile --kvm IMAGE`).
+    Profile(kvm::KvmProfileArgs),
+    /// Build guest images.
+    Guest {
+        #[command(subcommand)]
+        command: GuestCommand,
+    },
     Params(sim::ParamsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum GuestCommand {
+    /// Write a workload guest image (multiboot v1 ELF) without any external toolchain.
+    Build(kvm::GuestBuildArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -41,6 +60,12 @@ pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Run(args) => kvm::run_kvm(&args),
+        Command::Incoming(args) => kvm::incoming(&args),
+        Command::Profile(args) => kvm::profile_kvm(&args),
+        Command::Guest {
+            command: GuestCommand::Build(args),
+        } => kvm::guest_build(&args),
         Command::Params(args) => sim::params(args),
     }
 }

@@ -97,6 +97,7 @@ where
         last_sample_ns: start_ns,
         batch: PageBatch::default(),
         downtime_ms: None,
+        guest_pause_ms: None,
     };
     let result = m.run();
     m.finish(result)
@@ -151,6 +152,7 @@ struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
     last_sample_ns: u64,
     batch: PageBatch,
     downtime_ms: Option<u64>,
+    guest_pause_ms: Option<u64>,
 }
 
 impl<C, G, L, R> Precopy<'_, C, G, L, R>
@@ -412,9 +414,12 @@ where
         Self::backend(self.guest.save_device_state(&mut state))?;
         let bytes = Self::backend(self.link.send_device_state(&state))?;
         self.account(bytes);
+        // QEMU's downtime ends when the source has put the last byte in the stream; it does
+        // not wait for the destination.
+        self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         let bytes = Self::backend(self.link.complete())?;
         self.account(bytes);
-        self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
+        self.guest_pause_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         Ok(())
     }
 
@@ -506,6 +511,11 @@ where
             setup_time_ms: self.setup_time_ms,
             downtime_ms: if status == MigrationStatus::Completed {
                 self.downtime_ms
+            } else {
+                None
+            },
+            guest_pause_ms: if status == MigrationStatus::Completed {
+                self.guest_pause_ms
             } else {
                 None
             },
