@@ -1,21 +1,26 @@
 //! autoconv: understand and tune QEMU's auto-converge.
 //!
 //! * [`migration`]: the one pre-copy migration core (state machine, auto-converge, throttle).
-//! * `sim`: the seeded synthetic guest, virtual clock and simulated link.
-//! * `scenario`: scenario files and `--set` overrides.
-//! * `report`: timeseries.csv / summary.json.
-//! * `sweep`: policy grids run in parallel, ranked; shards and merges.
-//! * `plot`: PNG/SVG pictures of runs, sweeps and profiles.
-//! * `check`: baselines re-run, regressions reported.
+//! * [`sim`]: the seeded synthetic guest, virtual clock and simulated link.
+//! * [`kvm`]: a small VMM running real guests under KVM, and [`guest_image`] to build them.
+//! * [`transport`]: the framed TCP migration stream and the destination.
+//! * [`scenario`]: scenario files and `--set` overrides.
+//! * [`report`]: timeseries.csv, events.csv, summary.json, the profile CSV.
+//! * [`sweep`]: policy grids run in parallel, ranked; shards and merges.
+//! * [`plot`]: PNG/SVG pictures of runs, sweeps and profiles.
+//! * [`check`]: baselines re-run, regressions reported; recorded runs vs simulations.
 
 #![deny(missing_docs)]
 
 pub mod check;
 pub mod cli;
+pub mod guest_image;
+pub mod kvm;
 pub mod migration;
 pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;
+pub mod transport;
 pub mod units;

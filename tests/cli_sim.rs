@@ -292,3 +292,44 @@ fn usage_errors_exit_2() {
     let o = autoconv(&["frobnicate"], dir.path());
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn run_kvm_takes_the_same_set_names_and_refuses_bad_ones_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |sets: &[&str]| {
+        let mut args = vec!["run", "--kvm", "missing.img"];
+        for s in sets {
+            args.extend_from_slice(&["--set", s]);
+        }
+        autoconv(&args, dir.path())
+    };
+    // Parameters are checked before the image or /dev/kvm, with the simulator's messages.
+    let o = run(&["cpu-throttle-initial=150"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(
+        "--set cpu-throttle-initial=150: `migration.cpu-throttle-initial`: Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99"
+    ), "{}", stderr(&o));
+    let o = run(&["autoconv.qemu_version=6.0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("expected a QEMU release from 7.2 to 10.2"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["guest.memory=1GiB"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is a scenario value; a real guest takes QEMU parameters"),
+        "{}",
+        stderr(&o)
+    );
+    // Good settings, missing image: a clear error naming the file, exit 2.
+    let o = run(&["autoconv.time_limit_s=30", "max-bandwidth=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.img"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

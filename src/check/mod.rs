@@ -299,8 +299,8 @@ pub fn format_report(name: &str, r: &CheckReport, show_improvements: usize) -> S
                     .to_string(),
                     who,
                     metric.name().to_string(),
-                    metric.format(*was),
-                    metric.format(*now),
+                    metric.format_exact(*was),
+                    metric.format_exact(*now),
                     if *was != 0.0 {
                         format!("{:+.2}%", (now - was) / was.abs() * 100.0)
                     } else {

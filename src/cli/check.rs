@@ -1,8 +1,9 @@
 //! `autoconv check`: re-run baselines and fail on regressions.
 
 use super::exit;
-use super::sweep::{parse_metric, pool, progress, write_file_atomically};
+use super::sweep::{parse_metric, pool, progress};
 use crate::check::{check, format_report};
+use crate::report::write_file_atomically;
 use crate::sweep::{Metric, RunsTable};
 use clap::Args;
 use std::path::PathBuf;

@@ -81,7 +81,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     );
     if let Some(dir) = &args.out {
         let summary = super::sim::sim_summary(&scenario, seed, &outcome);
-        write_run_dir(dir, &timeline, &summary)
+        write_run_dir(dir, &timeline, &summary, &[])
             .with_context(|| format!("writing results to {}", dir.display()))?;
         println!("  wrote {}", dir.display());
     }

@@ -3,6 +3,7 @@
 
 mod check;
 mod compare;
+pub mod kvm;
 mod plot;
 mod profile;
 mod sim;
@@ -22,9 +23,10 @@ pub mod exit {
 
 /// Understand and tune QEMU's auto-converge.
 ///
-/// autoconv runs QEMU's pre-copy live migration with auto-converge CPU throttling against a
-/// seeded synthetic guest (`sim`), so you can see whether and how fast a workload converges
-/// under a cpu-throttle-initial / cpu-throttle-increment policy before touching production.
+/// autoconv runs QEMU's pre-copy live migration with auto-converge CPU throttling, one core
+/// driving either a seeded synthetic guest (`sim`) or a real KVM guest (`run --kvm`), so you
+/// can see whether and how fast a workload converges under a cpu-throttle-initial /
+/// cpu-throttle-increment policy before touching production.
 ///
 /// Exit codes: 0 = migration completed; 1 = it did not (not-converged, failed, cancelled);
 /// 2 = bad input or another error.
@@ -38,13 +40,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sim(sim::SimArgs),
+    /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
+    Run(kvm::KvmRunArgs),
+    /// Be the destination of a live migration of a real guest.
+    Incoming(kvm::IncomingArgs),
+    Profile(profile::ProfileArgs),
+    /// Build guest images.
+    Guest {
+        #[command(subcommand)]
+        command: GuestCommand,
+    },
     Params(sim::ParamsArgs),
     Sweep(sweep::SweepArgs),
     Merge(sweep::MergeArgs),
     Plot(plot::PlotArgs),
-    Profile(profile::ProfileArgs),
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum GuestCommand {
+    /// Write a workload guest image (multiboot v1 ELF) without any external toolchain.
+    Build(kvm::GuestBuildArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -52,11 +69,16 @@ pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Run(args) => kvm::run_kvm(&args),
+        Command::Incoming(args) => kvm::incoming(&args),
+        Command::Profile(args) => profile::run(args),
+        Command::Guest {
+            command: GuestCommand::Build(args),
+        } => kvm::guest_build(&args),
         Command::Params(args) => sim::params(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Merge(args) => sweep::merge(args),
         Command::Plot(args) => plot::run(args),
-        Command::Profile(args) => profile::run(args),
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
     }

@@ -1,9 +1,10 @@
 //! `autoconv plot`: a run directory, a sweep, or a profile, to PNG or SVG.
 
 use super::exit;
-use super::sweep::{parse_metric, write_file_atomically};
+use super::sweep::parse_metric;
 use crate::plot::{profile_plot_as, run_plot, sweep_plot, Format, SweepPlotOptions, DEFAULT_SIZE};
 use crate::report::profile::Profile;
+use crate::report::write_file_atomically;
 use crate::sweep::{Metric, RunsTable};
 use crate::units::parse_rate_bytes_s;
 use anyhow::Context;

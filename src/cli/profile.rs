@@ -1,43 +1,56 @@
 //! `autoconv profile FILE.toml`: the throttle vs dirty-rate curve of a simulated guest.
 
 use super::exit;
-use super::sweep::write_file_atomically;
+use super::kvm::KvmGuestArgs;
 use crate::report::profile::{Profile, Verdict};
+use crate::report::write_file_atomically;
 use crate::scenario::Scenario;
 use crate::sim::profile::{profile, ProfileOptions};
 use crate::units::format_bytes;
+use crate::units::parse_rate_bytes_s;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Measure a scenario's dirty rate at each throttle level (the throttle vs dirty-rate curve).
+/// Measure a workload's dirty rate at each throttle level (the throttle vs dirty-rate curve).
 ///
 /// Holds the vCPU throttle at each level with dirty logging on, as during a migration but with
 /// nothing sent, and measures QEMU's dirty-pages-rate: distinct pages newly dirtied per harvest
-/// period (--interval). The curve decides whether auto-converge can work: QEMU raises the
+/// period (--sync-interval). On a scenario (FILE.toml) the simulated guest is measured; with
+/// --kvm IMAGE a real guest. The curve decides whether auto-converge can work: QEMU raises the
 /// throttle while the bytes dirtied in a period exceed throttle-trigger-threshold (50%) of the
 /// bytes sent, so the migration settles at the first level under that line, or never
 /// converges if even 99% stays above it.
 ///
-/// The CSV (format in the README and src/report/profile.rs) is the same one
-/// `autoconv profile --kvm` writes from a real guest, and a scenario region can use it as its
-/// workload: pattern = "profile", profile = "FILE.csv".
+/// Both write the same CSV (format in the README and src/report/profile.rs), which a scenario
+/// region can use as its workload: pattern = "profile", profile = "FILE.csv".
 ///
 /// Examples:
-///   autoconv profile scenarios/heavy.toml -o heavy-profile.csv
+///   autoconv profile scenarios/heavy.toml -o heavy-profile.csv --plot heavy-profile.png
 ///   autoconv profile scenarios/dma.toml --levels 0,50,90,99 --hold 10s
-///   autoconv profile scenarios/heavy.toml -o p.csv --plot p.png    # curve and threshold line
+///   autoconv profile --kvm rnd.img --mem 1GiB -o rnd-profile.csv
+///   autoconv plot rnd-profile.csv --bandwidth 1GiB/s
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    override_usage = "autoconv profile FILE.toml [OPTIONS]\n       autoconv profile --kvm IMAGE [OPTIONS]"
+)]
 pub struct ProfileArgs {
-    /// Scenario file (TOML).
-    #[arg(value_name = "FILE.toml")]
-    pub scenario: PathBuf,
-    /// Seed for the guest model [default: the scenario's `seed`].
-    #[arg(long)]
+    /// Scenario file (TOML) of a simulated guest; or --kvm IMAGE for a real one.
+    #[arg(
+        value_name = "FILE.toml",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
+    pub scenario: Option<PathBuf>,
+    /// A real guest under KVM (`--kvm IMAGE` and its machine options).
+    #[command(flatten)]
+    pub kvm: Option<KvmGuestArgs>,
+    /// Simulated guests: seed for the model [default: the scenario's `seed`].
+    #[arg(long, conflicts_with = "image")]
     pub seed: Option<u64>,
-    /// Override a parameter or scenario value, as for `autoconv sim`. Repeatable.
-    #[arg(long = "set", value_name = "NAME=VALUE")]
+    /// Simulated guests: override a parameter or scenario value, as for `autoconv sim`.
+    #[arg(long = "set", value_name = "NAME=VALUE", conflicts_with = "image")]
     pub sets: Vec<String>,
     /// Throttle levels (%), comma-separated, increasing.
     #[arg(
@@ -46,18 +59,22 @@ pub struct ProfileArgs {
         default_value = "0,10,20,30,40,50,60,70,80,90,99"
     )]
     pub levels: Vec<u32>,
-    /// Time measured at each level, after settling (e.g. 5s, 1500ms).
-    #[arg(long, default_value = "5s", value_parser = parse_duration_ms)]
+    /// Time measured at each level, after settling (e.g. 3s, 1500ms).
+    #[arg(long, default_value = "3s", value_parser = parse_duration_ms)]
     pub hold: u64,
     /// Dirty-log harvest period (QEMU computes its rate over periods of at least 1 s).
-    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
-    pub interval: u64,
+    #[arg(long, alias = "interval", default_value = "1s", value_parser = parse_duration_ms)]
+    pub sync_interval: u64,
     /// Write the profile CSV here.
     #[arg(short = 'o', long = "output", value_name = "OUT.csv")]
     pub output: Option<PathBuf>,
-    /// Also draw the curve with the threshold line for the scenario's bandwidth (.png or .svg).
+    /// Also draw the curve with auto-converge's threshold line (.png or .svg).
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
+    /// Migration bandwidth to judge the curve against [default: the scenario's max-bandwidth
+    /// within its link; for --kvm, QEMU's default 128MiB/s].
+    #[arg(long, value_name = "RATE")]
+    pub bandwidth: Option<String>,
 }
 
 /// "5s", "1500ms", "2min" or a bare number of milliseconds.
@@ -119,29 +136,70 @@ pub fn verdict_text(p: &Profile, v: &Verdict) -> String {
     out
 }
 
-pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
-    if args.levels.is_empty() || args.levels.windows(2).any(|w| w[1] <= w[0]) {
+fn check_levels(levels: &[u32]) -> anyhow::Result<()> {
+    if levels.windows(2).any(|w| w[1] <= w[0]) {
         anyhow::bail!("--levels must be increasing percentages, e.g. 0,10,20,...,90,99");
     }
-    if let Some(bad) = args.levels.iter().find(|&&l| l > 99) {
+    if let Some(bad) = levels.iter().find(|&&l| l > 99) {
         anyhow::bail!("--levels: {bad} is not a throttle percentage (0 to 99)");
     }
-    if args.levels.len() < 2 {
+    if levels.len() < 2 {
         anyhow::bail!("--levels: a profile needs at least two levels");
     }
-    let scenario = Scenario::load(&args.scenario, &args.sets)?;
+    Ok(())
+}
+
+fn bandwidth_arg(text: &str) -> anyhow::Result<f64> {
+    let bw = parse_rate_bytes_s(text).map_err(|e| anyhow::anyhow!("--bandwidth: {e}"))?;
+    if bw == 0 {
+        anyhow::bail!("--bandwidth must be above 0");
+    }
+    Ok(bw as f64)
+}
+
+pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
+    check_levels(&args.levels)?;
+    let bandwidth = args.bandwidth.as_deref().map(bandwidth_arg).transpose()?;
+    if let Some(guest) = args.kvm.clone() {
+        return run_kvm(args, guest, bandwidth);
+    }
+    let Some(path) = args.scenario.clone() else {
+        anyhow::bail!("name a scenario (FILE.toml) or a real guest (--kvm IMAGE)");
+    };
+    let scenario = Scenario::load(&path, &args.sets)?;
     let seed = args.seed.unwrap_or(scenario.seed);
     let opts = ProfileOptions {
         levels_pct: args.levels.clone(),
         hold_ms: args.hold,
-        interval_ms: args.interval,
-        source: format!("sim:{} seed={seed}", args.scenario.display()),
+        interval_ms: args.sync_interval,
+        source: format!("sim:{} seed={seed}", path.display()),
     };
     let p = profile(&scenario, seed, &opts);
     println!(
         "{} (seed {seed}): dirty rate per {} ms harvest, {} ms held at each level",
-        scenario.name, args.interval, args.hold
+        scenario.name, args.sync_interval, args.hold
     );
+    print_rows(&p);
+    let bw = bandwidth.unwrap_or(migration_bandwidth_bytes_s(&scenario) as f64);
+    let trigger = scenario.migration.params.throttle_trigger_threshold;
+    print!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
+    if let Some(out) = &args.output {
+        let mut bytes = Vec::new();
+        p.write(&mut bytes)?;
+        write_file_atomically(out, &bytes)?;
+        println!("wrote {}", out.display());
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{}: dirty rate vs throttle (simulated, seed {seed})",
+            scenario.name
+        );
+        plot_to(&p, &title, bw, trigger, path)?;
+    }
+    Ok(exit::OK)
+}
+
+fn print_rows(p: &Profile) {
     println!(
         "  {:>8}  {:>14}  {:>12}  {:>16}  {:>10}",
         "throttle", "dirty pages/s", "dirty rate", "guest writes/s", "guest CPU"
@@ -159,22 +217,55 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
             r.guest_cpu_pct.unwrap_or(0.0)
         );
     }
-    let bw = migration_bandwidth_bytes_s(&scenario) as f64;
-    let trigger = scenario.migration.params.throttle_trigger_threshold;
-    let v = p.verdict(bw, trigger);
-    print!("{}", verdict_text(&p, &v));
-    if let Some(out) = &args.output {
-        let mut bytes = Vec::new();
-        p.write(&mut bytes)?;
-        write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+}
+
+fn plot_to(
+    p: &Profile,
+    title: &str,
+    bandwidth: f64,
+    trigger: u32,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let bytes = crate::plot::profile_plot(p, title, bandwidth, trigger, path)
+        .with_context(|| format!("plotting {}", path.display()))?;
+    write_file_atomically(path, &bytes)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// `profile --kvm`: the KVM backend measures and writes the CSV; the verdict and plot are
+/// drawn from the file it wrote.
+fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
+    let image = guest.image.clone();
+    // The plot is drawn from the CSV, so keep one even if only a plot was asked for.
+    let scratch = args
+        .plot
+        .as_ref()
+        .filter(|_| args.output.is_none())
+        .map(|plot| {
+            let mut p = plot.clone().into_os_string();
+            p.push(".csv");
+            PathBuf::from(p)
+        });
+    let output = args.output.clone().or_else(|| scratch.clone());
+    let code = super::kvm::profile_kvm(&super::kvm::KvmProfileArgs {
+        guest,
+        levels: args.levels.clone(),
+        hold: args.hold,
+        sync_interval: args.sync_interval,
+        output: output.clone(),
+    })?;
+    if let Some(csv) = &output {
+        let p = Profile::read(csv)?;
+        let bw = bandwidth.unwrap_or(128.0 * 1024.0 * 1024.0);
+        print!("{}", verdict_text(&p, &p.verdict(bw, 50)));
+        if let Some(plot) = &args.plot {
+            let title = format!("{}: dirty rate vs throttle (KVM)", image.display());
+            plot_to(&p, &title, bw, 50, plot)?;
+        }
     }
-    if let Some(path) = &args.plot {
-        let title = format!("{} (simulated, seed {seed})", scenario.name);
-        let bytes = crate::plot::profile_plot(&p, &title, bw, trigger, path)
-            .with_context(|| format!("plotting {}", path.display()))?;
-        write_file_atomically(path, &bytes)?;
-        println!("wrote {}", path.display());
+    if let Some(s) = scratch {
+        let _ = std::fs::remove_file(s);
     }
-    Ok(exit::OK)
+    Ok(code)
 }

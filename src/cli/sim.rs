@@ -62,7 +62,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
             .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name))
     });
     if let Some(dir) = &out_dir {
-        write_run_dir(dir, &timeline, &summary)
+        write_run_dir(dir, &timeline, &summary, &[])
             .with_context(|| format!("writing results to {}", dir.display()))?;
     }
     if args.json {

@@ -1,7 +1,7 @@
 //! `autoconv sweep` and `autoconv merge`.
 
 use super::exit;
-use crate::report::{replace_dir, staging_dir};
+use crate::report::{write_dir_atomically, write_file_atomically};
 use crate::scenario::ScenarioSource;
 use crate::sweep::rank::{format_ranking, write_combos};
 use crate::sweep::{
@@ -10,7 +10,7 @@ use crate::sweep::{
 use anyhow::Context;
 use clap::Args;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Run a scenario over a grid of parameter values, in parallel, and rank the policies.
@@ -134,46 +134,6 @@ pub(super) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// Write `files` (name, bytes) into `dir` as a whole: built in a hidden sibling, renamed.
-pub(super) fn write_dir_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
-    let staging = staging_dir(dir);
-    let result = (|| -> anyhow::Result<()> {
-        std::fs::create_dir_all(&staging)
-            .with_context(|| format!("cannot create {}", staging.display()))?;
-        for (name, bytes) in files {
-            let p = staging.join(name);
-            std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        }
-        replace_dir(&staging, dir)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    result
-}
-
-/// Write one file whole: a hidden temporary beside it, renamed over it.
-pub(super) fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(p) = parent {
-        std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
-    }
-    let tmp_name = format!(".{name}.partial-{}", std::process::id());
-    let tmp = parent.map_or_else(|| PathBuf::from(&tmp_name), |p| p.join(&tmp_name));
-    let result = std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
     let t0 = Instant::now();
     let axes = args
@@ -251,7 +211,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         }
         let meta = sweep_json(&plan, &args, table.rows.len());
         files.push(("sweep.json", meta.into_bytes()));
-        write_dir_atomically(&dir, &files)
+        let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        write_dir_atomically(&dir, &parts)
             .with_context(|| format!("writing results to {}", dir.display()))?;
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         println!("wrote {}/{{{}}}", dir.display(), names.join(","));

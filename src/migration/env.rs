@@ -11,6 +11,7 @@
 //! Keeping these three apart is what lets one state machine be checked against closed-form
 //! models in the simulator and then drive a real guest unchanged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Errors a backend reports to the core. Backends keep their own typed errors and box them here,
@@ -160,7 +161,15 @@ pub trait Link {
 /// Cancellation shared between a user's Ctrl-C handler, a real clock's sleeps and the core.
 #[derive(Clone, Debug, Default)]
 pub struct CancelToken {
-    inner: Arc<(Mutex<bool>, Condvar)>,
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    /// Read on every turn of the migration loop: an atomic, not the mutex.
+    flag: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
 }
 
 impl CancelToken {
@@ -171,23 +180,24 @@ impl CancelToken {
 
     /// Ask the migration to stop; wakes anyone waiting in [`CancelToken::wait_timeout`].
     pub fn cancel(&self) {
-        let (lock, cvar) = &*self.inner;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cvar.notify_all();
+        let _guard = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.flag.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_all();
     }
 
     /// True once [`CancelToken::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.flag.load(Ordering::SeqCst)
     }
 
     /// Sleep up to `timeout`, returning early (true) if cancelled.
     pub fn wait_timeout(&self, timeout: std::time::Duration) -> bool {
-        let (lock, cvar) = &*self.inner;
-        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (guard, _) = cvar
-            .wait_timeout_while(guard, timeout, |cancelled| !*cancelled)
+        let guard = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (_guard, _) = self
+            .inner
+            .wake
+            .wait_timeout_while(guard, timeout, |_| !self.is_cancelled())
             .unwrap_or_else(|e| e.into_inner());
-        *guard
+        self.is_cancelled()
     }
 }

@@ -97,6 +97,7 @@ where
         last_sample_ns: start_ns,
         batch: PageBatch::default(),
         downtime_ms: None,
+        guest_pause_ms: None,
     };
     let result = m.run();
     m.finish(result)
@@ -151,6 +152,7 @@ struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
     last_sample_ns: u64,
     batch: PageBatch,
     downtime_ms: Option<u64>,
+    guest_pause_ms: Option<u64>,
 }
 
 impl<C, G, L, R> Precopy<'_, C, G, L, R>
@@ -272,14 +274,27 @@ where
         self.rate_limit_used += bytes;
     }
 
-    /// `ram_save_iterate`.
+    /// `ram_save_iterate`: send until the window's budget is used, the bitmap is clean, or
+    /// more than `MAX_WAIT` ms passed. QEMU reads the clock every 64 pages and leaves once the
+    /// whole milliseconds elapsed exceed 50, i.e. at about 51 ms; batches are cut (from the
+    /// rate seen so far in this call) so the same holds whatever the link's batch size.
     fn ram_save_iterate(&mut self) -> Result<(), Stop> {
         let t0 = self.now_ns();
+        let leave_ns = (MAX_WAIT_MS + 1) * NS_PER_MS;
+        let sent_before = self.transferred_bytes;
         while !self.rate_limit_exceeded() {
-            if !self.send_batch(self.batch_budget())? {
+            let elapsed_ns = self.now_ns() - t0;
+            let sent = self.transferred_bytes - sent_before;
+            let mut max_bytes = self.batch_budget();
+            if elapsed_ns > 0 && sent > 0 {
+                let left_ns = leave_ns.saturating_sub(elapsed_ns);
+                let fits = (u128::from(sent) * u128::from(left_ns) / u128::from(elapsed_ns)) as u64;
+                max_bytes = max_bytes.min(fits.max(1));
+            }
+            if !self.send_batch(max_bytes)? {
                 break;
             }
-            if self.now_ns() - t0 > MAX_WAIT_MS * NS_PER_MS {
+            if (self.now_ns() - t0) / NS_PER_MS > MAX_WAIT_MS {
                 break;
             }
         }
@@ -399,9 +414,12 @@ where
         Self::backend(self.guest.save_device_state(&mut state))?;
         let bytes = Self::backend(self.link.send_device_state(&state))?;
         self.account(bytes);
+        // QEMU's downtime ends when the source has put the last byte in the stream; it does
+        // not wait for the destination.
+        self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         let bytes = Self::backend(self.link.complete())?;
         self.account(bytes);
-        self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
+        self.guest_pause_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         Ok(())
     }
 
@@ -493,6 +511,11 @@ where
             setup_time_ms: self.setup_time_ms,
             downtime_ms: if status == MigrationStatus::Completed {
                 self.downtime_ms
+            } else {
+                None
+            },
+            guest_pause_ms: if status == MigrationStatus::Completed {
+                self.guest_pause_ms
             } else {
                 None
             },

@@ -172,8 +172,13 @@ pub struct MigrationOutcome {
     pub total_time_ms: Option<u64>,
     /// QEMU's `setup-time` (ms).
     pub setup_time_ms: u64,
-    /// QEMU's `downtime`: from stopping the source to the end (ms); only when completed.
+    /// QEMU's `downtime`: from stopping the source until it has sent the last byte (ms); only
+    /// when completed.
     pub downtime_ms: Option<u64>,
+    /// autoconv's own: from stopping the source until the destination confirmed it had
+    /// everything (for a real guest: memory verified and guest resumed), the pause the guest
+    /// really sees (ms); only when completed.
+    pub guest_pause_ms: Option<u64>,
     /// Bytes put on the wire.
     pub transferred_bytes: u64,
     /// Pages sent with their data (`ram.normal`).
@@ -194,6 +199,28 @@ pub struct MigrationOutcome {
 }
 
 impl MigrationOutcome {
+    /// A migration that failed before the core ran (e.g. the destination refused the
+    /// connection): nothing sent, nothing throttled.
+    pub fn failed_before_start(reason: String) -> Self {
+        MigrationOutcome {
+            status: MigrationStatus::Failed,
+            reason: Some(reason),
+            elapsed_ms: 0,
+            total_time_ms: None,
+            setup_time_ms: 0,
+            downtime_ms: None,
+            guest_pause_ms: None,
+            transferred_bytes: 0,
+            normal_pages: 0,
+            zero_pages: 0,
+            dirty_sync_count: 0,
+            throttle_steps: Vec::new(),
+            max_throttle_pct: 0,
+            guest_cpu_lost_s: 0.0,
+            guest_pages_written: 0,
+        }
+    }
+
     /// True for a completed migration.
     pub fn converged(&self) -> bool {
         self.status == MigrationStatus::Completed

@@ -76,8 +76,11 @@ pub struct Summary {
     pub elapsed_ms: u64,
     /// QEMU's setup-time (ms).
     pub setup_time_ms: u64,
-    /// QEMU's downtime (ms), only for a completed migration.
+    /// QEMU's downtime (ms): source stopped until it sent the last byte; only when completed.
     pub downtime_ms: Option<u64>,
+    /// autoconv's: source stopped until the destination confirmed (and, for a real guest,
+    /// verified memory and resumed) (ms); only when completed.
+    pub guest_pause_ms: Option<u64>,
     /// Bytes on the wire.
     pub transferred_bytes: u64,
     /// Pages sent with data.
@@ -120,6 +123,7 @@ impl Summary {
             elapsed_ms: outcome.elapsed_ms,
             setup_time_ms: outcome.setup_time_ms,
             downtime_ms: outcome.downtime_ms,
+            guest_pause_ms: outcome.guest_pause_ms,
             transferred_bytes: outcome.transferred_bytes,
             normal_pages: outcome.normal_pages,
             zero_pages: outcome.zero_pages,
@@ -230,29 +234,59 @@ pub fn summary_json(summary: &Summary) -> Result<String, ReportError> {
     Ok(s)
 }
 
-/// Write a run directory: timeseries.csv, events.csv, summary.json. The directory is built
-/// beside `dir` under a hidden name and renamed into place, replacing an older one, so a reader
-/// never sees it half-written and a failure leaves nothing behind.
+/// Write a run directory: timeseries.csv, events.csv, summary.json and any `extra_files`
+/// (name, contents), e.g. a real guest's serial.txt, all or nothing (see
+/// [`write_dir_atomically`]).
 pub fn write_run_dir(
     dir: &Path,
     timeline: &Timeline,
     summary: &Summary,
+    extra_files: &[(&str, &[u8])],
 ) -> Result<(), ReportError> {
+    let mut timeseries = Vec::new();
+    write_timeseries(&mut timeseries, &timeline.samples)?;
+    let mut events = Vec::new();
+    write_events(&mut events, &timeline.events)?;
+    let summary = summary_json(summary)?;
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("timeseries.csv", &timeseries),
+        ("events.csv", &events),
+        ("summary.json", summary.as_bytes()),
+    ];
+    files.extend_from_slice(extra_files);
+    write_dir_atomically(dir, &files)
+}
+
+/// Write a directory of files (name, contents). It is built beside `dir` under a hidden name
+/// and renamed into place, replacing an older one, so a reader never sees it half-written and
+/// a failure leaves nothing behind.
+pub fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), ReportError> {
     let staging = staging_dir(dir);
     let result = (|| {
         fs::create_dir_all(&staging).map_err(io(&staging))?;
-        let path = staging.join("timeseries.csv");
-        let f = fs::File::create(&path).map_err(io(&path))?;
-        write_timeseries(std::io::BufWriter::new(f), &timeline.samples)?;
-        let path = staging.join("events.csv");
-        let f = fs::File::create(&path).map_err(io(&path))?;
-        write_events(std::io::BufWriter::new(f), &timeline.events)?;
-        let path = staging.join("summary.json");
-        fs::write(&path, summary_json(summary)?).map_err(io(&path))?;
+        for (name, bytes) in files {
+            let path = staging.join(name);
+            fs::write(&path, bytes).map_err(io(&path))?;
+        }
         replace_dir(&staging, dir)
     })();
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// Write one file via a hidden sibling and a rename, so it appears whole or not at all.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let tmp = staging_dir(path);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let result = fs::write(&tmp, bytes)
+        .map_err(io(&tmp))
+        .and_then(|()| fs::rename(&tmp, path).map_err(io(path)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
     result
 }

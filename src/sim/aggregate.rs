@@ -28,6 +28,9 @@ struct SeqView {
 }
 
 impl NewPages for SeqView {
+    fn most_new(&self) -> f64 {
+        self.remaining
+    }
     fn new_pages(&self, y: f64) -> (f64, f64) {
         if y < self.remaining {
             (y, 1.0)
@@ -43,6 +46,9 @@ struct UniView {
 }
 
 impl NewPages for UniView {
+    fn most_new(&self) -> f64 {
+        self.unwritten
+    }
     fn new_pages(&self, y: f64) -> (f64, f64) {
         let e = libm::exp(-y / self.pages);
         (self.unwritten * (1.0 - e), self.unwritten / self.pages * e)
@@ -78,6 +84,8 @@ pub struct AggregateModel {
     cursor_pos: u64,
     dirty: u64,
     logging: bool,
+    /// Each writer's last CPU writes per vCPU-ns of budget: the next solve's starting point.
+    writes_per_ns: Vec<Option<f64>>,
 }
 
 impl AggregateModel {
@@ -103,6 +111,7 @@ impl AggregateModel {
         let rngs = (0..layout.regions.len())
             .map(|i| SimRng::new(seed, Stream::AggregateRegion(i as u32)))
             .collect();
+        let writes_per_ns = vec![None; layout.writers.len()];
         Self {
             layout,
             bitmaps,
@@ -112,6 +121,7 @@ impl AggregateModel {
             cursor_pos: 0,
             dirty: 0,
             logging: false,
+            writes_per_ns,
         }
     }
 
@@ -233,7 +243,7 @@ impl RamModel for AggregateModel {
         } else {
             0.0
         };
-        for w in &self.layout.writers {
+        for (wi, w) in self.layout.writers.iter().enumerate() {
             let scale = w.rate_scale_at(step.t_s);
             let cpu_rate = w.cpu_rate_pages_s * scale;
             let dma = w.dma_rate_at(step.throttle_pct) * scale * step.wall_ns / 1e9;
@@ -284,7 +294,12 @@ impl RamModel for AggregateModel {
                         }
                     }
                 }
-                solve_cpu_writes(budget, write_ns, fault_ns, dma, &views)
+                let guess = self.writes_per_ns[wi].map(|r| r * budget);
+                let x = solve_cpu_writes(budget, write_ns, fault_ns, dma, &views, guess);
+                if budget > 0.0 {
+                    self.writes_per_ns[wi] = Some(x / budget);
+                }
+                x
             } else {
                 0.0
             };

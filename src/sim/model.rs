@@ -170,24 +170,35 @@ pub fn pages_within(max_bytes: u64, spent: u64, page_bytes: u64) -> u64 {
 pub trait NewPages {
     /// (new pages, d new / d y) after `y` more writes to this target.
     fn new_pages(&self, y: f64) -> (f64, f64);
+    /// New pages after unlimited writes: the pages not yet written.
+    fn most_new(&self) -> f64;
 }
 
 /// Solve for the CPU writes `x` a writer makes with `budget_vcpu_ns` of vCPU time, when each
 /// write costs `write_ns` and each CPU write to a new page also costs `fault_ns`; `dma` writes
 /// arrive alongside for free. New pages are attributed to CPU writes in proportion `x/(x+dma)`.
 /// `targets` gives each target's share and state.
+///
+/// `guess` is a starting point (e.g. the previous step's answer scaled to this budget); a good
+/// one makes the usual case one or two Newton steps.
 pub fn solve_cpu_writes(
     budget_vcpu_ns: f64,
     write_ns: f64,
     fault_ns: f64,
     dma: f64,
     targets: &[(f64, &dyn NewPages)],
+    guess: Option<f64>,
 ) -> f64 {
     if budget_vcpu_ns <= 0.0 || !write_ns.is_finite() || write_ns <= 0.0 {
         return 0.0;
     }
     let hi0 = budget_vcpu_ns / write_ns;
     if fault_ns <= 0.0 {
+        return hi0;
+    }
+    // If every page the writer could still fault on cost nothing measurable, skip the solve.
+    let most_new: f64 = targets.iter().map(|(_, t)| t.most_new()).sum();
+    if most_new * fault_ns <= 1e-9 * budget_vcpu_ns {
         return hi0;
     }
     // g(x) = write_ns*x + fault_ns*phi(x)*New(x+dma) - budget, increasing in x.
@@ -210,7 +221,10 @@ pub fn solve_cpu_writes(
         )
     };
     let (mut lo, mut hi) = (0.0, hi0);
-    let mut x = budget_vcpu_ns / (write_ns + fault_ns); // all writes fault: a lower bound
+    // Without a guess, start as if every write faults: a lower bound.
+    let mut x = guess
+        .filter(|g| g.is_finite() && *g > 0.0 && *g < hi0)
+        .unwrap_or(budget_vcpu_ns / (write_ns + fault_ns));
     for _ in 0..60 {
         let (gx, dg) = g(x);
         if gx.abs() <= 1e-9 * budget_vcpu_ns {
@@ -243,6 +257,9 @@ mod tests {
         remaining: f64,
     }
     impl NewPages for Seq {
+        fn most_new(&self) -> f64 {
+            self.remaining
+        }
         fn new_pages(&self, y: f64) -> (f64, f64) {
             if y < self.remaining {
                 (y, 1.0)
@@ -256,6 +273,9 @@ mod tests {
         u: f64,
     }
     impl NewPages for Uni {
+        fn most_new(&self) -> f64 {
+            self.n - self.u
+        }
         fn new_pages(&self, y: f64) -> (f64, f64) {
             let e = (-y / self.n).exp();
             (
@@ -270,10 +290,10 @@ mod tests {
         // 1 ms of budget, 10 ns per write, 3000 ns per fault, 100 pages left unfaulted:
         // 100 faulting writes cost 301,000 ns, the remaining 699,000 ns give 69,900 writes.
         let t = Seq { remaining: 100.0 };
-        let x = solve_cpu_writes(1e6, 10.0, 3000.0, 0.0, &[(1.0, &t)]);
+        let x = solve_cpu_writes(1e6, 10.0, 3000.0, 0.0, &[(1.0, &t)], None);
         assert!((x - 70_000.0).abs() < 1e-3, "{x}");
         // Budget too small to fault all of them.
-        let x = solve_cpu_writes(30_100.0, 10.0, 3000.0, 0.0, &[(1.0, &t)]);
+        let x = solve_cpu_writes(30_100.0, 10.0, 3000.0, 0.0, &[(1.0, &t)], Some(5.0));
         assert!((x - 10.0).abs() < 1e-6, "{x}");
     }
 
@@ -284,7 +304,9 @@ mod tests {
             u: 2_000.0,
         };
         let budget = 5e6;
-        let x = solve_cpu_writes(budget, 20.0, 3000.0, 0.0, &[(1.0, &t)]);
+        let x = solve_cpu_writes(budget, 20.0, 3000.0, 0.0, &[(1.0, &t)], None);
+        let warm = solve_cpu_writes(budget, 20.0, 3000.0, 0.0, &[(1.0, &t)], Some(x * 1.3));
+        assert!((warm - x).abs() < 1e-6 * x);
         let (new, _) = t.new_pages(x);
         assert!((20.0 * x + 3000.0 * new - budget).abs() < 1e-3 * budget);
     }
@@ -292,7 +314,13 @@ mod tests {
     #[test]
     fn no_fault_cost_means_rate_times_time() {
         let t = Uni { n: 10.0, u: 0.0 };
-        assert_eq!(solve_cpu_writes(1e9, 100.0, 0.0, 0.0, &[(1.0, &t)]), 1e7);
-        assert_eq!(solve_cpu_writes(0.0, 100.0, 3000.0, 0.0, &[(1.0, &t)]), 0.0);
+        assert_eq!(
+            solve_cpu_writes(1e9, 100.0, 0.0, 0.0, &[(1.0, &t)], None),
+            1e7
+        );
+        assert_eq!(
+            solve_cpu_writes(0.0, 100.0, 3000.0, 0.0, &[(1.0, &t)], None),
+            0.0
+        );
     }
 }

@@ -101,6 +101,19 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// A value to the unit the figure is measured in, for comparisons where small moves
+    /// matter: "95.812 s", "297 ms", "68719476736 B", "82.345678 vCPU-s".
+    pub fn format_exact(self, v: f64) -> String {
+        match self {
+            Metric::TotalTime => format!("{:.3} s", v / 1000.0),
+            Metric::Transferred => format!("{v:.0} B"),
+            Metric::GuestCpuLost => format!("{v:.6} vCPU-s"),
+            other => other.format(v),
+        }
+    }
+}
+
 impl std::fmt::Display for Metric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -1,0 +1,168 @@
+//! Guest RAM: one anonymous mapping from guest-physical 0, through vm-memory, with a dirty
+//! bitmap of its own for writes the host makes (an emulated device's DMA), which KVM's dirty
+//! log never sees.
+
+use vm_memory::bitmap::AtomicBitmap;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use super::error::KvmError;
+
+/// Target page size.
+pub const PAGE_BYTES: u64 = 4096;
+
+/// Guest memory of one VM.
+pub struct GuestRam {
+    mem: GuestMemoryMmap<AtomicBitmap>,
+    host: *mut u8,
+    bytes: u64,
+}
+
+// SAFETY: `host` points into the mapping owned by `mem`, which lives as long as `self` and is
+// itself Send + Sync; concurrent access to guest memory is the nature of a VMM (the guest writes
+// it through KVM at any time) and every access below goes through raw pointers or vm-memory.
+unsafe impl Send for GuestRam {}
+// SAFETY: as above.
+unsafe impl Sync for GuestRam {}
+
+impl GuestRam {
+    /// Map `bytes` of zeroed guest memory at guest-physical 0.
+    pub fn new(bytes: u64) -> Result<Self, KvmError> {
+        if !((8 << 20)..=(1 << 40)).contains(&bytes) || bytes % (2 << 20) != 0 {
+            return Err(KvmError::MemorySize(bytes));
+        }
+        let mem =
+            GuestMemoryMmap::<AtomicBitmap>::from_ranges(&[(GuestAddress(0), bytes as usize)])
+                .map_err(|source| KvmError::GuestMemory { bytes, source })?;
+        let host = mem
+            .get_host_address(GuestAddress(0))
+            .map_err(|_| KvmError::MemorySize(bytes))?;
+        // Transparent huge pages, as QEMU asks for guest RAM: far fewer page faults when a
+        // destination first fills its memory (KVM still logs dirty pages at 4 KiB).
+        // SAFETY: advice on a mapping we own, whole range; failure only loses the advice.
+        unsafe {
+            libc::madvise(host.cast(), bytes as usize, libc::MADV_HUGEPAGE);
+        }
+        Ok(Self { mem, host, bytes })
+    }
+
+    /// Fault in (and zero) all of guest memory now, so that filling it later (a migration
+    /// destination receiving pages) does not pay the first-touch faults page by page.
+    /// Best effort: kernels before 5.14 lack MADV_POPULATE_WRITE and nothing happens.
+    pub fn prefault(&self) {
+        // SAFETY: advice on the whole mapping we own; populating writes zeroes the kernel would
+        // write on first touch anyway, and no vCPU runs yet.
+        unsafe {
+            libc::madvise(
+                self.host.cast(),
+                self.bytes as usize,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+
+    /// Size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Pages.
+    pub fn pages(&self) -> u64 {
+        self.bytes / PAGE_BYTES
+    }
+
+    /// Host address of guest-physical 0 (for KVM's memory slot).
+    pub fn host_base(&self) -> u64 {
+        self.host as u64
+    }
+
+    /// Raw pointer to a page. `gfn` must be below [`GuestRam::pages`].
+    pub fn page_ptr(&self, gfn: u64) -> *mut u8 {
+        debug_assert!(gfn < self.pages());
+        // SAFETY: gfn < pages, so the offset stays inside the mapping.
+        unsafe { self.host.add((gfn * PAGE_BYTES) as usize) }
+    }
+
+    /// Copy bytes into guest memory as a device would (tracked in the host dirty bitmap).
+    pub fn write(&self, gpa: u64, data: &[u8]) -> bool {
+        self.mem.write_slice(data, GuestAddress(gpa)).is_ok()
+    }
+
+    /// Read an aligned u64 the guest may be writing concurrently (progress counters).
+    pub fn read_u64(&self, gpa: u64) -> u64 {
+        self.mem.read_obj::<u64>(GuestAddress(gpa)).unwrap_or(0)
+    }
+
+    /// Write an aligned u64 (tracked).
+    pub fn write_u64(&self, gpa: u64, value: u64) -> bool {
+        self.mem.write_obj(value, GuestAddress(gpa)).is_ok()
+    }
+
+    /// True if the page holds only zeroes. Reads with volatile loads: the guest may be writing
+    /// the page right now (a torn answer is harmless: such a page is dirty again and resent).
+    pub fn is_zero_page(&self, gfn: u64) -> bool {
+        let p = self.page_ptr(gfn) as *const u64;
+        let mut acc = 0u64;
+        for chunk in 0..(PAGE_BYTES as usize / 8 / 8) {
+            for i in 0..8 {
+                // SAFETY: inside the page, 8-byte aligned (pages are 4 KiB aligned).
+                acc |= unsafe { p.add(chunk * 8 + i).read_volatile() };
+            }
+            if acc != 0 {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Guest memory as a byte slice, for when no vCPU runs (digests, loading, receiving).
+    ///
+    /// # Safety
+    /// No vCPU of this VM may be running and nothing else may access the range while the
+    /// slice lives (guest memory is shared, not owned by `&self`).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice_mut(&self, gpa: u64, len: u64) -> Option<&mut [u8]> {
+        let end = gpa.checked_add(len)?;
+        if end > self.bytes {
+            return None;
+        }
+        // SAFETY: the range is inside the mapping (checked above); exclusivity is the caller's
+        // promise.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.host.add(gpa as usize), len as usize) })
+    }
+
+    /// Pages written by the host since the last call, one bit per page, and reset.
+    pub fn take_host_dirty(&self) -> Vec<u64> {
+        self.mem
+            .iter()
+            .next()
+            .map(|r| std::ops::Deref::deref(r).bitmap().get_and_reset())
+            .unwrap_or_default()
+    }
+
+    /// Forget host writes so far (loading the image is not a migration write).
+    pub fn reset_host_dirty(&self) {
+        if let Some(r) = self.mem.iter().next() {
+            std::ops::Deref::deref(r).bitmap().reset();
+        }
+    }
+
+    /// CRC32 of each page in `[first_gfn, first_gfn + out.len())`, computed on up to `threads`
+    /// threads. Only meaningful while no vCPU runs.
+    pub fn page_digests(&self, first_gfn: u64, out: &mut [u32], threads: usize) {
+        let chunk = out.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|s| {
+            for (i, part) in out.chunks_mut(chunk).enumerate() {
+                let base = first_gfn + (i * chunk) as u64;
+                s.spawn(move || {
+                    for (j, d) in part.iter_mut().enumerate() {
+                        let p = self.page_ptr(base + j as u64);
+                        // SAFETY: a whole page inside the mapping; the guest is stopped (see
+                        // above), so nothing changes it while it is hashed.
+                        let page = unsafe { std::slice::from_raw_parts(p, PAGE_BYTES as usize) };
+                        *d = crc32fast::hash(page);
+                    }
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,358 @@
+//! One whole real-KVM migration, as `autoconv run --kvm` performs it: boot the image, let it
+//! run, migrate it with the core over TCP (to a destination in this process or elsewhere),
+//! and check both sides afterwards.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::clock::MonotonicClock;
+use super::loader::LoadPlan;
+use super::machine::{BootPath, Machine, MachineConfig, VcpuCounters};
+use super::source::{KvmSource, SyncTiming};
+use super::vstate::vm::DirtyLogMode;
+use super::KvmError;
+use crate::migration::{
+    migrate, CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline,
+};
+use crate::transport::incoming::{accept_one, IncomingStats};
+use crate::transport::link::{LinkStats, TcpLink};
+use crate::transport::TransportError;
+
+/// Where the guest goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// A destination this process starts on 127.0.0.1 (one command shows a whole migration).
+    Local,
+    /// `autoconv incoming` elsewhere.
+    Remote(SocketAddr),
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The multiboot image.
+    pub image: PathBuf,
+    /// VM shape (vCPUs default to the image's).
+    pub machine: MachineConfig,
+    /// Boot path.
+    pub boot: BootPath,
+    /// QEMU parameters and autoconv settings.
+    pub config: MigrationConfig,
+    /// Where to.
+    pub destination: Destination,
+    /// How long the guest runs before `migrate` (the reference run waited 4 s).
+    pub warmup_ms: u64,
+    /// How long to watch the surviving guest after the migration ends.
+    pub after_ms: u64,
+    /// Fault injection: lose this page's dirty bits (tests).
+    pub drop_dirty_gfn: Option<u64>,
+    /// Before booting, fill guest memory above the image's working-set base (4 MiB) with
+    /// non-zero data, so every page travels as a normal page (benchmarks with an idle guest).
+    pub prefill: bool,
+    /// An emulated DMA device writing guest memory from the host.
+    pub dma: Option<super::dma::DmaConfig>,
+}
+
+/// The guest's progress over an interval.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Progress {
+    /// Counters at the start.
+    pub start: Vec<VcpuCounters>,
+    /// Counters at the end.
+    pub end: Vec<VcpuCounters>,
+    /// Interval length (ms).
+    pub interval_ms: u64,
+    /// Page writes per second over it (all vCPUs).
+    pub pages_written_per_s: f64,
+    /// COM1 bytes over it.
+    pub serial_bytes: u64,
+}
+
+fn total(c: &[VcpuCounters]) -> u64 {
+    c.iter().map(|c| c.pages_written).sum()
+}
+
+/// Watch a running machine for `ms`.
+pub fn watch(machine: &Machine, ms: u64, cancel: &CancelToken) -> Progress {
+    let start = machine.counters();
+    let s0 = machine.serial_bytes();
+    let t0 = Instant::now();
+    cancel.wait_timeout(Duration::from_millis(ms));
+    let end = machine.counters();
+    let dt = t0.elapsed();
+    Progress {
+        pages_written_per_s: (total(&end).saturating_sub(total(&start))) as f64
+            / dt.as_secs_f64().max(1e-9),
+        start,
+        end,
+        interval_ms: dt.as_millis() as u64,
+        serial_bytes: machine.serial_bytes() - s0,
+    }
+}
+
+/// What the local destination saw.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DestinationReport {
+    /// The guest was received, verified and resumed.
+    pub resumed: bool,
+    /// Why not, if not.
+    pub error: Option<String>,
+    /// Counters right after resuming (must equal the source's final ones).
+    pub counters_at_resume: Vec<VcpuCounters>,
+    /// The guest's progress on the destination after resuming.
+    pub progress: Option<Progress>,
+    /// Transfer figures.
+    pub stats: IncomingStats,
+    /// vCPUs that failed on the destination.
+    pub vcpu_failures: Vec<(u32, String)>,
+}
+
+/// Everything a run found out.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// The core's outcome.
+    pub outcome: MigrationOutcome,
+    /// Samples and events.
+    #[serde(skip)]
+    pub timeline: Timeline,
+    /// True if source and destination memory were proven equal (digest per page); false if
+    /// the comparison failed; None if the migration never got that far.
+    pub memory_verified: Option<bool>,
+    /// The guest's progress before the migration (free running, no dirty logging).
+    pub before: Progress,
+    /// Source counters when the source stopped for good (completed) or when the migration
+    /// ended (otherwise).
+    pub source_final: Vec<VcpuCounters>,
+    /// Failed/cancelled migrations: the source guest's progress afterwards (it must run on,
+    /// unthrottled).
+    pub source_after: Option<Progress>,
+    /// Throttle percentage on the source after the migration ended (must be 0).
+    pub source_throttle_after_pct: u32,
+    /// The local destination's view (None for a remote one).
+    pub destination: Option<DestinationReport>,
+    /// Dirty-log sync timing.
+    pub sync_timing: SyncTiming,
+    /// The link's own figures.
+    pub link: LinkStats,
+    /// Guest RAM (bytes).
+    pub ram_bytes: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// COM1 bytes the source guest wrote in total.
+    pub source_serial_bytes: u64,
+    /// What the image says about itself (autoconv images).
+    pub image: Option<String>,
+    /// The emulated DMA device, if any.
+    pub dma: Option<super::dma::DmaConfig>,
+    /// Pages it wrote on the source.
+    pub dma_pages_written: u64,
+    /// What the source guest wrote to COM1 (its first MiB).
+    #[serde(skip)]
+    pub source_serial: Vec<u8>,
+}
+
+/// Errors before a migration can even start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The VM could not be built or started.
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    /// The local destination could not listen.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+fn failed_outcome(reason: String) -> MigrationOutcome {
+    MigrationOutcome::failed_before_start(reason)
+}
+
+/// Start a destination in this process: it accepts one migration on `listener`, then watches
+/// the resumed guest for `after_ms` and reports.
+pub fn spawn_local_destination(
+    listener: TcpListener,
+    dirty_log: DirtyLogMode,
+    after_ms: u64,
+    cancel: CancelToken,
+) -> std::io::Result<(JoinHandle<DestinationReport>, mpsc::Receiver<()>)> {
+    let (resumed_tx, resumed_rx) = mpsc::channel();
+    let h = std::thread::Builder::new()
+        .name("destination".into())
+        .spawn(move || match accept_one(&listener, &cancel, dirty_log) {
+            Ok(incoming) => {
+                let at_resume = incoming.counters_at_resume.clone();
+                let _ = resumed_tx.send(());
+                let progress = watch(&incoming.machine, after_ms, &cancel);
+                DestinationReport {
+                    resumed: true,
+                    error: None,
+                    counters_at_resume: at_resume,
+                    progress: Some(progress),
+                    stats: incoming.stats,
+                    vcpu_failures: incoming.machine.failures(),
+                }
+            }
+            Err(e) => DestinationReport {
+                error: Some(crate::migration::error_chain(&e)),
+                ..DestinationReport::default()
+            },
+        })?;
+    Ok((h, resumed_rx))
+}
+
+/// Boot, run, migrate, check.
+pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunReport, RunError> {
+    let plan = LoadPlan::from_file(&opts.image, opts.machine.mem_bytes).map_err(KvmError::from)?;
+    let mut cfg = opts.machine;
+    if let Some(info) = &plan.info {
+        if cfg.vcpus == 0 {
+            cfg.vcpus = info.vcpus;
+        }
+    } else if cfg.vcpus == 0 {
+        cfg.vcpus = 1;
+    }
+    let image = plan.info.as_ref().map(|i| i.to_string());
+    let mut machine = Machine::boot(cfg, &plan, opts.boot)?;
+    if opts.prefill {
+        prefill(&machine);
+    }
+    machine.set_dma(opts.dma)?;
+    machine.start()?;
+    let before = watch(&machine, opts.warmup_ms, cancel);
+
+    let (addr, local) = match &opts.destination {
+        Destination::Remote(a) => (*a, None),
+        Destination::Local => {
+            let listener =
+                TcpListener::bind("127.0.0.1:0").map_err(|source| TransportError::Listen {
+                    addr: "tcp:127.0.0.1:0".into(),
+                    source,
+                })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| TransportError::Listen {
+                    addr: "tcp:127.0.0.1:0".into(),
+                    source,
+                })?;
+            let dest =
+                spawn_local_destination(listener, cfg.dirty_log, opts.after_ms, cancel.clone())
+                    .map_err(KvmError::Thread)?;
+            (addr, Some(dest))
+        }
+    };
+
+    let mut timeline = Timeline::default();
+    let ram = machine.ram().clone();
+    let (outcome, sync_timing, link_stats) = match TcpLink::connect(addr, ram, cfg.vcpus) {
+        Err(e) => (
+            failed_outcome(crate::migration::error_chain(&e)),
+            SyncTiming::default(),
+            LinkStats::default(),
+        ),
+        Ok(mut link) => {
+            let mut source = KvmSource::new(&mut machine);
+            if let Some(gfn) = opts.drop_dirty_gfn {
+                source.inject_dropped_dirty_page(gfn);
+            }
+            let mut clock = MonotonicClock::new(cancel.clone());
+            let outcome = migrate(
+                &opts.config,
+                &mut clock,
+                &mut source,
+                &mut link,
+                &mut timeline,
+                cancel,
+            );
+            (outcome, source.sync_timing(), link.stats())
+        }
+    };
+
+    let source_final = machine.counters();
+    let completed = outcome.status == MigrationStatus::Completed;
+    let verification_failed = outcome
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("memory verification FAILED"));
+    let memory_verified = if completed {
+        Some(true)
+    } else if verification_failed {
+        Some(false)
+    } else {
+        None
+    };
+    let source_throttle_after_pct = machine_throttle(&machine);
+    let source_after = if completed {
+        None
+    } else {
+        // The source must run on: watch it (uncancellable short watch so a Ctrl-C still shows
+        // that the guest survived), once a throttle sleep in progress (up to 990 ms at 99%;
+        // switching the throttle off does not cut it short, as in QEMU) is over.
+        machine.wait_throttle_idle(Duration::from_secs(2));
+        Some(watch(&machine, opts.after_ms.max(200), &CancelToken::new()))
+    };
+    let source_serial_bytes = machine.serial_bytes();
+    let source_serial = machine.serial_output();
+    // Stop the device so its count is final.
+    let _ = machine.pause();
+    let dma_pages_written = machine.dma_pages_written();
+    let vcpus = machine.vcpu_count();
+    let ram_bytes = machine.ram().bytes();
+    drop(machine);
+
+    let destination = match local {
+        None => None,
+        Some((handle, _resumed)) => {
+            if !completed {
+                // Unblock a destination still waiting for a connection.
+                cancel_local_destination(addr);
+            }
+            handle.join().ok()
+        }
+    };
+
+    Ok(RunReport {
+        outcome,
+        timeline,
+        memory_verified,
+        before,
+        source_final,
+        source_after,
+        source_throttle_after_pct,
+        destination,
+        sync_timing,
+        link: link_stats,
+        ram_bytes,
+        vcpus,
+        source_serial_bytes,
+        image,
+        dma: opts.dma,
+        dma_pages_written,
+        source_serial,
+    })
+}
+
+/// Non-zero data in every page from 4 MiB up (the guest has not started yet).
+fn prefill(machine: &Machine) {
+    let ram = machine.ram();
+    let mut page = vec![0u8; 4096];
+    for gfn in (crate::guest_image::layout::WSS_BASE_GPA / 4096)..ram.pages() {
+        page[..8].copy_from_slice(&gfn.to_le_bytes());
+        page[4088..].copy_from_slice(&(!gfn).to_le_bytes());
+        ram.write(gfn * 4096, &page);
+    }
+    ram.reset_host_dirty();
+}
+
+fn machine_throttle(m: &Machine) -> u32 {
+    m.throttle_pct()
+}
+
+/// A local destination that never got a stream waits in accept(): connect and hang up so it
+/// sees a closed connection and ends.
+fn cancel_local_destination(addr: SocketAddr) {
+    let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+}

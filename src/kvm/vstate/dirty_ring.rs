@@ -1,0 +1,186 @@
+//! KVM's dirty ring (KVM_CAP_DIRTY_LOG_RING[_ACQ_REL]): each vCPU publishes the pages it
+//! dirties in a ring shared with the VMM, instead of a per-slot bitmap.
+//!
+//! kvm-ioctls maps neither the rings nor KVM_RESET_DIRTY_RINGS, so both are here. Harvesting
+//! (by the migration thread at a sync, or by a vCPU thread whose ring filled up) moves entries
+//! into a shared atomic bitmap, marks them for reset, and asks KVM to re-protect the pages.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use kvm_bindings::kvm_dirty_gfn;
+use vmm_sys_util::ioctl::ioctl;
+
+use super::super::error::KvmError;
+
+/// Ioctl numbers kvm-ioctls does not wrap.
+#[allow(missing_docs)]
+mod nr {
+    use vmm_sys_util::ioctl_io_nr;
+    // _IO(KVMIO, 0xc7)
+    ioctl_io_nr!(KVM_RESET_DIRTY_RINGS, kvm_bindings::KVMIO, 0xc7);
+}
+
+const GFN_F_DIRTY: u32 = 1;
+const GFN_F_RESET: u32 = 2;
+/// The rings' offset in a vCPU fd's mmap space, in pages (KVM_DIRTY_LOG_PAGE_OFFSET).
+const RING_PAGE_OFFSET: i64 = kvm_bindings::KVM_DIRTY_LOG_PAGE_OFFSET as i64;
+
+struct Ring {
+    base: *mut kvm_dirty_gfn,
+    entries: u32,
+    bytes: usize,
+    /// Next entry to look at (the ring's fetch index), under the lock that serialises harvests.
+    fetch: Mutex<u32>,
+}
+
+// SAFETY: `base` is a MAP_SHARED mapping owned by this Ring until Drop; all accesses to the
+// entries' flags are atomic, and the fetch index is behind a mutex.
+unsafe impl Send for Ring {}
+// SAFETY: as above.
+unsafe impl Sync for Ring {}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping created in `map`.
+        unsafe {
+            libc::munmap(self.base.cast(), self.bytes);
+        }
+    }
+}
+
+/// Every vCPU's dirty ring and the pages harvested from them.
+pub struct DirtyRings {
+    rings: Mutex<Vec<Option<Ring>>>,
+    bytes_per_ring: usize,
+    /// One bit per page: harvested, not yet taken by a sync.
+    harvested: Vec<AtomicU64>,
+    /// A dup of the VM fd, for KVM_RESET_DIRTY_RINGS from any thread.
+    vm: File,
+}
+
+impl DirtyRings {
+    /// Rings of `bytes_per_ring` each for a VM (`vm_fd`) of `pages` pages.
+    pub(super) fn new(vm_fd: RawFd, bytes_per_ring: usize, pages: u64) -> Result<Self, KvmError> {
+        // SAFETY: dup of a valid open fd; the new fd is owned by the File below.
+        let fd = unsafe { libc::dup(vm_fd) };
+        if fd < 0 {
+            return Err(KvmError::DirtyLog(format!(
+                "cannot dup the VM fd: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Self {
+            rings: Mutex::new(Vec::new()),
+            bytes_per_ring,
+            harvested: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            vm: unsafe { File::from_raw_fd(fd) },
+        })
+    }
+
+    /// Map vCPU `index`'s ring (right after creating the vCPU).
+    pub(super) fn map(&self, index: u32, vcpu_fd: RawFd) -> Result<(), KvmError> {
+        let page = 4096i64;
+        // SAFETY: mapping KVM's ring pages of a vCPU fd at the documented offset, of the size
+        // given to KVM_ENABLE_CAP; the result is checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                self.bytes_per_ring,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                vcpu_fd,
+                RING_PAGE_OFFSET * page,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(KvmError::DirtyLog(format!(
+                "cannot map vCPU {index}'s dirty ring: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        let ring = Ring {
+            base: base.cast(),
+            entries: (self.bytes_per_ring / std::mem::size_of::<kvm_dirty_gfn>()) as u32,
+            bytes: self.bytes_per_ring,
+            fetch: Mutex::new(0),
+        };
+        let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        if rings.len() <= index as usize {
+            rings.resize_with(index as usize + 1, || None);
+        }
+        rings[index as usize] = Some(ring);
+        Ok(())
+    }
+
+    fn harvest_ring(&self, ring: &Ring) -> u64 {
+        let mut fetch = ring.fetch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        loop {
+            let i = (*fetch % ring.entries) as usize;
+            // SAFETY: i < entries, so the entry lies inside the mapping.
+            let entry = unsafe { ring.base.add(i) };
+            // SAFETY: the flags word is the entry's first u32, 4-byte aligned, valid for the
+            // mapping's lifetime (longer than this borrow), and KVM accesses it atomically too
+            // (the ring's acquire/release protocol).
+            let flags = unsafe { &*(entry as *const AtomicU32) };
+            if flags.load(Ordering::Acquire) & GFN_F_DIRTY == 0 {
+                break;
+            }
+            // SAFETY: the entry is published (DIRTY seen with acquire), so its fields are
+            // stable until we hand it back with RESET.
+            let (slot, offset) = unsafe { ((*entry).slot, (*entry).offset) };
+            if slot == 0 {
+                if let Some(w) = self.harvested.get((offset / 64) as usize) {
+                    w.fetch_or(1 << (offset % 64), Ordering::Relaxed);
+                }
+            }
+            flags.store(GFN_F_RESET, Ordering::Release);
+            *fetch = fetch.wrapping_add(1);
+            n += 1;
+        }
+        n
+    }
+
+    fn reset(&self) -> Result<(), KvmError> {
+        // SAFETY: KVM_RESET_DIRTY_RINGS on a VM fd takes no argument.
+        let ret = unsafe { ioctl(&self.vm, nr::KVM_RESET_DIRTY_RINGS()) };
+        if ret < 0 {
+            return Err(KvmError::Ioctl {
+                op: "KVM_RESET_DIRTY_RINGS",
+                source: kvm_ioctls::Error::last(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A vCPU's ring is full (KVM_EXIT_DIRTY_RING_FULL): empty it so the vCPU can go on.
+    pub fn harvest_vcpu(&self, index: u32) -> Result<(), KvmError> {
+        {
+            let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(Some(r)) = rings.get(index as usize) {
+                self.harvest_ring(r);
+            }
+        }
+        self.reset()
+    }
+
+    /// Harvest every ring and take all pages harvested so far (one bit per page).
+    pub fn collect(&self) -> Result<Vec<u64>, KvmError> {
+        {
+            let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+            for r in rings.iter().flatten() {
+                self.harvest_ring(r);
+            }
+        }
+        self.reset()?;
+        Ok(self
+            .harvested
+            .iter()
+            .map(|w| w.swap(0, Ordering::Relaxed))
+            .collect())
+    }
+}

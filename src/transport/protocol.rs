@@ -1,0 +1,314 @@
+//! The migration stream's wire format (version 1). Little-endian throughout.
+//!
+//! ```text
+//! handshake  source -> dest: Hello  (32 bytes: magic "ACMIGRAT", version, page size,
+//!                                    RAM bytes, vCPUs, flags)
+//!            dest -> source: Reply  (magic, version, status 0 = accepted, message length,
+//!                                    message)
+//! stream     frames, each a 16-byte header (command u8, 3 zero bytes, count u32, arg u64)
+//!            and a payload whose size the command and count fix:
+//!   PAGES        arg = first GPA (page aligned), count = pages (1..=1024), payload = pages
+//!   ZERO_PAGES   arg = first GPA, count = pages (1..=1024), no payload
+//!   END_OF_ITER  no payload (QEMU's RAM_SAVE_FLAG_EOS)
+//!   DEVICE_STATE count = bytes (<= 16 MiB), payload = vCPU/VM state (JSON)
+//!   COMPLETE     count = pages of RAM, payload = one CRC32 per page of the source's memory,
+//!                taken with the source stopped; the destination compares its own
+//!   ABORT        count = bytes (<= 4 KiB), payload = reason (UTF-8)
+//! answer     dest -> source after COMPLETE: RESULT_OK or RESULT_FAILED, count = message bytes
+//! ```
+//! The destination checks every header before touching memory: known command, zero reserved
+//! bytes, count within its limit, the page range inside guest memory and page aligned.
+
+use super::TransportError;
+
+/// First bytes of a Hello and a Reply.
+pub const MAGIC: &[u8; 8] = b"ACMIGRAT";
+/// Protocol version.
+pub const VERSION: u32 = 1;
+/// Page size on the wire.
+pub const PAGE_BYTES: u64 = 4096;
+/// Header bytes.
+pub const HEADER_BYTES: usize = 16;
+/// Most pages in one PAGES or ZERO_PAGES frame.
+pub const MAX_RUN_PAGES: u32 = 1024;
+/// Largest device state accepted.
+pub const MAX_DEVICE_STATE_BYTES: u32 = 16 << 20;
+/// Largest abort or result message.
+pub const MAX_MESSAGE_BYTES: u32 = 4096;
+/// Hello size.
+pub const HELLO_BYTES: usize = 32;
+
+/// Frame commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Command {
+    /// Pages with data.
+    Pages = 1,
+    /// All-zero pages.
+    ZeroPages = 2,
+    /// End of one `ram_save_iterate`.
+    EndOfIteration = 3,
+    /// vCPU and VM state.
+    DeviceState = 4,
+    /// End of stream with the source's page digests.
+    Complete = 5,
+    /// The source gives up.
+    Abort = 6,
+    /// Destination: memory verified, guest resumed.
+    ResultOk = 7,
+    /// Destination: the migration failed there.
+    ResultFailed = 8,
+}
+
+impl Command {
+    fn from_u8(b: u8) -> Option<Command> {
+        Some(match b {
+            1 => Command::Pages,
+            2 => Command::ZeroPages,
+            3 => Command::EndOfIteration,
+            4 => Command::DeviceState,
+            5 => Command::Complete,
+            6 => Command::Abort,
+            7 => Command::ResultOk,
+            8 => Command::ResultFailed,
+            _ => return None,
+        })
+    }
+}
+
+/// A frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// What follows.
+    pub command: Command,
+    /// Pages or bytes, per command.
+    pub count: u32,
+    /// GPA for page frames, else 0.
+    pub arg: u64,
+}
+
+impl Header {
+    /// Encode.
+    pub fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut b = [0u8; HEADER_BYTES];
+        b[0] = self.command as u8;
+        b[4..8].copy_from_slice(&self.count.to_le_bytes());
+        b[8..16].copy_from_slice(&self.arg.to_le_bytes());
+        b
+    }
+
+    /// Decode and check against a guest of `ram_bytes` (and the stream's limits).
+    pub fn decode(b: &[u8; HEADER_BYTES], ram_bytes: u64) -> Result<Header, TransportError> {
+        let bad = |why: String| TransportError::BadFrame(why);
+        let command =
+            Command::from_u8(b[0]).ok_or_else(|| bad(format!("unknown command {}", b[0])))?;
+        if b[1..4] != [0, 0, 0] {
+            return Err(bad(format!("{command:?}: reserved bytes are not zero")));
+        }
+        let count = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[8..16]);
+        let arg = u64::from_le_bytes(a);
+        let h = Header {
+            command,
+            count,
+            arg,
+        };
+        match command {
+            Command::Pages | Command::ZeroPages => {
+                if count == 0 || count > MAX_RUN_PAGES {
+                    return Err(bad(format!(
+                        "{command:?} frame of {count} pages (1..={MAX_RUN_PAGES} allowed)"
+                    )));
+                }
+                if arg % PAGE_BYTES != 0 {
+                    return Err(bad(format!(
+                        "{command:?} frame at unaligned address {arg:#x}"
+                    )));
+                }
+                let end = arg.checked_add(u64::from(count) * PAGE_BYTES);
+                if end.is_none_or(|e| e > ram_bytes) {
+                    return Err(bad(format!(
+                        "{command:?} frame at {arg:#x} with {count} pages runs outside guest memory ({ram_bytes} bytes)"
+                    )));
+                }
+            }
+            Command::EndOfIteration => {
+                if count != 0 || arg != 0 {
+                    return Err(bad("END_OF_ITER with a count or argument".into()));
+                }
+            }
+            Command::DeviceState => {
+                if count == 0 || count > MAX_DEVICE_STATE_BYTES {
+                    return Err(bad(format!("device state of {count} bytes")));
+                }
+            }
+            Command::Complete => {
+                if u64::from(count) != ram_bytes / PAGE_BYTES {
+                    return Err(bad(format!(
+                        "COMPLETE with {count} page digests for {} pages",
+                        ram_bytes / PAGE_BYTES
+                    )));
+                }
+            }
+            Command::Abort | Command::ResultOk | Command::ResultFailed => {
+                if count > MAX_MESSAGE_BYTES {
+                    return Err(bad(format!("{command:?} message of {count} bytes")));
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// Payload bytes that follow this header.
+    pub fn payload_bytes(&self) -> u64 {
+        match self.command {
+            Command::Pages => u64::from(self.count) * PAGE_BYTES,
+            Command::ZeroPages | Command::EndOfIteration => 0,
+            Command::Complete => u64::from(self.count) * 4,
+            Command::DeviceState | Command::Abort | Command::ResultOk | Command::ResultFailed => {
+                u64::from(self.count)
+            }
+        }
+    }
+}
+
+/// The source's opening message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Guest RAM.
+    pub ram_bytes: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Flags (none defined; must be 0).
+    pub flags: u32,
+}
+
+impl Hello {
+    /// Encode.
+    pub fn encode(&self) -> [u8; HELLO_BYTES] {
+        let mut b = [0u8; HELLO_BYTES];
+        b[0..8].copy_from_slice(MAGIC);
+        b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(PAGE_BYTES as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&self.ram_bytes.to_le_bytes());
+        b[24..28].copy_from_slice(&self.vcpus.to_le_bytes());
+        b[28..32].copy_from_slice(&self.flags.to_le_bytes());
+        b
+    }
+
+    /// Decode and check.
+    pub fn decode(b: &[u8; HELLO_BYTES]) -> Result<Hello, TransportError> {
+        if &b[0..8] != MAGIC {
+            return Err(TransportError::BadHandshake(
+                "not an autoconv migration stream (bad magic)".into(),
+            ));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(TransportError::BadHandshake(format!(
+                "protocol version {version}; this autoconv speaks {VERSION}"
+            )));
+        }
+        if u64::from(u32_at(12)) != PAGE_BYTES {
+            return Err(TransportError::BadHandshake(format!(
+                "page size {} (4096 expected)",
+                u32_at(12)
+            )));
+        }
+        let mut r = [0u8; 8];
+        r.copy_from_slice(&b[16..24]);
+        let hello = Hello {
+            ram_bytes: u64::from_le_bytes(r),
+            vcpus: u32_at(24),
+            flags: u32_at(28),
+        };
+        if hello.flags != 0 {
+            return Err(TransportError::BadHandshake(format!(
+                "unknown flags {:#x}",
+                hello.flags
+            )));
+        }
+        Ok(hello)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_bad_ones_are_refused() {
+        let ram = 64 << 20;
+        let h = Header {
+            command: Command::Pages,
+            count: 4,
+            arg: 0x10_0000,
+        };
+        assert_eq!(Header::decode(&h.encode(), ram).unwrap(), h);
+        assert_eq!(h.payload_bytes(), 4 * 4096);
+        let refused = |h: Header| Header::decode(&h.encode(), ram).unwrap_err().to_string();
+        assert!(refused(Header {
+            arg: ram - 4096,
+            ..h
+        })
+        .contains("outside guest memory"));
+        assert!(refused(Header {
+            arg: 0x10_0001,
+            ..h
+        })
+        .contains("unaligned"));
+        assert!(refused(Header { count: 0, ..h }).contains("0 pages"));
+        assert!(refused(Header {
+            count: MAX_RUN_PAGES + 1,
+            ..h
+        })
+        .contains("pages"));
+        assert!(refused(Header {
+            arg: u64::MAX - 4095,
+            ..h
+        })
+        .contains("outside"));
+        assert!(refused(Header {
+            command: Command::DeviceState,
+            count: MAX_DEVICE_STATE_BYTES + 1,
+            arg: 0
+        })
+        .contains("device state"));
+        assert!(refused(Header {
+            command: Command::Complete,
+            count: 7,
+            arg: 0
+        })
+        .contains("digests"));
+        let mut raw = h.encode();
+        raw[0] = 99;
+        assert!(Header::decode(&raw, ram)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown command 99"));
+        let mut raw = h.encode();
+        raw[2] = 1;
+        assert!(Header::decode(&raw, ram).is_err());
+    }
+
+    #[test]
+    fn hello_checks_magic_and_version() {
+        let h = Hello {
+            ram_bytes: 1 << 30,
+            vcpus: 2,
+            flags: 0,
+        };
+        assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
+        let mut b = h.encode();
+        b[0] = b'X';
+        assert!(Hello::decode(&b).unwrap_err().to_string().contains("magic"));
+        let mut b = h.encode();
+        b[8] = 9;
+        assert!(Hello::decode(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9"));
+    }
+}

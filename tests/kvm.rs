@@ -1,0 +1,651 @@
+//! Real KVM guests, migrated by the core. Each test skips with a printed reason when /dev/kvm is
+//! not usable, and says so: it never passes silently.
+//!
+//! The tests share two cores with everything else, so they take a lock and run one at a time,
+//! with small guests and bandwidth limits chosen so each finishes in seconds.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use autoconv::guest_image::{build_image, layout, GuestSpec, Pace, Pattern};
+use autoconv::kvm::session::{run_migration, Destination, RunOptions, RunReport};
+use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
+use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+
+static KVM: Mutex<()> = Mutex::new(());
+
+/// None (and a printed reason) when KVM tests cannot run here.
+fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    if let Some(why) = autoconv::kvm::unavailable_reason() {
+        eprintln!("SKIPPED {test}: {why}");
+        println!("SKIPPED {test}: {why}");
+        return None;
+    }
+    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn image(dir: &Path, name: &str, spec: &GuestSpec) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, build_image(spec).unwrap()).unwrap();
+    p
+}
+
+/// Sequential writes over 32 MiB, ~20 us of spinning per write: tens of thousands of page
+/// writes/s (a few sweeps/s), so
+/// throttling slows it in proportion.
+fn paced_spec() -> GuestSpec {
+    GuestSpec {
+        pattern: Pattern::Sequential,
+        wss_bytes: 32 << 20,
+        pace: Pace::CpuSpin {
+            iterations_per_write: 50_000,
+        },
+        marker_every_sweeps: 1,
+        ..GuestSpec::default()
+    }
+}
+
+fn config(sets: &[(&str, ParamValue)]) -> MigrationConfig {
+    let mut c = MigrationConfig::default();
+    for (k, v) in sets {
+        c.params.set(k, v).unwrap();
+    }
+    c
+}
+
+fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
+    RunOptions {
+        image,
+        machine: MachineConfig {
+            mem_bytes: 64 << 20,
+            vcpus: 0,
+            ..MachineConfig::default()
+        },
+        boot: BootPath::Auto,
+        config,
+        destination: Destination::Local,
+        warmup_ms: 300,
+        after_ms: 500,
+        drop_dirty_gfn: None,
+        prefill: false,
+        dma: None,
+    }
+}
+
+fn pages(c: &[autoconv::kvm::VcpuCounters]) -> u64 {
+    c.iter().map(|c| c.pages_written).sum()
+}
+
+/// The source guest must run on, unthrottled, after a migration that did not complete.
+fn assert_source_survived(r: &RunReport) {
+    assert_eq!(r.source_throttle_after_pct, 0, "throttle left on");
+    let after = r.source_after.as_ref().expect("source watched after");
+    assert!(
+        after.pages_written_per_s > 1000.0,
+        "source guest not running after the failure: {after:?}"
+    );
+}
+
+#[test]
+fn auto_converge_makes_a_nonconverging_guest_converge_and_the_destination_runs_on() {
+    let Some(_g) = kvm_guard("auto_converge_makes_a_nonconverging_guest_converge") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    // 32 MiB/s moves the 32 MiB working set once a second; the guest re-dirties all of it in
+    // well under that, so without a throttle no pass ends below the 300 ms threshold.
+    let base = [
+        ("max-bandwidth", ParamValue::Int(32 << 20)),
+        ("cpu-throttle-initial", ParamValue::Int(99)),
+    ];
+
+    let mut without = config(&base);
+    without.autoconv.time_limit_ms = 5_000;
+    let r = run_migration(&options(img.clone(), without), &CancelToken::new()).unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::NotConverged,
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.outcome.throttle_steps.is_empty());
+    assert_source_survived(&r);
+
+    let mut with = config(&base);
+    with.params.auto_converge = true;
+    with.autoconv.time_limit_ms = 30_000;
+    let r = run_migration(&options(img, with), &CancelToken::new()).unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::Completed,
+        "{:?}",
+        r.outcome
+    );
+    // Straight to 99% (it may step "again" to 99 if a pass needs more time under load).
+    assert!(!r.outcome.throttle_steps.is_empty());
+    assert!(
+        r.outcome.throttle_steps.iter().all(|&p| p == 99),
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.outcome.guest_cpu_lost_s > 0.5, "{:?}", r.outcome);
+    assert_eq!(r.memory_verified, Some(true));
+    let d = r.destination.as_ref().expect("local destination");
+    assert!(d.resumed, "{d:?}");
+    // Counters continue from exactly where the source stopped...
+    assert_eq!(d.counters_at_resume, r.source_final);
+    assert!(pages(&r.source_final) > 0);
+    // ...and keep moving on the destination, at the unthrottled pace.
+    let p = d.progress.as_ref().unwrap();
+    assert!(pages(&p.end) > pages(&r.source_final));
+    assert!(
+        p.pages_written_per_s > 0.3 * r.before.pages_written_per_s,
+        "destination {} vs before {}",
+        p.pages_written_per_s,
+        r.before.pages_written_per_s
+    );
+    assert!(p.serial_bytes > 0, "markers continue on the destination");
+    assert!(d.vcpu_failures.is_empty());
+}
+
+#[test]
+fn higher_throttle_means_fewer_guest_writes() {
+    let Some(_g) = kvm_guard("higher_throttle_means_fewer_guest_writes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    let plan = LoadPlan::from_file(&img, 64 << 20).unwrap();
+    let mut m = Machine::boot(
+        MachineConfig {
+            mem_bytes: 64 << 20,
+            vcpus: 1,
+            ..MachineConfig::default()
+        },
+        &plan,
+        BootPath::Auto,
+    )
+    .unwrap();
+    m.start().unwrap();
+    let rows =
+        autoconv::cli::kvm::profile_machine(&mut m, &[0, 50, 90], 1_000, 500, &CancelToken::new())
+            .unwrap();
+    let w: Vec<f64> = rows.iter().map(|r| r.guest_write_pages_per_s).collect();
+    assert!(w[0] > 10_000.0, "{rows:?}");
+    assert!(w[1] < 0.75 * w[0], "50% must slow the guest: {rows:?}");
+    assert!(w[2] < 0.5 * w[1], "90% must slow it more: {rows:?}");
+    for r in &rows {
+        let expected = 100.0 - f64::from(r.throttle_pct);
+        assert!(
+            (r.guest_cpu_pct - expected).abs() < 12.0,
+            "cpu share {} at {}%",
+            r.guest_cpu_pct,
+            r.throttle_pct
+        );
+        assert!(r.dirty_pages_per_s > 0.0);
+    }
+    // Throttle removed at the end: the guest is back at full speed.
+    assert_eq!(m.throttle_pct(), 0);
+}
+
+#[test]
+fn a_dropped_dirty_bit_fails_memory_verification() {
+    let Some(_g) = kvm_guard("a_dropped_dirty_bit_fails_memory_verification") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    let mut opts = options(img, config(&[("max-bandwidth", ParamValue::Int(0))]));
+    // The status page changes with every write the guest makes: losing its dirty bit means
+    // the destination keeps the stale copy from the first pass.
+    opts.drop_dirty_gfn = Some(layout::STATUS_GPA / 4096);
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(r.outcome.status, MigrationStatus::Failed, "{:?}", r.outcome);
+    assert_eq!(r.memory_verified, Some(false));
+    let reason = r.outcome.reason.clone().unwrap();
+    assert!(reason.contains("memory verification FAILED"), "{reason}");
+    assert!(reason.contains("0x101000"), "names the page: {reason}");
+    let d = r.destination.as_ref().unwrap();
+    assert!(
+        !d.resumed,
+        "the destination must not run a guest whose memory differs"
+    );
+    assert_source_survived(&r);
+}
+
+#[test]
+fn unreachable_destination_fails_cleanly() {
+    let Some(_g) = kvm_guard("unreachable_destination_fails_cleanly") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // closed again: nobody listens there
+    let mut opts = options(img, MigrationConfig::default());
+    opts.destination = Destination::Remote(addr);
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(r.outcome.status, MigrationStatus::Failed);
+    let reason = r.outcome.reason.clone().unwrap();
+    assert!(
+        reason.contains("cannot connect to the destination"),
+        "{reason}"
+    );
+    assert!(reason.contains("refused"), "{reason}");
+    assert_source_survived(&r);
+}
+
+#[test]
+fn connection_dropped_mid_migration_fails_cleanly() {
+    let Some(_g) = kvm_guard("connection_dropped_mid_migration_fails_cleanly") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    // A destination that accepts, takes ~4 MiB of stream, then hangs up.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 32];
+        s.read_exact(&mut hello).unwrap();
+        let mut reply = b"ACMIGRAT".to_vec();
+        reply.extend_from_slice(&1u32.to_le_bytes());
+        reply.extend_from_slice(&0u32.to_le_bytes());
+        reply.extend_from_slice(&0u32.to_le_bytes());
+        s.write_all(&reply).unwrap();
+        let mut sink = vec![0u8; 4 << 20];
+        let _ = s.read_exact(&mut sink);
+        // Dropping the socket closes it.
+    });
+    let mut opts = options(img, config(&[("max-bandwidth", ParamValue::Int(16 << 20))]));
+    opts.destination = Destination::Remote(addr);
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    fake.join().unwrap();
+    assert_eq!(r.outcome.status, MigrationStatus::Failed, "{:?}", r.outcome);
+    let reason = r.outcome.reason.clone().unwrap();
+    assert!(reason.contains("connection lost"), "{reason}");
+    assert!(r.outcome.elapsed_ms < 10_000);
+    assert_source_survived(&r);
+}
+
+#[test]
+fn cancel_mid_migration_resumes_the_source_unthrottled() {
+    let Some(_g) = kvm_guard("cancel_mid_migration_resumes_the_source_unthrottled") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    // Throttled at 50% and no further: the guest still re-dirties its whole working set every
+    // pass, so this migration cannot complete before the cancel, and the throttle is on.
+    let mut c = config(&[
+        ("max-bandwidth", ParamValue::Int(32 << 20)),
+        ("cpu-throttle-initial", ParamValue::Int(50)),
+        ("max-cpu-throttle", ParamValue::Int(50)),
+    ]);
+    c.params.auto_converge = true;
+    let opts = options(img, c);
+    let cancel = CancelToken::new();
+    let canceller = {
+        let c = cancel.clone();
+        // After the throttle's first step (two ~1 s passes).
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(4_500));
+            c.cancel();
+        })
+    };
+    let r = run_migration(&opts, &cancel).unwrap();
+    canceller.join().unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::Cancelled,
+        "{:?}",
+        r.outcome
+    );
+    assert!(!r.outcome.throttle_steps.is_empty(), "the throttle was on");
+    assert_eq!(r.memory_verified, None);
+    assert_source_survived(&r);
+    let d = r.destination.as_ref().unwrap();
+    assert!(!d.resumed);
+}
+
+#[test]
+fn no_thread_is_left_behind() {
+    let Some(_g) = kvm_guard("no_thread_is_left_behind") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    // The test harness runs threads of its own; count the VMM's, by name.
+    let ours = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .filter(|c| c.starts_with("vcpu") || c == "throttle-timer" || c == "destination")
+            .collect()
+    };
+    assert!(ours().is_empty(), "{:?}", ours());
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut opts = options(img.clone(), MigrationConfig::default());
+    opts.destination = Destination::Remote(addr);
+    run_migration(&opts, &CancelToken::new()).unwrap();
+    let opts = options(img, config(&[("max-bandwidth", ParamValue::Int(0))]));
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(r.outcome.status, MigrationStatus::Completed);
+    // Other tests of this binary wait for the KVM lock we hold, so any VMM thread is ours.
+    assert!(ours().is_empty(), "threads left behind: {:?}", ours());
+}
+
+#[test]
+fn both_boot_paths_and_multiple_vcpus_run_the_workload() {
+    let Some(_g) = kvm_guard("both_boot_paths_and_multiple_vcpus_run_the_workload") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = GuestSpec {
+        pattern: Pattern::Random,
+        wss_bytes: 16 << 20,
+        vcpus: 2,
+        marker_every_sweeps: 1,
+        ..GuestSpec::default()
+    };
+    let img = image(dir.path(), "two.img", &spec);
+    let plan = LoadPlan::from_file(&img, 64 << 20).unwrap();
+    for path in [BootPath::Auto, BootPath::Multiboot] {
+        let mut m = Machine::boot(
+            MachineConfig {
+                mem_bytes: 64 << 20,
+                vcpus: 2,
+                ..MachineConfig::default()
+            },
+            &plan,
+            path,
+        )
+        .unwrap();
+        m.start().unwrap();
+        // The multiboot path's 32-bit boot is emulated (slow): give it time.
+        std::thread::sleep(Duration::from_millis(600));
+        let c = m.counters();
+        assert!(m.failures().is_empty(), "{path:?}: {:?}", m.failures());
+        assert!(c.iter().all(|c| c.pages_written > 0), "{path:?}: {c:?}");
+        assert!(m.serial_bytes() > 0, "{path:?}: markers on COM1");
+        assert!(m.serial_output().iter().all(|&b| b == b'B'));
+    }
+}
+
+#[test]
+fn images_that_cannot_run_are_refused_before_any_vm() {
+    // No KVM needed: these are refused by the loader.
+    let dir = tempfile::tempdir().unwrap();
+    let good = build_image(&GuestSpec {
+        wss_bytes: 256 << 20,
+        ..GuestSpec::default()
+    })
+    .unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "junk.img",
+            b"definitely not a kernel".to_vec(),
+            "512MiB",
+            "no multiboot header",
+        ),
+        (
+            "truncated.img",
+            good[..good.len() / 2].to_vec(),
+            "512MiB",
+            "truncated",
+        ),
+        ("big.img", good.clone(), "64MiB", "needs guest memory up to"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_autoconv");
+    for (name, bytes, mem, expect) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let out = std::process::Command::new(bin)
+            .args(["run", "--kvm"])
+            .arg(&p)
+            .args(["--mem", mem, "--warmup", "0s"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if autoconv::kvm::unavailable_reason().is_none() {
+            assert!(err.contains(expect), "{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn manual_clear_and_dirty_ring_modes_migrate_with_verified_memory() {
+    let Some(_g) = kvm_guard("manual_clear_and_dirty_ring_modes_migrate") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "paced.img", &paced_spec());
+    for mode in ["clear", "ring:16KiB"] {
+        let mut opts = options(
+            img.clone(),
+            config(&[("max-bandwidth", ParamValue::Int(0))]),
+        );
+        // A 16 KiB ring holds 1024 entries: the guest fills it many times per pass, so the
+        // ring-full exits are exercised too.
+        opts.machine.dirty_log = mode.parse().unwrap();
+        let r = run_migration(&opts, &CancelToken::new()).unwrap();
+        assert_eq!(
+            r.outcome.status,
+            MigrationStatus::Completed,
+            "{mode}: {:?}",
+            r.outcome
+        );
+        assert_eq!(r.memory_verified, Some(true), "{mode}");
+        let d = r.destination.as_ref().unwrap();
+        assert_eq!(d.counters_at_resume, r.source_final, "{mode}");
+        assert!(r.outcome.dirty_sync_count >= 2, "{mode}");
+    }
+}
+
+#[test]
+fn dma_writes_are_tracked_and_not_slowed_by_the_throttle() {
+    let Some(_g) = kvm_guard("dma_writes_are_tracked_and_not_slowed_by_the_throttle") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A guest that writes nothing: every dirty page comes from the device.
+    let img = image(
+        dir.path(),
+        "idle.img",
+        &GuestSpec {
+            pattern: Pattern::Idle,
+            wss_bytes: 4096,
+            marker_every_sweeps: 0,
+            ..GuestSpec::default()
+        },
+    );
+    let dma = autoconv::kvm::dma::DmaConfig {
+        pages_per_s: 50_000,
+        region_gpa: 48 << 20,
+        region_bytes: 16 << 20,
+    };
+    // KVM never logs these host writes: only the VMM's own tracking can carry them, and the
+    // memory check at switchover fails if it does not.
+    let mut opts = options(
+        img.clone(),
+        config(&[("max-bandwidth", ParamValue::Int(64 << 20))]),
+    );
+    opts.dma = Some(dma);
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::Completed,
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(r.memory_verified, Some(true));
+    assert!(r.dma_pages_written > 10_000, "{}", r.dma_pages_written);
+    // Passes after the first found pages to resend: the device's.
+    assert!(r.outcome.normal_pages > 4096 + 100, "{:?}", r.outcome);
+
+    let plan = LoadPlan::from_file(&img, 64 << 20).unwrap();
+    let mut m = Machine::boot(
+        MachineConfig {
+            mem_bytes: 64 << 20,
+            vcpus: 1,
+            ..MachineConfig::default()
+        },
+        &plan,
+        BootPath::Auto,
+    )
+    .unwrap();
+    m.set_dma(Some(dma)).unwrap();
+    m.start().unwrap();
+    let rows = autoconv::cli::kvm::profile_machine(&mut m, &[0, 90], 600, 100, &CancelToken::new())
+        .unwrap();
+    let (free, throttled) = (rows[0].dirty_pages_per_s, rows[1].dirty_pages_per_s);
+    assert!(free > 20_000.0, "{rows:?}");
+    assert!(
+        throttled > 0.7 * free,
+        "the throttle must not slow DMA: {rows:?}"
+    );
+}
+
+#[test]
+fn the_destination_refuses_malformed_streams() {
+    use autoconv::transport::incoming::accept_one;
+    use autoconv::transport::protocol::{Command, Header, Hello};
+    use std::io::{Read, Write};
+    let Some(_g) = kvm_guard("the_destination_refuses_malformed_streams") else {
+        return;
+    };
+    let hello = Hello {
+        ram_bytes: 64 << 20,
+        vcpus: 1,
+        flags: 0,
+    };
+    let header = |command, count, arg| {
+        Header {
+            command,
+            count,
+            arg,
+        }
+        .encode()
+        .to_vec()
+    };
+    let mut bad_command = header(Command::EndOfIteration, 0, 0);
+    bad_command[0] = 42;
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
+        (
+            "bad magic",
+            b"NOTAUTOCONV-STREAM-AT-ALL-32byte".to_vec(),
+            vec![],
+            "bad magic",
+        ),
+        (
+            "pages outside memory",
+            hello.encode().to_vec(),
+            header(Command::Pages, 2, (64 << 20) - 4096),
+            "outside guest memory",
+        ),
+        (
+            "unknown command",
+            hello.encode().to_vec(),
+            bad_command,
+            "unknown command 42",
+        ),
+        (
+            "huge device state",
+            hello.encode().to_vec(),
+            header(Command::DeviceState, u32::MAX, 0),
+            "device state of",
+        ),
+        (
+            "device state that is not state",
+            hello.encode().to_vec(),
+            [header(Command::DeviceState, 5, 0), b"hello".to_vec()].concat(),
+            "device state is not valid",
+        ),
+    ];
+    for (name, hello_bytes, frames, expect) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dest = std::thread::spawn(move || {
+            accept_one(&listener, &CancelToken::new(), Default::default()).map(|_| ())
+        });
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(&hello_bytes).unwrap();
+        let mut reply = [0u8; 20];
+        let _ = s.read_exact(&mut reply);
+        let _ = s.write_all(&frames);
+        let err = dest.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+}
+
+/// A foreign multiboot kernel (a.out kludge, flat binary): prints "Hi" on COM1 and halts.
+fn hello_kernel() -> Vec<u8> {
+    use iced_x86::code_asm::*;
+    let load = 0x10_0000u32;
+    let mut a = CodeAssembler::new(32).unwrap();
+    a.mov(dx, 0x3f8u32 as i32).unwrap();
+    for b in *b"Hi" {
+        a.mov(al, i32::from(b)).unwrap();
+        a.out(dx, al).unwrap();
+    }
+    a.cli().unwrap();
+    let mut halt = a.create_label();
+    a.set_label(&mut halt).unwrap();
+    a.hlt().unwrap();
+    a.jmp(halt).unwrap();
+    let code = a.assemble(u64::from(load) + 32).unwrap();
+    let flags = 1u32 << 16;
+    let mut k = Vec::new();
+    for v in [
+        0x1BAD_B002u32,
+        flags,
+        0u32.wrapping_sub(0x1BAD_B002u32.wrapping_add(flags)),
+        load,      // header_addr
+        load,      // load_addr
+        0,         // load_end_addr: whole file
+        0,         // bss_end_addr: none
+        load + 32, // entry
+    ] {
+        k.extend_from_slice(&v.to_le_bytes());
+    }
+    k.extend_from_slice(&code);
+    k
+}
+
+#[test]
+fn a_foreign_multiboot_kernel_runs_and_migrates() {
+    let Some(_g) = kvm_guard("a_foreign_multiboot_kernel_runs_and_migrates") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hello.bin");
+    std::fs::write(&p, hello_kernel()).unwrap();
+    let mut opts = options(p, config(&[("max-bandwidth", ParamValue::Int(0))]));
+    // Its few CPL0 instructions are emulated: give it time to print before migrating.
+    opts.warmup_ms = 500;
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::Completed,
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(r.memory_verified, Some(true));
+    assert_eq!(r.source_serial, b"Hi");
+    assert!(r.image.is_none(), "not an autoconv image");
+    let d = r.destination.as_ref().unwrap();
+    assert!(d.resumed, "{d:?}");
+    assert!(d.vcpu_failures.is_empty(), "{:?}", d.vcpu_failures);
+}

@@ -1,0 +1,208 @@
+//! The commands as a user runs them: `incoming` in its own process, a killed destination, and
+//! Ctrl-C on the source. Skipped, with a printed reason, where /dev/kvm is not usable.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use autoconv::guest_image::{build_image, GuestSpec, Pace};
+
+static KVM: Mutex<()> = Mutex::new(());
+
+fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    if let Some(why) = autoconv::kvm::unavailable_reason() {
+        eprintln!("SKIPPED {test}: {why}");
+        println!("SKIPPED {test}: {why}");
+        return None;
+    }
+    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_autoconv"))
+}
+
+fn paced_image(dir: &Path) -> String {
+    let p = dir.join("paced.img");
+    let spec = GuestSpec {
+        wss_bytes: 32 << 20,
+        pace: Pace::CpuSpin {
+            iterations_per_write: 50_000,
+        },
+        ..GuestSpec::default()
+    };
+    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+/// Start `autoconv incoming` on a free port; returns the child and its address.
+fn start_incoming(out: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = bin()
+        .args(["incoming", "tcp:127.0.0.1:0", "--out"])
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// Wait for a child, killing it (and failing) if it outlives `limit`: nothing may hang.
+fn wait_with_limit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} hung for more than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn pages(counters: &serde_json::Value) -> u64 {
+    counters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pages_written"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
+    let Some(_g) = kvm_guard("incoming_in_its_own_process_resumes_the_guest") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = paced_image(dir.path());
+    let dest_out = dir.path().join("dest");
+    let src_out = dir.path().join("src");
+    let (mut dest, addr) = start_incoming(&dest_out, &["--run-for", "1500ms"]);
+    let run = bin()
+        .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args(["--migrate", &addr, "--set", "max-bandwidth=0", "--out"])
+        .arg(&src_out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(wait_with_limit(&mut dest, Duration::from_secs(20), "incoming").success());
+
+    let src = json(&src_out.join("summary.json"));
+    assert_eq!(src["status"], "completed");
+    assert_eq!(src["memory_verified"], true);
+    let inc = json(&dest_out.join("incoming.json"));
+    assert_eq!(inc["status"], "completed");
+    assert_eq!(inc["memory_verified"], true);
+    // The destination resumed exactly where the source stopped, and went on.
+    assert_eq!(
+        inc["counters_at_resume"],
+        src["guest"]["source_final_counters"]
+    );
+    assert!(pages(&inc["counters_last"]) > pages(&inc["counters_at_resume"]));
+    assert!(inc["ran_ms"].as_u64().unwrap() >= 1000);
+    let serial = std::fs::read(dest_out.join("serial.txt")).unwrap();
+    assert!(!serial.is_empty() && serial.iter().all(|&b| b == b'B'));
+    // The time series has the simulator's columns.
+    let ts = std::fs::read_to_string(src_out.join("timeseries.csv")).unwrap();
+    assert!(ts.starts_with(
+        "t_ms,status,throttle_pct,transferred_bytes,remaining_bytes,dirty_pages_rate,dirty_sync_count,expected_downtime_ms,mbps,guest_cpu_pct,guest_write_pages_s"
+    ));
+}
+
+#[test]
+fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
+    let Some(_g) = kvm_guard("killing_the_destination_fails_the_migration") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = paced_image(dir.path());
+    let src_out = dir.path().join("src");
+    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
+    // 8 MiB/s: the first pass alone takes ~4 s, so the kill lands mid-migration.
+    let mut run = bin()
+        .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args(["--migrate", &addr, "--set", "max-bandwidth=8MiB/s", "--out"])
+        .arg(&src_out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    dest.kill().unwrap();
+    dest.wait().unwrap();
+    let status = wait_with_limit(&mut run, Duration::from_secs(20), "run after the kill");
+    assert!(!status.success());
+    let src = json(&src_out.join("summary.json"));
+    assert_eq!(src["status"], "failed", "{src}");
+    let reason = src["reason"].as_str().unwrap();
+    assert!(reason.contains("connection lost"), "{reason}");
+    assert_eq!(src["source_after"]["throttle_pct"], 0);
+    assert!(
+        src["source_after"]["progress"]["pages_written_per_s"]
+            .as_f64()
+            .unwrap()
+            > 1000.0,
+        "source guest not running: {src}"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
+    let Some(_g) = kvm_guard("ctrl_c_cancels_the_migration") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = paced_image(dir.path());
+    let src_out = dir.path().join("src");
+    let mut run = bin()
+        .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args(["--set", "max-bandwidth=8MiB/s", "--set", "auto-converge=on"])
+        .arg("--out")
+        .arg(&src_out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGINT) };
+    let status = wait_with_limit(&mut run, Duration::from_secs(20), "run after Ctrl-C");
+    assert!(!status.success());
+    let src = json(&src_out.join("summary.json"));
+    assert_eq!(src["status"], "cancelled", "{src}");
+    assert_eq!(src["source_after"]["throttle_pct"], 0);
+    assert!(
+        src["source_after"]["progress"]["pages_written_per_s"]
+            .as_f64()
+            .unwrap()
+            > 1000.0
+    );
+    // The local destination gave up too: it never resumed a guest.
+    assert_eq!(src["destination"]["resumed"], false);
+}

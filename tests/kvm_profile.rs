@@ -1,0 +1,68 @@
+//! `autoconv profile --kvm`: a real guest's curve, written in the profile format the simulator
+//! reads, drives a calibrated scenario. Skipped, with a printed reason, where /dev/kvm is not
+//! usable.
+
+use autoconv::guest_image::{build_image, GuestSpec, Pace, Pattern};
+use autoconv::report::profile::Profile;
+use autoconv::scenario::Scenario;
+use std::process::Command;
+
+#[test]
+fn a_real_guests_profile_calibrates_a_scenario() {
+    if let Some(why) = autoconv::kvm::unavailable_reason() {
+        eprintln!("SKIPPED a_real_guests_profile_calibrates_a_scenario: {why}");
+        println!("SKIPPED a_real_guests_profile_calibrates_a_scenario: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A random writer slowed by CPU work per write, so the throttle slows it.
+    let spec = GuestSpec {
+        pattern: Pattern::Random,
+        wss_bytes: 32 << 20,
+        pace: Pace::CpuSpin {
+            iterations_per_write: 20_000,
+        },
+        ..GuestSpec::default()
+    };
+    std::fs::write(d.join("g.img"), build_image(&spec).unwrap()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autoconv"))
+        .args([
+            "profile", "--kvm", "g.img", "--mem", "64MiB", "--levels", "0,50,90", "--hold", "1s",
+            "-o", "p.csv", "--plot", "p.svg",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let p = Profile::read(&d.join("p.csv")).unwrap();
+    assert_eq!(
+        p.rows.iter().map(|r| r.throttle_pct).collect::<Vec<_>>(),
+        [0, 50, 90]
+    );
+    let r0 = &p.rows[0];
+    assert_eq!(r0.interval_ms, 1000);
+    assert_eq!(r0.memory_bytes, Some(64 << 20));
+    assert_eq!(r0.source.as_deref(), Some("kvm:g.img"));
+    // A CPU-bound guest dirties less the harder it is throttled.
+    assert!(r0.dirty_pages_s > 0.0);
+    assert!(p.rows[2].dirty_pages_s < r0.dirty_pages_s, "{:?}", p.rows);
+    assert!(std::fs::read_to_string(d.join("p.svg"))
+        .unwrap()
+        .contains("dirty rate vs throttle (KVM)"));
+    // The same file drives a scenario of that guest.
+    std::fs::write(
+        d.join("g.toml"),
+        "[guest]\nmemory = \"64MiB\"\n[[region]]\nname = \"heap\"\noffset = \"4MiB\"\nsize = \"32MiB\"\npattern = \"profile\"\nprofile = \"p.csv\"\n[migration]\nauto-converge = true\nmax-bandwidth = \"16MiB/s\"\n",
+    )
+    .unwrap();
+    let s = Scenario::load(&d.join("g.toml"), &[]).unwrap();
+    let outcome = autoconv::sim::simulate(&s, 1, &mut ());
+    assert!(outcome.elapsed_ms > 0);
+}
