@@ -12,14 +12,15 @@
 #
 # Environment: AUTOCONV (default: target/release/autoconv), KVM_ARGS (extra arguments for
 # `profile --kvm` and `run --kvm`, e.g. "--mem 1GiB --vcpus 2"), POLICIES (space-separated
-# policies, each a comma-separated list of NAME=VALUE; default: four auto-converge policies).
+# policies, each a comma-separated list of NAME=VALUE; default: four auto-converge policies),
+# BANDWIDTH (the migration bandwidth the profile plot is judged at, default 128MiB/s).
 #
 # Steps: 1. profile the real guest (throttle vs dirty rate); 2. for each policy, migrate the
 # real guest and simulate SCENARIO.toml calibrated on that profile with the run's parameters
 # (`autoconv compare`); 3. plot both timelines; 4. collect the tables in OUT_DIR/report.txt.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 2
 fi
 image=$1
@@ -34,7 +35,7 @@ report=$out/report.txt
 
 # shellcheck disable=SC2086 # KVM_ARGS is a list of arguments
 "$bin" profile --kvm "$image" $kvm_args -o "$out/profile.csv" | tee -a "$report"
-"$bin" plot "$out/profile.csv" -o "$out/profile.png" >/dev/null
+"$bin" plot "$out/profile.csv" --bandwidth "${BANDWIDTH:-128MiB/s}" -o "$out/profile.png" >/dev/null
 
 n=0
 for policy in $policies; do

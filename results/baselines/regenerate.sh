@@ -34,3 +34,7 @@ baseline qemu-7.2-reference scenarios/qemu-7.2-reference.toml \
     --grid cpu-throttle-increment=5,10,20
 baseline calibrated scenarios/calibrated.toml \
     --grid cpu-throttle-initial=20,50 --grid max-bandwidth=512MiB/s,1GiB/s
+for w in random sequential hotcold; do
+    baseline "calibrated-kvm-$w" "scenarios/calibrated-kvm-$w.toml" \
+        --grid cpu-throttle-initial=10,20,40 --grid cpu-throttle-tailslow=off,on
+done
