@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 ///     and remaining memory against migration time, dirty syncs and the switchover marked
 ///     [default output: DIR/timeline.png];
 ///   a sweep directory or its runs.csv: a heatmap of --objective over two grid axes (cells that
-///     did not converge dark grey with a cross), or a line over one axis
+///     did not converge light grey with a cross), or a line over one axis
 ///     [default: DIR/<objective>.png];
 ///   a profile CSV (from `autoconv profile`): dirty rate against the throttle held, with the
 ///     line auto-converge must get under at --bandwidth [default: the CSV's name with .png].

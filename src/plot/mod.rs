@@ -182,8 +182,9 @@ pub(crate) mod palette {
     pub const GREEN: RGBColor = RGBColor(0, 158, 115);
     /// Mid grey.
     pub const GREY: RGBColor = RGBColor(150, 150, 150);
-    /// Dark grey, for cells that did not converge.
-    pub const DARK: RGBColor = RGBColor(70, 70, 70);
+    /// Light grey, for cells that did not converge: no hue, so it cannot be read as a value
+    /// on the (blue to yellow) colour scale.
+    pub const NOT_CONVERGED: RGBColor = RGBColor(200, 200, 200);
 }
 
 /// "1.5 GiB"-style scaling for an axis: (divisor, unit) for the largest value.

@@ -1,5 +1,5 @@
 //! A sweep's objective over its grid: a heatmap over two axes (cells that did not converge in
-//! dark grey with a cross), or a line over one (non-converged points as crosses on the top
+//! light grey with a cross, outside the colour scale), or a line over one (non-converged points as crosses on the top
 //! edge), averaged over the seeds that converged, with their range when there are several.
 
 use super::{err, palette, render, tick, titled, Figure, Format, PlotError, FAMILY};
@@ -119,11 +119,23 @@ impl Figure for Heatmap {
             .collect();
         let vmin = values.iter().copied().fold(f64::INFINITY, f64::min);
         let vmax = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // A log scale when values span more than 4x, so one slow corner of the grid does not
+        // paint everything else the same colour.
+        let log_scale = vmin > 0.0 && vmax / vmin > 4.0;
         let norm = |v: f64| {
-            if vmax > vmin {
-                (v - vmin) / (vmax - vmin)
-            } else {
+            if vmax <= vmin {
                 0.0
+            } else if log_scale {
+                (v.ln() - vmin.ln()) / (vmax.ln() - vmin.ln())
+            } else {
+                (v - vmin) / (vmax - vmin)
+            }
+        };
+        let unnorm = |t: f64| {
+            if log_scale {
+                (vmin.ln() + t * (vmax.ln() - vmin.ln())).exp()
+            } else {
+                vmin + t * (vmax - vmin)
             }
         };
         let every = |n: usize| (n / 20).max(1);
@@ -167,6 +179,10 @@ impl Figure for Heatmap {
             .draw()
             .map_err(err)?;
         let annotate = nx <= 16 && ny <= 20;
+        // Crosses and frames only where a cell is big enough to hold them.
+        let (pw, ph) = plot_area.dim_in_pixel();
+        let cell_px = (pw / nx.max(1) as u32).min(ph / ny.max(1) as u32);
+        let frame_px = if cell_px >= 16 { 3 } else { 1 };
         for (j, row) in self.cells.iter().enumerate() {
             for (i, cell) in row.iter().enumerate() {
                 let (x, y) = (i as f64, j as f64);
@@ -177,17 +193,19 @@ impl Figure for Heatmap {
                         chart
                             .draw_series(std::iter::once(Rectangle::new(
                                 rect,
-                                palette::DARK.filled(),
+                                palette::NOT_CONVERGED.filled(),
                             )))
                             .map_err(err)?;
-                        let cross = WHITE.stroke_width(2);
-                        let d = 0.28;
-                        chart
-                            .draw_series([
-                                PathElement::new(vec![(x - d, y - d), (x + d, y + d)], cross),
-                                PathElement::new(vec![(x - d, y + d), (x + d, y - d)], cross),
-                            ])
-                            .map_err(err)?;
+                        if cell_px >= 10 {
+                            let cross = BLACK.stroke_width(2);
+                            let d = 0.28;
+                            chart
+                                .draw_series([
+                                    PathElement::new(vec![(x - d, y - d), (x + d, y + d)], cross),
+                                    PathElement::new(vec![(x - d, y + d), (x + d, y - d)], cross),
+                                ])
+                                .map_err(err)?;
+                        }
                     }
                     Some(c) => {
                         let v = c.value.unwrap_or(0.0);
@@ -200,7 +218,7 @@ impl Figure for Heatmap {
                             chart
                                 .draw_series(std::iter::once(Rectangle::new(
                                     [(x - 0.46, y - 0.46), (x + 0.46, y + 0.46)],
-                                    palette::ORANGE.stroke_width(3),
+                                    palette::ORANGE.stroke_width(frame_px),
                                 )))
                                 .map_err(err)?;
                         }
@@ -236,8 +254,12 @@ impl Figure for Heatmap {
                 TextStyle::from((FAMILY, size).into_font()).color(&BLACK),
             )
         };
-        bar.draw(&text(self.unit.clone(), (0, 0), 15))
-            .map_err(err)?;
+        let unit = if log_scale {
+            format!("{} (log scale)", self.unit)
+        } else {
+            self.unit.clone()
+        };
+        bar.draw(&text(unit, (0, 0), 15)).map_err(err)?;
         let steps = 64;
         for k in 0..steps {
             let t = 1.0 - k as f64 / steps as f64;
@@ -250,29 +272,30 @@ impl Figure for Heatmap {
             bar.draw(&text("no grid point converged".into(), (34, top), 14))
                 .map_err(err)?;
         } else {
-            bar.draw(&text(format!("{} (worst)", short(vmax)), (34, top - 6), 14))
-                .map_err(err)?;
-            bar.draw(&text(
-                format!("{} (best)", short(vmin)),
-                (34, top + bar_h - 10),
-                14,
-            ))
-            .map_err(err)?;
+            for (k, t) in [1.0, 0.75, 0.5, 0.25, 0.0].into_iter().enumerate() {
+                let label = match k {
+                    0 => format!("{} (worst)", short(vmax)),
+                    4 => format!("{} (best)", short(vmin)),
+                    _ => short(unnorm(t)),
+                };
+                let y = top + (f64::from(bar_h) * (1.0 - t)) as i32 - 7;
+                bar.draw(&text(label, (34, y), 14)).map_err(err)?;
+            }
         }
         let key_y = top + bar_h + 24;
         bar.draw(&Rectangle::new(
             [(0, key_y), (28, key_y + 28)],
-            palette::DARK.filled(),
+            palette::NOT_CONVERGED.filled(),
         ))
         .map_err(err)?;
         bar.draw(&PathElement::new(
             vec![(6, key_y + 6), (22, key_y + 22)],
-            WHITE.stroke_width(2),
+            BLACK.stroke_width(2),
         ))
         .map_err(err)?;
         bar.draw(&PathElement::new(
             vec![(6, key_y + 22), (22, key_y + 6)],
-            WHITE.stroke_width(2),
+            BLACK.stroke_width(2),
         ))
         .map_err(err)?;
         bar.draw(&text("did not".into(), (34, key_y), 14))
