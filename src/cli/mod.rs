@@ -26,7 +26,9 @@ pub mod exit {
 /// autoconv runs QEMU's pre-copy live migration with auto-converge CPU throttling, one core
 /// driving either a seeded synthetic guest (`sim`) or a real KVM guest (`run --kvm`), so you
 /// can see whether and how fast a workload converges under a cpu-throttle-initial /
-/// cpu-throttle-increment policy before touching production.
+/// cpu-throttle-increment policy before touching production. `sweep`, `plot`, `profile`,
+/// `compare` and `check` build on it: compare policies, see the curves, calibrate the model
+/// on a real guest, and catch regressions in convergence time.
 ///
 /// Exit codes: 0 = migration completed; 1 = it did not (not-converged, failed, cancelled);
 /// 2 = bad input or another error.
