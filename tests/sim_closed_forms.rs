@@ -148,3 +148,71 @@ fn uniform_random_writes_saturate_as_n_one_minus_exp() {
         );
     }
 }
+
+/// The first pass's page counts for a 1 GiB guest whose only region is `region`.
+fn first_pass(region: &str, guest_extra: &str, model: &str) -> (u64, u64) {
+    let s = scenario(
+        &format!(
+            r#"
+            [guest]
+            memory = "1GiB"
+            model = "{model}"
+            {guest_extra}
+            [[region]]
+            name = "r"
+            size = "1GiB"
+            {region}
+            [host]
+            dirty_fault_us = 0
+            dirty_sync_us_per_gib = 0
+            [migration]
+            max-bandwidth = 0
+            "#
+        ),
+        &[],
+    );
+    let (o, t) = run(&s);
+    assert_eq!(o.status, MigrationStatus::Completed, "{o:?}");
+    // Nothing is re-dirtied (static) or little is (pages re-sent after the first pass are
+    // data): the zero pages all go in the first pass.
+    assert!(syncs(&t).len() >= 2);
+    (o.normal_pages, o.zero_pages)
+}
+
+#[test]
+fn partly_filled_regions_send_their_zero_pages_as_headers() {
+    for model in ["aggregate", "page-exact"] {
+        let n = 262_144.0;
+        let (normal, zero) = first_pass("pattern = \"static\"\nfilled_pct = 25", "", model);
+        assert_eq!(normal + zero, n as u64, "{model}: every page goes once");
+        // Page-exact draws each page's fill: binomial, sd ~220 pages.
+        assert!(
+            (zero as f64 - 0.75 * n).abs() < 1500.0,
+            "{model}: {zero} zero pages"
+        );
+    }
+}
+
+#[test]
+fn a_warm_up_fills_a_random_working_set_as_n_one_minus_exp() {
+    for model in ["aggregate", "page-exact"] {
+        // 1 GiB zeroed at boot, written at random at 100K pages/s for 2 s before the migration:
+        // N (1 - e^(-wT/N)) pages hold data when it starts; the rest go as zero pages.
+        let n: f64 = 262_144.0;
+        let region = "pattern = \"random\"\nwrite_rate_pages_s = 100000\nfilled_pct = 0";
+        let (_, zero) = first_pass(region, "warmup_s = 2", model);
+        let data_at_start = n * (1.0 - (-100_000.0 * 2.0 / n).exp());
+        // Writes during the first pass turn more zero pages into data before the cursor gets
+        // there, so at most this many zero pages: and at least what the pass leaves unwritten.
+        let pass_s: f64 = 262_144.0 * 4104.0 / 1.25e9; // the 10 Gbit/s default link
+        let unwritten_at_end = n * (-100_000.0 * (2.0 + pass_s) / n).exp();
+        let upper = n - data_at_start;
+        assert!(
+            zero as f64 <= upper * 1.01 && zero as f64 >= unwritten_at_end * 0.99,
+            "{model}: {zero} zero pages, expected between {unwritten_at_end:.0} and {upper:.0}"
+        );
+        // Without the warm-up almost everything would still have been zero.
+        let (_, zero_cold) = first_pass(region, "", model);
+        assert!(zero_cold as f64 > upper * 1.5, "{model}: {zero_cold}");
+    }
+}

@@ -88,6 +88,8 @@ pub struct RegionSpec {
     pub vcpus: u32,
     /// Share of the writes that need guest CPU (slowed by throttling); the rest is device DMA.
     pub cpu_bound_pct: f64,
+    /// Share of the region's pages holding data at boot; the rest are zero pages until written.
+    pub filled_pct: f64,
     /// Rate changes over time.
     pub phases: Vec<PhaseSpec>,
 }
@@ -103,6 +105,9 @@ pub struct GuestSpec {
     pub model: ModelKind,
     /// Device state sent at switchover.
     pub device_state_bytes: u64,
+    /// How long the workload runs before the migration starts (s), turning zero pages into
+    /// data.
+    pub warmup_s: f64,
 }
 
 /// Costs the host adds.
@@ -211,7 +216,14 @@ const TOP_KEYS: &[&str] = &[
     "migration",
     "autoconv",
 ];
-const GUEST_KEYS: &[&str] = &["memory", "vcpus", "page_size", "model", "device_state"];
+const GUEST_KEYS: &[&str] = &[
+    "memory",
+    "vcpus",
+    "page_size",
+    "model",
+    "device_state",
+    "warmup_s",
+];
 const REGION_KEYS: &[&str] = &[
     "name",
     "offset",
@@ -220,6 +232,7 @@ const REGION_KEYS: &[&str] = &[
     "write_rate_pages_s",
     "vcpus",
     "cpu_bound_pct",
+    "filled_pct",
     "hot_size",
     "hot_writes_pct",
     "phases",
@@ -401,6 +414,7 @@ fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, Sce
         }
     };
     let device_state_bytes = size_field(&f, "device_state")?.unwrap_or(64 << 10);
+    let warmup_s = f64_field(&f, "warmup_s", 0.0, 1e6)?.unwrap_or(0.0);
     let at = |key: &str| t.get(key).map_or(origin, |v| v.origin);
     if page != PAGE_SIZE_BYTES {
         return Err(ctx.invalid(
@@ -439,6 +453,7 @@ fn read_guest(ctx: &Context, t: &Table, origin: Origin) -> Result<GuestSpec, Sce
         vcpus: vcpus as u32,
         model,
         device_state_bytes,
+        warmup_s,
     })
 }
 
@@ -573,6 +588,7 @@ fn read_region(
     let rate = f64_field(&f, "write_rate_pages_s", 0.0, 1e15)?;
     let vcpus = u64_field(&f, "vcpus")?;
     let cpu_bound_pct = f64_field(&f, "cpu_bound_pct", 0.0, 100.0)?.unwrap_or(100.0);
+    let filled_pct = f64_field(&f, "filled_pct", 0.0, 100.0)?.unwrap_or(100.0);
     let hot_size = size_field(&f, "hot_size")?;
     let hot_writes_pct = f64_field(&f, "hot_writes_pct", 0.0, 100.0)?;
     let pattern = match pattern_name {
@@ -732,6 +748,7 @@ fn read_region(
         write_rate_pages_s,
         vcpus: vcpus as u32,
         cpu_bound_pct,
+        filled_pct,
         phases,
     })
 }
@@ -901,7 +918,7 @@ impl Scenario {
                 regions.push(ModelRegion {
                     start_pfn: from,
                     pages: to - from,
-                    data: false,
+                    filled: 0.0,
                 });
             }
         };
@@ -933,7 +950,7 @@ impl Scenario {
                 Pattern::Static => regions.push(ModelRegion {
                     start_pfn: start,
                     pages,
-                    data: true,
+                    filled: r.filled_pct / 100.0,
                 }),
                 Pattern::Profile { access, curve, .. } => {
                     let w = profile_region::writer(r, start, pages, access, curve, &mut regions);
@@ -952,7 +969,7 @@ impl Scenario {
                         regions.push(ModelRegion {
                             start_pfn: start + per * k,
                             pages: len,
-                            data: true,
+                            filled: r.filled_pct / 100.0,
                         });
                         let name = if slices > 1 {
                             format!("{}[{k}]", r.name)
@@ -977,7 +994,7 @@ impl Scenario {
                     regions.push(ModelRegion {
                         start_pfn: start,
                         pages,
-                        data: true,
+                        filled: r.filled_pct / 100.0,
                     });
                     writers.push(writer(
                         r.name.clone(),
@@ -999,12 +1016,12 @@ impl Scenario {
                     regions.push(ModelRegion {
                         start_pfn: start,
                         pages: hot,
-                        data: true,
+                        filled: r.filled_pct / 100.0,
                     });
                     regions.push(ModelRegion {
                         start_pfn: start + hot,
                         pages: pages - hot,
-                        data: true,
+                        filled: r.filled_pct / 100.0,
                     });
                     let h = hot_writes_pct / 100.0;
                     let mut targets = vec![Target {

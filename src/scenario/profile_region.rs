@@ -99,12 +99,12 @@ pub(super) fn writer(
             regions.push(ModelRegion {
                 start_pfn: start,
                 pages: hot_pages,
-                data: true,
+                filled: r.filled_pct / 100.0,
             });
             regions.push(ModelRegion {
                 start_pfn: start + hot_pages,
                 pages: pages - hot_pages,
-                data: true,
+                filled: r.filled_pct / 100.0,
             });
             let h = hot_writes_pct / 100.0;
             let targets = [(idx, h), (idx + 1, 1.0 - h)]
@@ -118,7 +118,7 @@ pub(super) fn writer(
             regions.push(ModelRegion {
                 start_pfn: start,
                 pages,
-                data: true,
+                filled: r.filled_pct / 100.0,
             });
             let access = if other == ProfileAccess::Sequential {
                 Access::Sequential

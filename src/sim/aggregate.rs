@@ -86,6 +86,12 @@ pub struct AggregateModel {
     logging: bool,
     /// Each writer's last CPU writes per vCPU-ns of budget: the next solve's starting point.
     writes_per_ns: Vec<Option<f64>>,
+    /// Expected zero pages in each region (never written, not filled at boot)...
+    zero_pages: Vec<f64>,
+    /// ...and how many of them are in the migration bitmap, still to be sent as zero pages.
+    zero_in_bitmap: Vec<f64>,
+    /// Fractional zero pages carried between takes, so counts stay whole.
+    zero_carry: Vec<f64>,
 }
 
 impl AggregateModel {
@@ -112,6 +118,12 @@ impl AggregateModel {
             .map(|i| SimRng::new(seed, Stream::AggregateRegion(i as u32)))
             .collect();
         let writes_per_ns = vec![None; layout.writers.len()];
+        let zero_pages: Vec<f64> = layout
+            .regions
+            .iter()
+            .map(|r| (1.0 - r.filled.clamp(0.0, 1.0)) * r.pages as f64)
+            .collect();
+        let n = layout.regions.len();
         Self {
             layout,
             bitmaps,
@@ -122,6 +134,9 @@ impl AggregateModel {
             dirty: 0,
             logging: false,
             writes_per_ns,
+            zero_pages,
+            zero_in_bitmap: vec![0.0; n],
+            zero_carry: vec![0.0; n],
         }
     }
 
@@ -146,6 +161,7 @@ impl RamModel for AggregateModel {
         for b in &mut self.bitmaps {
             b.fill();
         }
+        self.zero_in_bitmap.clone_from(&self.zero_pages);
         self.dirty = self.layout.total_pages();
         self.reset_logs();
         self.logging = true;
@@ -208,26 +224,41 @@ impl RamModel for AggregateModel {
         let mut spent = 0;
         let mut fruitless_hops = 0;
         while self.dirty > 0 && fruitless_hops <= regions {
-            let region = &self.layout.regions[self.cursor_region];
-            let page_bytes = if region.data {
-                cost.normal_page_bytes
+            let r = self.cursor_region;
+            // Zero pages are spread evenly among the region's dirty pages.
+            let in_bitmap = self.bitmaps[r].dirty();
+            let zero_share = if in_bitmap == 0 {
+                0.0
             } else {
+                (self.zero_in_bitmap[r] / in_bitmap as f64).clamp(0.0, 1.0)
+            };
+            let page_bytes = if zero_share >= 1.0 - 1e-12 {
                 cost.zero_page_bytes
+            } else {
+                cost.normal_page_bytes
             };
             let allowed = pages_within(max_bytes, spent, page_bytes);
             if allowed == 0 {
                 break;
             }
-            let (taken, pos) = self.bitmaps[self.cursor_region].take(self.cursor_pos, allowed);
-            if region.data {
-                batch.normal_pages += taken;
+            let (taken, pos) = self.bitmaps[r].take(self.cursor_pos, allowed);
+            let zero = if zero_share >= 1.0 - 1e-12 {
+                taken
+            } else if zero_share <= 1e-12 {
+                0
             } else {
-                batch.zero_pages += taken;
-            }
-            spent += taken * page_bytes;
+                let exact = taken as f64 * zero_share + self.zero_carry[r];
+                let whole = libm::floor(exact).min(taken as f64);
+                self.zero_carry[r] = exact - whole;
+                whole as u64
+            };
+            self.zero_in_bitmap[r] = (self.zero_in_bitmap[r] - taken as f64 * zero_share).max(0.0);
+            batch.zero_pages += zero;
+            batch.normal_pages += taken - zero;
+            spent += zero * cost.zero_page_bytes + (taken - zero) * cost.normal_page_bytes;
             self.dirty -= taken;
             fruitless_hops = if taken > 0 { 0 } else { fruitless_hops + 1 };
-            if pos >= region.pages {
+            if pos >= self.layout.regions[r].pages {
                 self.cursor_region = (self.cursor_region + 1) % regions;
                 self.cursor_pos = 0;
             } else {
@@ -305,10 +336,24 @@ impl RamModel for AggregateModel {
             };
             let y = x + dma;
             for t in &w.targets {
-                match &mut self.logs[t.region] {
-                    LogState::Sequential { total, .. } => *total += t.share * y,
-                    LogState::Uniform { writes } => *writes += t.share * y,
-                    LogState::Untouched => {}
+                let z = t.share * y;
+                let pages = self.layout.regions[t.region].pages as f64;
+                // Writes turn zero pages into data: uniform writes leave a share e^(-z/N)
+                // untouched; a sweep covers z/N of the region.
+                let still_zero = match &mut self.logs[t.region] {
+                    LogState::Sequential { total, .. } => {
+                        *total += z;
+                        (1.0 - z / pages).max(0.0)
+                    }
+                    LogState::Uniform { writes } => {
+                        *writes += z;
+                        libm::exp(-z / pages)
+                    }
+                    LogState::Untouched => 1.0,
+                };
+                if self.zero_pages[t.region] > 0.0 {
+                    self.zero_pages[t.region] *= still_zero;
+                    self.zero_in_bitmap[t.region] *= still_zero;
                 }
             }
             written += y;

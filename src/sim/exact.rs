@@ -38,6 +38,11 @@ pub struct ExactModel {
     cpu_carry_ns: Vec<f64>,
     dma_carry: Vec<f64>,
     logging: bool,
+    /// One bit per page: holds data (else a zero page, sent as a header).
+    data: Vec<u64>,
+    /// Some written region still has zero pages: writes must pick pages even with logging off
+    /// (a warm-up), to know which become data.
+    track_fill: bool,
 }
 
 fn set_log_range(log: &mut [u64], a: u64, b: u64) {
@@ -81,6 +86,26 @@ impl ExactModel {
             .map(|i| SimRng::new(seed, Stream::ExactRegion(i as u32)))
             .collect();
         let writers = layout.writers.len();
+        let mut data = vec![0u64; pages.div_ceil(64) as usize];
+        for (i, r) in layout.regions.iter().enumerate() {
+            let filled = r.filled.clamp(0.0, 1.0);
+            if filled >= 1.0 {
+                set_log_range(&mut data, r.start_pfn, r.start_pfn + r.pages);
+            } else if filled > 0.0 {
+                // Which pages hold data at boot: drawn from the region's own stream.
+                let mut rng = SimRng::new(seed, Stream::ExactFill(i as u32));
+                for pfn in r.start_pfn..r.start_pfn + r.pages {
+                    if rng.f64() < filled {
+                        data[(pfn / 64) as usize] |= 1 << (pfn % 64);
+                    }
+                }
+            }
+        }
+        let track_fill = layout.writers.iter().any(|w| {
+            w.targets
+                .iter()
+                .any(|t| layout.regions[t.region].filled < 1.0)
+        });
         Self {
             bitmap: DirtyBitmap::new(pages),
             log: vec![0; pages.div_ceil(64) as usize],
@@ -89,6 +114,8 @@ impl ExactModel {
             cpu_carry_ns: vec![0.0; writers],
             dma_carry: vec![0.0; writers],
             logging: false,
+            data,
+            track_fill,
             layout,
         }
     }
@@ -105,15 +132,23 @@ impl ExactModel {
         let r = &self.layout.regions[region];
         let (start, pages) = (r.start_pfn, r.pages);
         if let RegionLog::Sequential { pos, .. } = &mut self.logs[region] {
-            if self.logging && n > 0 {
+            if n > 0 {
                 let from = *pos % pages;
-                if n >= pages {
-                    set_log_range(&mut self.log, start, start + pages);
+                let ranges = if n >= pages {
+                    [(start, start + pages), (0, 0)]
                 } else if from + n <= pages {
-                    set_log_range(&mut self.log, start + from, start + from + n);
+                    [(start + from, start + from + n), (0, 0)]
                 } else {
-                    set_log_range(&mut self.log, start + from, start + pages);
-                    set_log_range(&mut self.log, start, start + (from + n - pages));
+                    [
+                        (start + from, start + pages),
+                        (start, start + (from + n - pages)),
+                    ]
+                };
+                for (a, b) in ranges {
+                    set_log_range(&mut self.data, a, b);
+                    if self.logging {
+                        set_log_range(&mut self.log, a, b);
+                    }
                 }
             }
             *pos += n;
@@ -167,6 +202,7 @@ impl ExactModel {
             *in_log += 1;
             let pfn = start + page;
             self.log[(pfn / 64) as usize] |= 1 << (pfn % 64);
+            self.data[(pfn / 64) as usize] |= 1 << (pfn % 64);
         }
     }
 
@@ -218,7 +254,9 @@ impl ExactModel {
         let mut dma = dma_exact.floor() as u64;
         self.dma_carry[wi] = dma_exact - dma as f64;
         let mut written = dma as f64;
-        let track = step.logging;
+        // Without logging nothing is harvested, so page choices only matter for which zero
+        // pages become data.
+        let track = step.logging || self.track_fill;
         // DMA writes: free, never fault.
         while track && dma > 0 {
             let p = self.new_page_probability(wi);
@@ -317,8 +355,7 @@ impl RamModel for ExactModel {
             if pfn < r.start_pfn || pfn >= r.start_pfn + r.pages {
                 region = self.region_of(pfn);
             }
-            let data = self.layout.regions[region].data;
-            if data {
+            if self.data[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0 {
                 batch.normal_pages += 1;
                 spent += cost.normal_page_bytes;
             } else {

@@ -30,6 +30,8 @@ pub struct SimGuest<M> {
     costs: HostCosts,
     throttle_sleep_vcpu_ns: u64,
     pages_written: f64,
+    /// Virtual time at which the migration starts (after any warm-up).
+    migration_start_ns: u64,
 }
 
 impl<M: RamModel> SimGuest<M> {
@@ -58,7 +60,16 @@ impl<M: RamModel> SimGuest<M> {
             costs,
             throttle_sleep_vcpu_ns: 0,
             pages_written: 0.0,
+            migration_start_ns: now,
         }
+    }
+
+    /// Let the workload run for `duration_ns` before the migration starts (dirty logging
+    /// off), so its writes turn zero pages into data as they did on the real guest.
+    pub fn warm_up(&mut self, duration_ns: u64) {
+        self.migration_start_ns = self.time.now_ns() + duration_ns;
+        self.time.advance_ns(duration_ns);
+        self.catch_up();
     }
 
     /// The RAM model, after the run.
@@ -74,7 +85,7 @@ impl<M: RamModel> SimGuest<M> {
             let next_phase = self
                 .phase_boundaries_ns
                 .iter()
-                .copied()
+                .map(|&b| b + self.migration_start_ns)
                 .find(|&b| b > from)
                 .unwrap_or(u64::MAX);
             let to = now.min(next_phase);
@@ -85,7 +96,8 @@ impl<M: RamModel> SimGuest<M> {
                 self.pages_written += self.model.run_writers(Step {
                     wall_ns: wall as f64,
                     cpu_ns_per_vcpu: wall.saturating_sub(slept) as f64,
-                    t_s: from as f64 / 1e9,
+                    // Phases count from the migration's start (negative during a warm-up).
+                    t_s: (from as f64 - self.migration_start_ns as f64) / 1e9,
                     logging: self.logging,
                     throttle_pct: self.throttle.pct(),
                 });

@@ -66,6 +66,7 @@ pub fn simulate_with_model<M: RamModel, R: Recorder + ?Sized>(
             device_state_bytes: scenario.guest.device_state_bytes,
         },
     );
+    guest.warm_up((scenario.guest.warmup_s * 1e9) as u64);
     let outcome = migrate(
         &scenario.migration,
         &mut clock,

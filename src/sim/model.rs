@@ -16,8 +16,9 @@ pub struct ModelRegion {
     pub start_pfn: u64,
     /// Pages.
     pub pages: u64,
-    /// Holds data (sent as full pages); false = all-zero memory (sent as headers).
-    pub data: bool,
+    /// Share of its pages holding data when the migration starts (sent as full pages); the
+    /// rest are zero pages (sent as headers) until written. 0 = free memory, 1 = all data.
+    pub filled: f64,
 }
 
 /// How a writer picks pages.

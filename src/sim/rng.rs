@@ -15,6 +15,8 @@ pub enum Stream {
     ExactRegion(u32),
     /// Sampling noise of an aggregate model region.
     AggregateRegion(u32),
+    /// Which pages of a partly filled page-exact region hold data at the start.
+    ExactFill(u32),
 }
 
 impl Stream {
@@ -22,6 +24,7 @@ impl Stream {
         match self {
             Stream::ExactRegion(i) => (1 << 32) | u64::from(i),
             Stream::AggregateRegion(i) => (2 << 32) | u64::from(i),
+            Stream::ExactFill(i) => (3 << 32) | u64::from(i),
         }
     }
 }
