@@ -1,28 +1,10 @@
 //! `autoconv check`: passes on its own baseline and on the committed ones, fails with a table
 //! on a deliberately worsened baseline or a lost convergence.
 
+mod common;
+use common::{autoconv, repo, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn autoconv(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run autoconv")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A baseline of heavy with one grid point that does not converge.
 fn make_baseline(dir: &Path) -> PathBuf {

@@ -1,27 +1,7 @@
 //! `autoconv compare`: a recorded run next to a simulation with the run's parameters.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn autoconv(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run autoconv")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{autoconv, repo, text};
 
 #[test]
 fn the_runs_parameters_are_applied_so_the_same_scenario_matches_exactly() {

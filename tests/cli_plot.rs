@@ -1,28 +1,10 @@
 //! `autoconv plot` and `autoconv profile --plot`: valid PNG/SVG files of the stated size, that
 //! show what they claim (non-converged cells, the threshold line), and clear refusals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{autoconv, repo, text};
 
-fn autoconv(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run autoconv")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::path::Path;
 
 fn ok(args: &[&str]) {
     let o = autoconv(args, &repo());

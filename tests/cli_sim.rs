@@ -1,23 +1,7 @@
 //! `autoconv sim` as a user runs it: outputs, exit codes, determinism, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn autoconv(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run autoconv")
-}
-
-fn scenarios() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{autoconv, scenarios, stderr};
 
 #[test]
 fn sim_writes_timeseries_events_and_summary() {

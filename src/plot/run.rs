@@ -174,26 +174,9 @@ impl Figure for RunData {
             .max(self.switchover_s.unwrap_or(0.0))
             .max(0.1)
             * 1.01;
-        let label = (FAMILY, 16);
         let small = (FAMILY, 15);
         // 1. Throttle.
-        let mut chart = ChartBuilder::on(&panels[0])
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(74)
-            .build_cartesian_2d(0.0..t_max, 0.0..105.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("migration time (s)")
-            .y_desc("CPU throttle (%)")
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .axis_desc_style(label)
-            .label_style(small)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(err)?;
+        let mut chart = panel(&panels[0], t_max, 105.0, "CPU throttle (%)")?;
         marks(&mut chart, self, 105.0, true)?;
         let throttle_legend = SeriesLabelPosition::UpperLeft;
         let style = palette::BLUE.stroke_width(3);
@@ -216,23 +199,7 @@ impl Figure for RunData {
         let (div, unit) = byte_scale(rate_max);
         // Headroom above the data for the legend.
         let y_max = rate_max / div * 1.45;
-        let mut chart = ChartBuilder::on(&panels[1])
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(74)
-            .build_cartesian_2d(0.0..t_max, 0.0..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("migration time (s)")
-            .y_desc(format!("rate ({unit}/s)"))
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .axis_desc_style(label)
-            .label_style(small)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(err)?;
+        let mut chart = panel(&panels[1], t_max, y_max, &format!("rate ({unit}/s)"))?;
         marks(&mut chart, self, y_max, false)?;
         let dirty = palette::RED.stroke_width(2);
         chart
@@ -264,23 +231,7 @@ impl Figure for RunData {
             .fold(1.0, f64::max);
         let (div, unit) = byte_scale(rem_max);
         let y_max = rem_max / div * 1.35;
-        let mut chart = ChartBuilder::on(&panels[2])
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(74)
-            .build_cartesian_2d(0.0..t_max, 0.0..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("migration time (s)")
-            .y_desc(format!("remaining ({unit})"))
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .axis_desc_style(label)
-            .label_style(small)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(err)?;
+        let mut chart = panel(&panels[2], t_max, y_max, &format!("remaining ({unit})"))?;
         marks(&mut chart, self, y_max, false)?;
         let style = palette::ORANGE.stroke_width(2);
         chart
@@ -308,6 +259,33 @@ impl Figure for RunData {
 }
 
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One of the three panels: time on x, `0..y_max` on y, the same mesh and fonts for all.
+fn panel<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    t_max: f64,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<Chart<'a, DB>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(74)
+        .build_cartesian_2d(0.0..t_max, 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("migration time (s)")
+        .y_desc(y_desc)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .axis_desc_style((FAMILY, 16))
+        .label_style((FAMILY, 15))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
 
 /// Dirty syncs (dashed grey) and the switchover (red) across a panel.
 fn marks<'a, DB: DrawingBackend + 'a>(

@@ -57,7 +57,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     }
 }
 
-/// `summary.json`: the outcome, what produced it, and every parameter used.
+/// `summary.json`: what produced the run, the core's outcome (its fields at the top level:
+/// status, total_time_ms, downtime_ms, throttle_steps, ...), and every parameter used.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     /// Scenario name (or guest image for KVM runs).
@@ -66,37 +67,9 @@ pub struct Summary {
     pub seed: Option<u64>,
     /// "sim" or "kvm".
     pub backend: String,
-    /// QEMU status name, or autoconv's `not-converged`.
-    pub status: String,
-    /// Why the migration did not complete, if it did not.
-    pub reason: Option<String>,
-    /// QEMU's total-time (ms), only for a completed migration.
-    pub total_time_ms: Option<u64>,
-    /// Migration time until the end, whatever the status (ms).
-    pub elapsed_ms: u64,
-    /// QEMU's setup-time (ms).
-    pub setup_time_ms: u64,
-    /// QEMU's downtime (ms): source stopped until it sent the last byte; only when completed.
-    pub downtime_ms: Option<u64>,
-    /// autoconv's: source stopped until the destination confirmed (and, for a real guest,
-    /// verified memory and resumed) (ms); only when completed.
-    pub guest_pause_ms: Option<u64>,
-    /// Bytes on the wire.
-    pub transferred_bytes: u64,
-    /// Pages sent with data.
-    pub normal_pages: u64,
-    /// Zero pages sent as headers.
-    pub zero_pages: u64,
-    /// dirty-sync-count.
-    pub dirty_sync_count: u64,
-    /// Every throttle percentage set, in order.
-    pub throttle_steps: Vec<u32>,
-    /// Highest throttle percentage.
-    pub max_throttle_pct: u32,
-    /// vCPU-seconds lost to throttling.
-    pub guest_cpu_lost_s: f64,
-    /// Page writes the guest made during the migration.
-    pub guest_pages_written: u64,
+    /// How the migration ended, as the core reports it.
+    #[serde(flatten)]
+    pub outcome: MigrationOutcome,
     /// Every setting used (QEMU parameters under their names, then autoconv's and the guest's).
     pub parameters: serde_json::Value,
     /// Backend-specific fields (e.g. memory_verified for KVM runs).
@@ -113,25 +86,13 @@ impl Summary {
         outcome: &MigrationOutcome,
         parameters: serde_json::Value,
     ) -> Self {
+        let mut outcome = outcome.clone();
+        outcome.guest_cpu_lost_s = round6(outcome.guest_cpu_lost_s);
         Self {
             scenario: scenario.to_string(),
             seed,
             backend: backend.to_string(),
-            status: outcome.status.as_str().to_string(),
-            reason: outcome.reason.clone(),
-            total_time_ms: outcome.total_time_ms,
-            elapsed_ms: outcome.elapsed_ms,
-            setup_time_ms: outcome.setup_time_ms,
-            downtime_ms: outcome.downtime_ms,
-            guest_pause_ms: outcome.guest_pause_ms,
-            transferred_bytes: outcome.transferred_bytes,
-            normal_pages: outcome.normal_pages,
-            zero_pages: outcome.zero_pages,
-            dirty_sync_count: outcome.dirty_sync_count,
-            throttle_steps: outcome.throttle_steps.clone(),
-            max_throttle_pct: outcome.max_throttle_pct,
-            guest_cpu_lost_s: round6(outcome.guest_cpu_lost_s),
-            guest_pages_written: outcome.guest_pages_written,
+            outcome,
             parameters,
             extra: serde_json::Map::new(),
         }

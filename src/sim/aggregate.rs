@@ -23,8 +23,9 @@ enum LogState {
     Uniform { writes: f64 },
 }
 
-struct SeqView {
-    remaining: f64,
+/// A sequential target's new pages: the ones the sweep has not covered since the harvest.
+pub(crate) struct SeqView {
+    pub(crate) remaining: f64,
 }
 
 impl NewPages for SeqView {
@@ -40,9 +41,10 @@ impl NewPages for SeqView {
     }
 }
 
-struct UniView {
-    pages: f64,
-    unwritten: f64,
+/// A uniform target's new pages: `unwritten (1 - e^(-y/N))` after `y` more writes.
+pub(crate) struct UniView {
+    pub(crate) pages: f64,
+    pub(crate) unwritten: f64,
 }
 
 impl NewPages for UniView {

@@ -254,35 +254,13 @@ pub fn solve_cpu_writes(
 mod tests {
     use super::*;
 
-    struct Seq {
-        remaining: f64,
-    }
-    impl NewPages for Seq {
-        fn most_new(&self) -> f64 {
-            self.remaining
-        }
-        fn new_pages(&self, y: f64) -> (f64, f64) {
-            if y < self.remaining {
-                (y, 1.0)
-            } else {
-                (self.remaining, 0.0)
-            }
-        }
-    }
-    struct Uni {
-        n: f64,
-        u: f64,
-    }
-    impl NewPages for Uni {
-        fn most_new(&self) -> f64 {
-            self.n - self.u
-        }
-        fn new_pages(&self, y: f64) -> (f64, f64) {
-            let e = (-y / self.n).exp();
-            (
-                (self.n - self.u) * (1.0 - e),
-                (self.n - self.u) / self.n * e,
-            )
+    use crate::sim::aggregate::{SeqView as Seq, UniView};
+
+    /// A uniform target of `n` pages with `u` already written.
+    fn uni(n: f64, u: f64) -> UniView {
+        UniView {
+            pages: n,
+            unwritten: n - u,
         }
     }
 
@@ -300,10 +278,7 @@ mod tests {
 
     #[test]
     fn uniform_satisfies_cost_equation() {
-        let t = Uni {
-            n: 10_000.0,
-            u: 2_000.0,
-        };
+        let t = uni(10_000.0, 2_000.0);
         let budget = 5e6;
         let x = solve_cpu_writes(budget, 20.0, 3000.0, 0.0, &[(1.0, &t)], None);
         let warm = solve_cpu_writes(budget, 20.0, 3000.0, 0.0, &[(1.0, &t)], Some(x * 1.3));
@@ -314,7 +289,7 @@ mod tests {
 
     #[test]
     fn no_fault_cost_means_rate_times_time() {
-        let t = Uni { n: 10.0, u: 0.0 };
+        let t = uni(10.0, 0.0);
         assert_eq!(
             solve_cpu_writes(1e9, 100.0, 0.0, 0.0, &[(1.0, &t)], None),
             1e7

@@ -59,3 +59,36 @@ pub fn throttle_sets(t: &Timeline) -> Vec<(u64, u32)> {
         })
         .collect()
 }
+
+/// Run the autoconv binary in `cwd`.
+pub fn autoconv(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_autoconv"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run autoconv")
+}
+
+/// The repository root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped scenarios.
+pub fn scenarios() -> std::path::PathBuf {
+    repo().join("scenarios")
+}
+
+/// Both output streams, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Standard error.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
