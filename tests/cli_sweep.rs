@@ -242,6 +242,10 @@ fn bad_grids_are_refused_before_anything_runs() {
             "--grid cpu-throttle-initial=90:100:5: value 100: Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99",
         ),
         (
+            "cpu-throttle-initial=10-50",
+            "\"10-50\" is not a range: write START:END:STEP (e.g. 10:50:10)",
+        ),
+        (
             "throttle-trigger-threshold=0,50",
             "value 0: Parameter 'throttle-trigger-threshold' expects an integer in the range of 1 to 100",
         ),

@@ -50,6 +50,16 @@ impl Axis {
                     "an empty value in the list (expected V1,V2,... or START:END:STEP)".into(),
                 ));
             }
+            // "10-50" reads like a range to people; say how ranges are written.
+            if let [only] = &values[..] {
+                if let Some((a, b)) = only.split_once('-') {
+                    if !a.is_empty() && a.parse::<f64>().is_ok() && b.parse::<f64>().is_ok() {
+                        return Err(bad(format!(
+                            "{only:?} is not a range: write START:END:STEP (e.g. {a}:{b}:10) or list values (V1,V2,...)"
+                        )));
+                    }
+                }
+            }
             values
         };
         Ok(Axis {
