@@ -141,20 +141,21 @@ fn main() {
             sync_ms_per_gib.push(r.sync_timing.total_ns as f64 / r.sync_timing.syncs as f64 / 1e6);
         }
         println!(
-            "  1 GiB migration: {} ms, {} normal + {} zero pages, {:.2} GB/s, {:.0} pages/s, downtime {} ms (of which verification {:.1} ms)",
+            "  1 GiB migration: {} ms, {} normal + {} zero pages, {:.2} GB/s, {:.0} pages/s, downtime {} ms (QEMU's), guest pause {} ms (incl. {:.1} ms verification)",
             r.outcome.elapsed_ms,
             r.outcome.normal_pages,
             r.outcome.zero_pages,
             gb_s.last().unwrap(),
             pages_s.last().unwrap(),
             r.outcome.downtime_ms.unwrap_or(0),
+            r.outcome.guest_pause_ms.unwrap_or(0),
             verify.last().unwrap()
         );
     }
     if part('2') {
         let (p, g) = (median(&mut pages_s), median(&mut gb_s));
         println!(
-        "unthrottled migration, 1 GiB guest (max-bandwidth 0): median {:.0} pages/s, {:.2} GB/s = {:.0}% of loopback (QEMU 7.2 here: ~520K pages/s, ~2.1 GB/s); downtime {:.0} ms incl. {:.0} ms verifying 1 GiB",
+        "unthrottled migration, 1 GiB guest (max-bandwidth 0): median {:.0} pages/s, {:.2} GB/s = {:.0}% of loopback (QEMU 7.2 here: ~520K pages/s, ~2.1 GB/s), time to the destination's confirmation included; downtime {:.0} ms (QEMU's); {:.0} ms verifying 1 GiB",
         p,
         g,
         100.0 * g / lo_med,
