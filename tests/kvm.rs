@@ -79,6 +79,21 @@ fn pages(c: &[autoconv::kvm::VcpuCounters]) -> u64 {
 }
 
 /// The source guest must run on, unthrottled, after a migration that did not complete.
+/// A booted (not yet started) 64 MiB, 1-vCPU machine running `img`.
+fn boot_small(img: &Path) -> Machine {
+    let plan = LoadPlan::from_file(img, 64 << 20).unwrap();
+    Machine::boot(
+        MachineConfig {
+            mem_bytes: 64 << 20,
+            vcpus: 1,
+            ..MachineConfig::default()
+        },
+        &plan,
+        BootPath::Auto,
+    )
+    .unwrap()
+}
+
 fn assert_source_survived(r: &RunReport) {
     assert_eq!(r.source_throttle_after_pct, 0, "throttle left on");
     let after = r.source_after.as_ref().expect("source watched after");
@@ -158,17 +173,7 @@ fn higher_throttle_means_fewer_guest_writes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), "paced.img", &paced_spec());
-    let plan = LoadPlan::from_file(&img, 64 << 20).unwrap();
-    let mut m = Machine::boot(
-        MachineConfig {
-            mem_bytes: 64 << 20,
-            vcpus: 1,
-            ..MachineConfig::default()
-        },
-        &plan,
-        BootPath::Auto,
-    )
-    .unwrap();
+    let mut m = boot_small(&img);
     m.start().unwrap();
     let rows =
         autoconv::cli::kvm::profile_machine(&mut m, &[0, 50, 90], 1_000, 500, &CancelToken::new())
@@ -495,17 +500,7 @@ fn dma_writes_are_tracked_and_not_slowed_by_the_throttle() {
     // Passes after the first found pages to resend: the device's.
     assert!(r.outcome.normal_pages > 4096 + 100, "{:?}", r.outcome);
 
-    let plan = LoadPlan::from_file(&img, 64 << 20).unwrap();
-    let mut m = Machine::boot(
-        MachineConfig {
-            mem_bytes: 64 << 20,
-            vcpus: 1,
-            ..MachineConfig::default()
-        },
-        &plan,
-        BootPath::Auto,
-    )
-    .unwrap();
+    let mut m = boot_small(&img);
     m.set_dma(Some(dma)).unwrap();
     m.start().unwrap();
     let rows = autoconv::cli::kvm::profile_machine(&mut m, &[0, 90], 600, 100, &CancelToken::new())
