@@ -75,6 +75,7 @@ fn opts(image: std::path::PathBuf, mem: u64, config: MigrationConfig) -> RunOpti
         drop_dirty_gfn: None,
         prefill: false,
         dma: None,
+        tls: None,
     }
 }
 

@@ -71,6 +71,7 @@ fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
         drop_dirty_gfn: None,
         prefill: false,
         dma: None,
+        tls: None,
     }
 }
 
@@ -525,6 +526,7 @@ fn the_destination_refuses_malformed_streams() {
         ram_bytes: 64 << 20,
         vcpus: 1,
         flags: 0,
+        nonce: [9; 16],
     };
     let header = |command, count, arg| {
         Header {
@@ -540,7 +542,7 @@ fn the_destination_refuses_malformed_streams() {
     let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
         (
             "bad magic",
-            b"NOTAUTOCONV-STREAM-AT-ALL-32byte".to_vec(),
+            b"NOTAUTOCONV-STREAM-AT-ALL-48-bytes-long-handshak".to_vec(),
             vec![],
             "bad magic",
         ),
@@ -577,7 +579,7 @@ fn the_destination_refuses_malformed_streams() {
         });
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.write_all(&hello_bytes).unwrap();
-        let mut reply = [0u8; 20];
+        let mut reply = [0u8; autoconv::transport::protocol::REPLY_FIXED_BYTES];
         let _ = s.read_exact(&mut reply);
         let _ = s.write_all(&frames);
         let err = dest.join().unwrap().unwrap_err().to_string();

@@ -206,6 +206,15 @@ pub struct KvmRunArgs {
     /// on the source if not).
     #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
     pub after: u64,
+    /// Migrate inside TLS with these credentials (as QEMU's tls-creds-x509 dir=): DIR holds
+    /// ca-cert.pem, client-cert.pem and client-key.pem (and server-cert.pem, server-key.pem
+    /// for the local destination when there is no --migrate).
+    #[arg(long, value_name = "DIR")]
+    pub tls_creds: Option<PathBuf>,
+    /// The name the destination's certificate must carry (QEMU's tls-hostname; default: the
+    /// host in --migrate, or 127.0.0.1 for the local destination).
+    #[arg(long, value_name = "NAME", requires = "tls_creds")]
+    pub tls_hostname: Option<String>,
 }
 
 const RUN_HELP: &str = "\
@@ -236,13 +245,28 @@ pub struct IncomingArgs {
     /// Stop the resumed guest after this long (default: run until Ctrl-C).
     #[arg(long, value_parser = parse_duration_ms)]
     pub run_for: Option<u64>,
+    /// Accept only sources that present a certificate signed by DIR/ca-cert.pem, inside TLS
+    /// (as QEMU's tls-creds-x509 dir=, endpoint=server, verify-peer=on): DIR holds
+    /// ca-cert.pem, server-cert.pem and server-key.pem.
+    #[arg(long, value_name = "DIR")]
+    pub tls_creds: Option<PathBuf>,
+    /// Refuse a source whose guest has more memory than this (checked in the handshake, before
+    /// any is allocated; 90% of the host's available memory is refused in any case).
+    #[arg(long, value_parser = parse_size)]
+    pub max_mem: Option<u64>,
+    /// Overall deadline of one peer's handshake (TLS and the migration's opening message).
+    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
+    pub handshake_timeout: u64,
 }
 
 const INCOMING_HELP: &str = "\
 Waits for one `autoconv run --kvm ... --migrate tcp:HOST:PORT`, checks every frame
 (known commands, sizes, addresses inside guest memory), loads memory and vCPU state,
-compares a CRC32 of every page with the source's, and only then resumes the guest,
-which keeps running here; its progress counters continue from the source's values.";
+compares a CRC32 of every page with the source's (keyed for this session), and only
+then resumes the guest, which keeps running here; its progress counters continue from
+the source's values. Peers that fail the handshake (no valid certificate under
+--tls-creds, garbage, silence past --handshake-timeout) and migrations that fail are
+reported on stderr, and it keeps listening until a source migrates or Ctrl-C.";
 
 /// `autoconv profile --kvm IMAGE`: the throttle vs dirty-rate curve.
 #[derive(Args, Debug, Clone)]
@@ -330,6 +354,23 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         None => Destination::Local,
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
     };
+    let tls = match &args.tls_creds {
+        None => None,
+        Some(dir) => {
+            let endpoint = if args.migrate.is_some() {
+                transport::tls::Endpoint::Client
+            } else {
+                transport::tls::Endpoint::Both
+            };
+            Some(transport::tls::ClientTls {
+                creds: transport::tls::TlsCreds::load(dir, endpoint)?,
+                hostname: args
+                    .tls_hostname
+                    .clone()
+                    .or_else(|| args.migrate.as_deref().and_then(transport::tcp_host)),
+            })
+        }
+    };
     let opts = RunOptions {
         image: args.guest.image.clone(),
         machine: args.guest.machine(),
@@ -341,6 +382,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         drop_dirty_gfn: None,
         prefill: false,
         dma: args.guest.dma(),
+        tls,
     };
     let (cancel, done) = ctrl_c_token();
     let report = session::run_migration(&opts, &cancel);
@@ -512,17 +554,36 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         anyhow::bail!("{why}");
     }
     let addr = transport::parse_tcp_address(&args.address)?;
+    let tls = match &args.tls_creds {
+        Some(dir) => {
+            transport::tls::TlsCreds::load(dir, transport::tls::Endpoint::Server)?.server()
+        }
+        None => None,
+    };
+    let config = incoming::DestinationConfig {
+        dirty_log: DirtyLogMode::Bitmap,
+        tls,
+        max_mem_bytes: args.max_mem,
+        handshake_timeout: Duration::from_millis(args.handshake_timeout.max(1)),
+    };
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| transport::TransportError::Listen {
             addr: args.address.clone(),
             source,
         })?;
     let bound = listener.local_addr()?;
+    if config.tls.is_none() && !bound.ip().is_loopback() {
+        eprintln!(
+            "autoconv: warning: listening on tcp:{bound} in the clear: anyone who can reach it can read this migration or write a guest here (use --tls-creds DIR)"
+        );
+    }
     println!("listening on tcp:{bound}");
     let _ = std::io::stdout().flush();
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
-    let received = incoming::accept_one(&listener, &cancel, DirtyLogMode::Bitmap);
+    let received = incoming::serve(&listener, &cancel, &config, &mut |line| {
+        eprintln!("autoconv: incoming: {line}; still listening");
+    });
     let inc = match received {
         Ok(i) => i,
         Err(e) => {

@@ -149,17 +149,43 @@ impl GuestRam {
     /// CRC32 of each page in `[first_gfn, first_gfn + out.len())`, computed on up to `threads`
     /// threads. Only meaningful while no vCPU runs.
     pub fn page_digests(&self, first_gfn: u64, out: &mut [u32], threads: usize) {
+        self.digests_with(first_gfn, out, threads, |_, page| crc32fast::hash(page));
+    }
+
+    /// Like [`GuestRam::page_digests`] over all of memory, but each CRC32 starts from `key`
+    /// and covers the page's number before its bytes: digests of one migration session (whose
+    /// key both ends derive) say nothing about another's, and a page at the wrong address
+    /// does not match.
+    pub fn keyed_page_digests(&self, key: u32, out: &mut [u32], threads: usize) {
+        self.digests_with(0, out, threads, |gfn, page| {
+            let mut h = crc32fast::Hasher::new_with_initial(key);
+            h.update(&gfn.to_le_bytes());
+            h.update(page);
+            h.finalize()
+        });
+    }
+
+    fn digests_with(
+        &self,
+        first_gfn: u64,
+        out: &mut [u32],
+        threads: usize,
+        digest: impl Fn(u64, &[u8]) -> u32 + Sync,
+    ) {
+        assert!(first_gfn + out.len() as u64 <= self.pages());
+        let digest = &digest;
         let chunk = out.len().div_ceil(threads.max(1)).max(1);
         std::thread::scope(|s| {
             for (i, part) in out.chunks_mut(chunk).enumerate() {
                 let base = first_gfn + (i * chunk) as u64;
                 s.spawn(move || {
                     for (j, d) in part.iter_mut().enumerate() {
-                        let p = self.page_ptr(base + j as u64);
-                        // SAFETY: a whole page inside the mapping; the guest is stopped (see
-                        // above), so nothing changes it while it is hashed.
+                        let gfn = base + j as u64;
+                        let p = self.page_ptr(gfn);
+                        // SAFETY: a whole page inside the mapping (asserted above); the guest is
+                        // stopped (see above), so nothing changes it while it is hashed.
                         let page = unsafe { std::slice::from_raw_parts(p, PAGE_BYTES as usize) };
-                        *d = crc32fast::hash(page);
+                        *d = digest(gfn, page);
                     }
                 });
             }

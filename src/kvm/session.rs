@@ -14,12 +14,11 @@ use super::clock::MonotonicClock;
 use super::loader::LoadPlan;
 use super::machine::{BootPath, Machine, MachineConfig, VcpuCounters};
 use super::source::{KvmSource, SyncTiming};
-use super::vstate::vm::DirtyLogMode;
 use super::KvmError;
 use crate::migration::{
     migrate, CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline,
 };
-use crate::transport::incoming::{accept_one, IncomingStats};
+use crate::transport::incoming::{accept_one_with, DestinationConfig, IncomingStats};
 use crate::transport::link::{LinkStats, TcpLink};
 use crate::transport::TransportError;
 
@@ -56,6 +55,8 @@ pub struct RunOptions {
     pub prefill: bool,
     /// An emulated DMA device writing guest memory from the host.
     pub dma: Option<super::dma::DmaConfig>,
+    /// The stream inside TLS (the local destination uses the same credentials' server side).
+    pub tls: Option<crate::transport::tls::ClientTls>,
 }
 
 /// The guest's progress over an interval.
@@ -175,14 +176,14 @@ fn failed_outcome(reason: String) -> MigrationOutcome {
 /// the resumed guest for `after_ms` and reports.
 pub fn spawn_local_destination(
     listener: TcpListener,
-    dirty_log: DirtyLogMode,
+    config: DestinationConfig,
     after_ms: u64,
     cancel: CancelToken,
 ) -> std::io::Result<(JoinHandle<DestinationReport>, mpsc::Receiver<()>)> {
     let (resumed_tx, resumed_rx) = mpsc::channel();
     let h = std::thread::Builder::new()
         .name("destination".into())
-        .spawn(move || match accept_one(&listener, &cancel, dirty_log) {
+        .spawn(move || match accept_one_with(&listener, &cancel, &config) {
             Ok(incoming) => {
                 let at_resume = incoming.counters_at_resume.clone();
                 let _ = resumed_tx.send(());
@@ -238,8 +239,16 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                     addr: "tcp:127.0.0.1:0".into(),
                     source,
                 })?;
+            let mut dest_config = DestinationConfig::plain(cfg.dirty_log);
+            if let Some(tls) = &opts.tls {
+                dest_config.tls = Some(tls.creds.server().ok_or_else(|| {
+                    TransportError::Tls(
+                        "the credentials were not loaded for the local destination".into(),
+                    )
+                })?);
+            }
             let dest =
-                spawn_local_destination(listener, cfg.dirty_log, opts.after_ms, cancel.clone())
+                spawn_local_destination(listener, dest_config, opts.after_ms, cancel.clone())
                     .map_err(KvmError::Thread)?;
             (addr, Some(dest))
         }
@@ -247,29 +256,30 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
 
     let mut timeline = Timeline::default();
     let ram = machine.ram().clone();
-    let (outcome, sync_timing, link_stats) = match TcpLink::connect(addr, ram, cfg.vcpus) {
-        Err(e) => (
-            failed_outcome(crate::migration::error_chain(&e)),
-            SyncTiming::default(),
-            LinkStats::default(),
-        ),
-        Ok(mut link) => {
-            let mut source = KvmSource::new(&mut machine);
-            if let Some(gfn) = opts.drop_dirty_gfn {
-                source.inject_dropped_dirty_page(gfn);
+    let (outcome, sync_timing, link_stats) =
+        match TcpLink::connect_with(addr, ram, cfg.vcpus, opts.tls.as_ref()) {
+            Err(e) => (
+                failed_outcome(crate::migration::error_chain(&e)),
+                SyncTiming::default(),
+                LinkStats::default(),
+            ),
+            Ok(mut link) => {
+                let mut source = KvmSource::new(&mut machine);
+                if let Some(gfn) = opts.drop_dirty_gfn {
+                    source.inject_dropped_dirty_page(gfn);
+                }
+                let mut clock = MonotonicClock::new(cancel.clone());
+                let outcome = migrate(
+                    &opts.config,
+                    &mut clock,
+                    &mut source,
+                    &mut link,
+                    &mut timeline,
+                    cancel,
+                );
+                (outcome, source.sync_timing(), link.stats())
             }
-            let mut clock = MonotonicClock::new(cancel.clone());
-            let outcome = migrate(
-                &opts.config,
-                &mut clock,
-                &mut source,
-                &mut link,
-                &mut timeline,
-                cancel,
-            );
-            (outcome, source.sync_timing(), link.stats())
-        }
-    };
+        };
 
     let source_final = machine.counters();
     let completed = outcome.status == MigrationStatus::Completed;

@@ -1,20 +1,62 @@
-//! The destination: accept one migration, check every frame, load memory and state, verify
-//! memory against the source's digests, and resume the guest.
+//! The destination: accept migrations, check every frame, load memory and state, verify
+//! memory against the source's session-keyed digests, and resume the guest.
+//!
+//! Nothing a peer does before it is admitted can end or block the destination: each
+//! connection's handshake (TLS, then the Hello) runs on its own thread under one overall
+//! deadline, a peer that fails it is reported and forgotten, and guest memory is allocated
+//! only for a peer that passed it, within `--max-mem`.
 
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, HEADER_BYTES, HELLO_BYTES, MAGIC, MAX_MESSAGE_BYTES, PAGE_BYTES,
-    VERSION,
+    Command, Header, Hello, Reply, HEADER_BYTES, HELLO_BYTES, MAX_MESSAGE_BYTES, PAGE_BYTES,
 };
 use super::{read_full, TransportError};
+use crate::kvm::memory::GuestRam;
 use crate::kvm::{DirtyLogMode, Machine, MachineConfig, MachineState};
 use crate::migration::CancelToken;
 
 /// If the source says nothing for this long mid-stream, it is gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Writes to the source (the handshake reply, the verdict) may block this long.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default overall deadline of one peer's handshake (TLS and Hello), however it trickles.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; further peers are closed at once until one ends.
+pub const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Most vCPUs a source may ask for.
+pub const MAX_VCPUS: u32 = 256;
+
+/// How the destination admits sources.
+#[derive(Clone, Debug)]
+pub struct DestinationConfig {
+    /// Dirty logging of the destination's VM (it is not migrated on, but the VM is built alike).
+    pub dirty_log: DirtyLogMode,
+    /// TLS with client authentication; None: in the clear.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most guest memory a source may ask for (None: 90% of the host's available memory,
+    /// which applies in any case).
+    pub max_mem_bytes: Option<u64>,
+    /// Overall deadline of a handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl DestinationConfig {
+    /// In the clear, default limits.
+    pub fn plain(dirty_log: DirtyLogMode) -> DestinationConfig {
+        DestinationConfig {
+            dirty_log,
+            tls: None,
+            max_mem_bytes: None,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+        }
+    }
+}
 
 /// What the destination received.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -33,6 +75,8 @@ pub struct IncomingStats {
     pub verify_ms: f64,
     /// Time to restore vCPU/VM state and start the vCPUs (ms).
     pub resume_ms: f64,
+    /// The stream came inside TLS from an authenticated source.
+    pub tls: bool,
 }
 
 /// A guest received and resumed.
@@ -46,11 +90,29 @@ pub struct Incoming {
     pub stats: IncomingStats,
 }
 
-/// Wait for a connection (checking `cancel` every 100 ms), then receive one migration.
+/// A peer that passed the handshake: authenticated (under TLS) and asking for a VM this
+/// destination will build.
+pub struct Admitted {
+    conn: Conn,
+    hello: Hello,
+    peer: SocketAddr,
+}
+
+/// Wait for one connection (checking `cancel` every 100 ms), then receive one migration on
+/// it, in the clear. One attempt: whatever that peer does decides the result.
 pub fn accept_one(
     listener: &TcpListener,
     cancel: &CancelToken,
     dirty_log: DirtyLogMode,
+) -> Result<Incoming, TransportError> {
+    accept_one_with(listener, cancel, &DestinationConfig::plain(dirty_log))
+}
+
+/// [`accept_one`] with a configuration (TLS, limits).
+pub fn accept_one_with(
+    listener: &TcpListener,
+    cancel: &CancelToken,
+    config: &DestinationConfig,
 ) -> Result<Incoming, TransportError> {
     listener
         .set_nonblocking(true)
@@ -58,12 +120,12 @@ pub fn accept_one(
             during: "listening",
             source,
         })?;
-    let stream = loop {
+    let (tcp, peer) = loop {
         if cancel.is_cancelled() {
             return Err(TransportError::Cancelled);
         }
         match listener.accept() {
-            Ok((s, _)) => break s,
+            Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 cancel.wait_timeout(Duration::from_millis(100));
             }
@@ -75,7 +137,84 @@ pub fn accept_one(
             }
         }
     };
-    receive(stream, dirty_log)
+    let admitted = handshake(tcp, peer, config)?;
+    receive_admitted(admitted, config)
+}
+
+/// Accept sources until one migrates: each connection is handshaken on its own thread, so a
+/// silent, slow, unauthenticated or malformed peer neither ends nor blocks the destination;
+/// each such failure, and each admitted migration that fails, is passed to `report` (one
+/// line) and the destination goes on listening. Ends with the first guest resumed, or
+/// [`TransportError::Cancelled`].
+pub fn serve(
+    listener: &TcpListener,
+    cancel: &CancelToken,
+    config: &DestinationConfig,
+    report: &mut dyn FnMut(&str),
+) -> Result<Incoming, TransportError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| TransportError::Io {
+            during: "listening",
+            source,
+        })?;
+    let (tx, rx) = mpsc::channel::<Result<Admitted, (SocketAddr, TransportError)>>();
+    let pending = Arc::new(AtomicUsize::new(0));
+    loop {
+        if cancel.is_cancelled() {
+            return Err(TransportError::Cancelled);
+        }
+        let mut idle = true;
+        match listener.accept() {
+            Ok((tcp, peer)) => {
+                idle = false;
+                if pending.load(Ordering::SeqCst) >= MAX_PENDING_HANDSHAKES {
+                    report(&format!(
+                        "refused {peer}: {MAX_PENDING_HANDSHAKES} handshakes already in progress"
+                    ));
+                } else {
+                    pending.fetch_add(1, Ordering::SeqCst);
+                    let (tx, count, config) = (tx.clone(), pending.clone(), config.clone());
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("handshake".into())
+                            .spawn(move || {
+                                let r = handshake(tcp, peer, &config).map_err(|e| (peer, e));
+                                count.fetch_sub(1, Ordering::SeqCst);
+                                let _ = tx.send(r);
+                            });
+                    if spawned.is_err() {
+                        pending.fetch_sub(1, Ordering::SeqCst);
+                        report(&format!("refused {peer}: cannot start a thread for it"));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => report(&format!("accept failed: {e}")),
+        }
+        while let Ok(r) = rx.try_recv() {
+            idle = false;
+            match r {
+                Err((peer, e)) => report(&format!(
+                    "refused {peer}: {}",
+                    crate::migration::error_chain(&e)
+                )),
+                Ok(admitted) => {
+                    let peer = admitted.peer;
+                    match receive_admitted(admitted, config) {
+                        Ok(incoming) => return Ok(incoming),
+                        Err(e) => report(&format!(
+                            "migration from {peer} failed: {}",
+                            crate::migration::error_chain(&e)
+                        )),
+                    }
+                }
+            }
+        }
+        if idle {
+            cancel.wait_timeout(Duration::from_millis(20));
+        }
+    }
 }
 
 /// MemAvailable from /proc/meminfo.
@@ -86,19 +225,152 @@ fn available_memory_bytes() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-fn reply(stream: &mut TcpStream, status: u32, message: &str) {
-    let mut b = Vec::with_capacity(20 + message.len());
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&VERSION.to_le_bytes());
-    b.extend_from_slice(&status.to_le_bytes());
-    let msg = &message.as_bytes()[..message.len().min(MAX_MESSAGE_BYTES as usize)];
-    b.extend_from_slice(&(msg.len() as u32).to_le_bytes());
-    b.extend_from_slice(msg);
-    let _ = stream.write_all(&b);
+fn refuse(conn: &mut Conn, e: TransportError) -> TransportError {
+    let r = Reply {
+        status: 1,
+        nonce: [0; super::protocol::NONCE_BYTES],
+        message: e.to_string(),
+    };
+    let _ = conn.write_all_slices(&[&r.encode()]);
+    e
 }
 
-fn answer(stream: &mut TcpStream, ok: bool, message: &str) -> Result<(), TransportError> {
-    let msg = &message.as_bytes()[..message.len().min(MAX_MESSAGE_BYTES as usize)];
+/// Check a Hello against what this destination accepts (before any memory is allocated).
+pub fn check_hello(hello: &Hello, max_mem_bytes: Option<u64>) -> Result<(), TransportError> {
+    if hello.vcpus == 0 || hello.vcpus > MAX_VCPUS {
+        return Err(TransportError::BadHandshake(format!(
+            "{} vCPUs (1..={MAX_VCPUS} accepted)",
+            hello.vcpus
+        )));
+    }
+    if let Some(max) = max_mem_bytes {
+        if hello.ram_bytes > max {
+            return Err(TransportError::BadHandshake(format!(
+                "the source's guest has {} bytes of memory; this destination accepts at most {max} (--max-mem)",
+                hello.ram_bytes
+            )));
+        }
+    }
+    // Refuse memory this host cannot back before mapping (and populating) it.
+    if let Some(avail) = available_memory_bytes() {
+        if hello.ram_bytes > avail / 10 * 9 {
+            return Err(TransportError::BadHandshake(format!(
+                "the source's guest has {} bytes of memory; this host has {avail} available",
+                hello.ram_bytes
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One peer's handshake, all under `config.handshake_timeout`: TLS (the peer must present a
+/// certificate the CA signed), then its Hello, checked.
+pub fn handshake(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    config: &DestinationConfig,
+) -> Result<Admitted, TransportError> {
+    let deadline = Instant::now() + config.handshake_timeout;
+    let io = |during| move |source| TransportError::Io { during, source };
+    let _ = tcp.set_nodelay(true);
+    let mut conn = match &config.tls {
+        Some(tls) => super::tls::accept(tls.clone(), tcp, deadline)?,
+        None => {
+            Conn::Plain(Socket::new(tcp, Some(deadline)).map_err(io("configuring the socket"))?)
+        }
+    };
+    let mut hello = [0u8; HELLO_BYTES];
+    read_full(&mut conn, &mut hello, "source", "reading the handshake").map_err(|e| match e {
+        TransportError::Closed { .. } => TransportError::BadHandshake(
+            "the peer closed the connection before its handshake was complete".into(),
+        ),
+        e => e,
+    })?;
+    let hello = match Hello::decode(&hello) {
+        Ok(h) => h,
+        Err(e) => return Err(refuse(&mut conn, e)),
+    };
+    if let Err(e) = check_hello(&hello, config.max_mem_bytes) {
+        return Err(refuse(&mut conn, e));
+    }
+    Ok(Admitted { conn, hello, peer })
+}
+
+/// Build the VM an admitted source asked for, accept, and receive its migration.
+pub fn receive_admitted(
+    admitted: Admitted,
+    config: &DestinationConfig,
+) -> Result<Incoming, TransportError> {
+    let Admitted {
+        mut conn, hello, ..
+    } = admitted;
+    let io = |during| move |source| TransportError::Io { during, source };
+    let machine = Machine::new(MachineConfig {
+        mem_bytes: hello.ram_bytes,
+        vcpus: hello.vcpus,
+        dirty_log: config.dirty_log,
+    });
+    let mut machine = match machine {
+        Ok(m) => m,
+        Err(e) => {
+            let why = crate::migration::error_chain(&e);
+            let _ = refuse(
+                &mut conn,
+                TransportError::Vm(format!("cannot create the VM: {why}")),
+            );
+            return Err(TransportError::Vm(why));
+        }
+    };
+    // Fault the memory in before accepting, so receiving pages is a plain copy.
+    machine.ram().prefault();
+    let nonce = super::verify::nonce()?;
+    let key = super::verify::session_key(&hello.nonce, &nonce, conn.exported_secret());
+    let accepted = Reply {
+        status: 0,
+        nonce,
+        message: String::new(),
+    };
+    conn.socket_mut()
+        .end_deadline(READ_TIMEOUT, WRITE_TIMEOUT)
+        .map_err(io("configuring the socket"))?;
+    conn.write_all_slices(&[&accepted.encode()])
+        .map_err(io("answering the handshake"))?;
+    let mut stats = IncomingStats {
+        tls: conn.is_tls(),
+        ..IncomingStats::default()
+    };
+    let ram = machine.ram().clone();
+    let mut reader = BufReader::with_capacity(256 << 10, conn);
+    let mut counters_at_resume = Vec::new();
+    receive_stream(&mut reader, &ram, key, &mut stats, &mut |state| {
+        let t1 = Instant::now();
+        machine
+            .restore_state(&state)
+            .and_then(|()| {
+                counters_at_resume = machine.counters();
+                machine.start()
+            })
+            .map_err(|e| {
+                format!(
+                    "cannot resume the guest: {}",
+                    crate::migration::error_chain(&e)
+                )
+            })?;
+        Ok(t1.elapsed())
+    })?;
+    Ok(Incoming {
+        machine,
+        counters_at_resume,
+        stats,
+    })
+}
+
+fn answer(stream: &mut impl Write, ok: bool, message: &str) -> Result<(), TransportError> {
+    let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let msg = &message.as_bytes()[..end];
     let h = Header {
         command: if ok {
             Command::ResultOk
@@ -110,72 +382,30 @@ fn answer(stream: &mut TcpStream, ok: bool, message: &str) -> Result<(), Transpo
     };
     let mut b = h.encode().to_vec();
     b.extend_from_slice(msg);
-    stream.write_all(&b).map_err(|source| TransportError::Io {
-        during: "answering the source",
-        source,
-    })
+    stream
+        .write_all(&b)
+        .and_then(|()| stream.flush())
+        .map_err(|source| TransportError::Io {
+            during: "answering the source",
+            source,
+        })
 }
 
-/// Receive one migration on an accepted connection.
-pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incoming, TransportError> {
-    let io = |during| move |source| TransportError::Io { during, source };
-    stream
-        .set_nonblocking(false)
-        .map_err(io("configuring the socket"))?;
-    stream
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .map_err(io("configuring the socket"))?;
-    let _ = stream.set_nodelay(true);
-    let mut hello = [0u8; HELLO_BYTES];
-    read_full(&mut stream, &mut hello, "source", "reading the handshake")?;
-    let hello = match Hello::decode(&hello) {
-        Ok(h) => h,
-        Err(e) => {
-            reply(&mut stream, 1, &e.to_string());
-            return Err(e);
-        }
-    };
-    // Refuse memory this host cannot back before mapping (and populating) it.
-    if let Some(avail) = available_memory_bytes() {
-        if hello.ram_bytes > avail / 10 * 9 {
-            let why = format!(
-                "the source's guest has {} bytes of memory; this host has {avail} available",
-                hello.ram_bytes
-            );
-            reply(&mut stream, 1, &why);
-            return Err(TransportError::Vm(why));
-        }
-    }
-    let machine = Machine::new(MachineConfig {
-        mem_bytes: hello.ram_bytes,
-        vcpus: hello.vcpus,
-        dirty_log,
-    });
-    let mut machine = match machine {
-        Ok(m) => m,
-        Err(e) => {
-            let why = crate::migration::error_chain(&e);
-            reply(&mut stream, 1, &format!("cannot create the VM: {why}"));
-            return Err(TransportError::Vm(why));
-        }
-    };
-    // Fault the memory in before accepting, so receiving pages is a plain copy.
-    machine.ram().prefault();
-    reply(&mut stream, 0, "");
-    let mut writer = stream.try_clone().map_err(io("configuring the socket"))?;
-    let mut reader = BufReader::with_capacity(256 << 10, stream);
-    let ram = machine.ram().clone();
+/// The stream after the handshake: frames into `ram`, then at COMPLETE the session-keyed
+/// verification and, only if every page matches, `resume` with the device state (it returns
+/// how long resuming took, or why it failed). The verdict goes back to the source.
+pub fn receive_stream<S: Read + Write>(
+    reader: &mut BufReader<S>,
+    ram: &GuestRam,
+    key: u32,
+    stats: &mut IncomingStats,
+    resume: &mut dyn FnMut(MachineState) -> Result<Duration, String>,
+) -> Result<(), TransportError> {
     let ram_bytes = ram.bytes();
-    let mut stats = IncomingStats::default();
     let mut state: Option<MachineState> = None;
     loop {
         let mut h = [0u8; HEADER_BYTES];
-        read_full(
-            &mut reader,
-            &mut h,
-            "source",
-            "receiving the migration stream",
-        )?;
+        read_full(reader, &mut h, "source", "receiving the migration stream")?;
         let header = Header::decode(&h, ram_bytes)?;
         stats.bytes += HEADER_BYTES as u64 + header.payload_bytes();
         match header.command {
@@ -186,7 +416,7 @@ pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incomin
                 // range lies inside it.
                 let dst = unsafe { ram.slice_mut(header.arg, len) }
                     .ok_or_else(|| TransportError::BadFrame("page range outside memory".into()))?;
-                read_full(&mut reader, dst, "source", "receiving pages")?;
+                read_full(reader, dst, "source", "receiving pages")?;
                 stats.normal_pages += u64::from(header.count);
             }
             Command::ZeroPages => {
@@ -200,12 +430,7 @@ pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incomin
             Command::EndOfIteration => stats.iterations += 1,
             Command::DeviceState => {
                 let mut buf = vec![0u8; header.payload_bytes() as usize];
-                read_full(
-                    &mut reader,
-                    &mut buf,
-                    "source",
-                    "receiving the device state",
-                )?;
+                read_full(reader, &mut buf, "source", "receiving the device state")?;
                 let parsed: MachineState = serde_json::from_slice(&buf).map_err(|e| {
                     TransportError::BadFrame(format!("device state is not valid: {e}"))
                 })?;
@@ -213,21 +438,17 @@ pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incomin
             }
             Command::Complete => {
                 let mut buf = vec![0u8; header.payload_bytes() as usize];
-                read_full(
-                    &mut reader,
-                    &mut buf,
-                    "source",
-                    "receiving the page digests",
-                )?;
+                read_full(reader, &mut buf, "source", "receiving the page digests")?;
+                let writer = reader.get_mut();
                 let Some(state) = state.take() else {
                     let e = TransportError::BadFrame("COMPLETE before the device state".into());
-                    let _ = answer(&mut writer, false, &e.to_string());
+                    let _ = answer(writer, false, &e.to_string());
                     return Err(e);
                 };
                 let t0 = Instant::now();
                 let pages = ram.pages();
                 let mut mine = vec![0u32; pages as usize];
-                ram.page_digests(0, &mut mine, 2);
+                ram.keyed_page_digests(key, &mut mine, 2);
                 let mut mismatched = 0u64;
                 let mut first = None;
                 for (i, (d, chunk)) in mine.iter().zip(buf.chunks_exact(4)).enumerate() {
@@ -245,40 +466,23 @@ pub fn receive(mut stream: TcpStream, dirty_log: DirtyLogMode) -> Result<Incomin
                         pages,
                         first_gpa,
                     };
-                    let _ = answer(&mut writer, false, &e.to_string());
+                    let _ = answer(writer, false, &e.to_string());
                     return Err(e);
                 }
-                let t1 = Instant::now();
-                let mut counters_at_resume = Vec::new();
-                let resumed = machine.restore_state(&state).and_then(|()| {
-                    counters_at_resume = machine.counters();
-                    machine.start()
-                });
-                if let Err(e) = resumed {
-                    let why = format!(
-                        "cannot resume the guest: {}",
-                        crate::migration::error_chain(&e)
-                    );
-                    let _ = answer(&mut writer, false, &why);
-                    return Err(TransportError::Vm(why));
+                match resume(state) {
+                    Ok(took) => stats.resume_ms = took.as_secs_f64() * 1e3,
+                    Err(why) => {
+                        let _ = answer(writer, false, &why);
+                        return Err(TransportError::Vm(why));
+                    }
                 }
-                stats.resume_ms = t1.elapsed().as_secs_f64() * 1e3;
                 // The guest runs here now; if the source cannot hear it, it still runs.
-                let _ = answer(&mut writer, true, "memory verified, guest resumed");
-                return Ok(Incoming {
-                    machine,
-                    counters_at_resume,
-                    stats,
-                });
+                let _ = answer(writer, true, "memory verified, guest resumed");
+                return Ok(());
             }
             Command::Abort => {
                 let mut buf = vec![0u8; header.payload_bytes() as usize];
-                read_full(
-                    &mut reader,
-                    &mut buf,
-                    "source",
-                    "receiving the abort reason",
-                )?;
+                read_full(reader, &mut buf, "source", "receiving the abort reason")?;
                 return Err(TransportError::SourceAborted(
                     String::from_utf8_lossy(&buf).into_owned(),
                 ));

@@ -3,16 +3,17 @@
 //! Page data goes from guest memory to the socket with `writev`, without a copy; runs of
 //! consecutive pages share one header.
 
-use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, HEADER_BYTES, HELLO_BYTES, MAGIC, MAX_MESSAGE_BYTES, MAX_RUN_PAGES,
-    PAGE_BYTES, VERSION,
+    Command, Header, Hello, Reply, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
+    REPLY_FIXED_BYTES,
 };
+use super::tls::ClientTls;
 use super::{read_full, TransportError};
 use crate::kvm::memory::GuestRam;
 use crate::migration::{BackendError, Link, PageBatch, PageCost};
@@ -21,6 +22,9 @@ use crate::migration::{BackendError, Link, PageBatch, PageCost};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long to wait for the destination's verdict after COMPLETE (it hashes all its memory).
 const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The whole handshake, from connect to the destination's reply (which comes once it has
+/// created the VM and faulted its memory in), must fit in this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most iovecs per writev (Linux's IOV_MAX).
 const IOV_MAX: usize = 1024;
 
@@ -32,14 +36,18 @@ pub struct LinkStats {
     /// From sending COMPLETE to the destination's answer (its verification, restore and
     /// resume included), ms.
     pub destination_verdict_ms: f64,
-    /// Bytes written.
+    /// Bytes written (the stream's, before TLS framing).
     pub bytes_sent: u64,
+    /// The stream went inside TLS.
+    pub tls: bool,
 }
 
 /// The migration stream to a destination.
 pub struct TcpLink {
-    stream: TcpStream,
+    conn: Conn,
     ram: Arc<GuestRam>,
+    /// Digest key of this session (see `verify`).
+    digest_key: u32,
     headers: Vec<[u8; HEADER_BYTES]>,
     runs: Vec<(usize, Option<(u64, u64)>)>,
     stats: LinkStats,
@@ -47,78 +55,84 @@ pub struct TcpLink {
 }
 
 impl TcpLink {
-    /// Connect and shake hands: the destination creates a VM of the same shape or says why not.
+    /// Connect in the clear and shake hands: the destination creates a VM of the same shape or
+    /// says why not.
     pub fn connect(
         addr: SocketAddr,
         ram: Arc<GuestRam>,
         vcpus: u32,
     ) -> Result<TcpLink, TransportError> {
+        Self::connect_with(addr, ram, vcpus, None)
+    }
+
+    /// Connect, inside TLS if `tls` is given, and shake hands.
+    pub fn connect_with(
+        addr: SocketAddr,
+        ram: Arc<GuestRam>,
+        vcpus: u32,
+        tls: Option<&ClientTls>,
+    ) -> Result<TcpLink, TransportError> {
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let connect_err = |source| TransportError::Connect {
             addr: format!("tcp:{addr}"),
             source,
         };
-        let mut stream =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(connect_err)?;
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(connect_err)?;
         let io = |during| move |source| TransportError::Io { during, source };
-        stream
-            .set_nodelay(true)
+        tcp.set_nodelay(true)
             .map_err(io("configuring the socket"))?;
-        stream
-            .set_write_timeout(Some(WRITE_TIMEOUT))
-            .map_err(io("configuring the socket"))?;
-        stream
-            .set_read_timeout(Some(RESULT_TIMEOUT))
-            .map_err(io("configuring the socket"))?;
+        let mut conn = match tls {
+            Some(t) => super::tls::connect(t, addr, tcp, deadline)?,
+            None => {
+                Conn::Plain(Socket::new(tcp, Some(deadline)).map_err(io("configuring the socket"))?)
+            }
+        };
+        let source_nonce = super::verify::nonce()?;
         let hello = Hello {
             ram_bytes: ram.bytes(),
             vcpus,
             flags: 0,
+            nonce: source_nonce,
         };
-        stream
-            .write_all(&hello.encode())
+        conn.write_all_slices(&[&hello.encode()])
             .map_err(io("sending the handshake"))?;
-        let mut reply = [0u8; 20];
+        let mut fixed = [0u8; REPLY_FIXED_BYTES];
         read_full(
-            &mut stream,
-            &mut reply,
+            &mut conn,
+            &mut fixed,
             "destination",
             "reading the handshake reply",
         )?;
-        if &reply[0..8] != MAGIC {
-            return Err(TransportError::BadHandshake(
-                "the destination does not speak autoconv's migration protocol".into(),
-            ));
-        }
-        let u32_at = |at: usize| {
-            u32::from_le_bytes([reply[at], reply[at + 1], reply[at + 2], reply[at + 3]])
-        };
-        if u32_at(8) != VERSION {
-            return Err(TransportError::BadHandshake(format!(
-                "the destination speaks protocol version {}, this autoconv {VERSION}",
-                u32_at(8)
-            )));
-        }
-        let (status, msg_len) = (u32_at(12), u32_at(16).min(MAX_MESSAGE_BYTES));
+        let (reply, msg_len) = Reply::decode_fixed(&fixed)?;
         let mut msg = vec![0u8; msg_len as usize];
         read_full(
-            &mut stream,
+            &mut conn,
             &mut msg,
             "destination",
             "reading the handshake reply",
         )?;
-        if status != 0 {
+        if reply.status != 0 {
             return Err(TransportError::BadHandshake(format!(
                 "the destination refused: {}",
                 String::from_utf8_lossy(&msg)
             )));
         }
-        let _ = HELLO_BYTES;
+        let digest_key =
+            super::verify::session_key(&source_nonce, &reply.nonce, conn.exported_secret());
+        conn.socket_mut()
+            .end_deadline(RESULT_TIMEOUT, WRITE_TIMEOUT)
+            .map_err(io("configuring the socket"))?;
+        let stats = LinkStats {
+            tls: conn.is_tls(),
+            ..LinkStats::default()
+        };
         Ok(TcpLink {
-            stream,
+            conn,
             ram,
+            digest_key,
             headers: Vec::new(),
             runs: Vec::new(),
-            stats: LinkStats::default(),
+            stats,
             closed: false,
         })
     }
@@ -134,19 +148,17 @@ impl TcpLink {
 
     fn send_frame(&mut self, header: Header, payload: &[u8]) -> Result<u64, TransportError> {
         let h = header.encode();
-        let mut buf = Vec::with_capacity(HEADER_BYTES + payload.len());
-        buf.extend_from_slice(&h);
-        buf.extend_from_slice(payload);
-        self.stream
-            .write_all(&buf)
+        self.conn
+            .write_all_slices(&[&h, payload])
             .map_err(Self::io("sending to the destination"))?;
-        self.stats.bytes_sent += buf.len() as u64;
-        Ok(buf.len() as u64)
+        let n = (HEADER_BYTES + payload.len()) as u64;
+        self.stats.bytes_sent += n;
+        Ok(n)
     }
 
     /// writev every iovec, resuming after partial writes.
     fn writev_all(&mut self, iov: &mut [libc::iovec]) -> Result<(), TransportError> {
-        let fd = self.stream.as_raw_fd();
+        let fd = self.conn.socket().tcp().as_raw_fd();
         let mut start = 0;
         while start < iov.len() {
             let n_iov = (iov.len() - start).min(IOV_MAX);
@@ -215,6 +227,9 @@ impl TcpLink {
             total += HEADER_BYTES as u64 + if first.zero { 0 } else { n as u64 * PAGE_BYTES };
             i += n;
         }
+        if self.conn.is_tls() {
+            return self.send_runs_tls(total);
+        }
         let mut iov = Vec::with_capacity(self.runs.len() * 2);
         for (h, data) in &self.runs {
             iov.push(libc::iovec {
@@ -233,11 +248,35 @@ impl TcpLink {
         Ok(total)
     }
 
+    /// The runs of `send_batch` through TLS: encrypted from guest memory into the session's
+    /// send queue (one copy), then written in full records.
+    fn send_runs_tls(&mut self, total: u64) -> Result<u64, TransportError> {
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(self.runs.len() * 2);
+        for (h, data) in &self.runs {
+            slices.push(&self.headers[*h]);
+            if let Some((gfn, n)) = data {
+                // SAFETY: `n` pages from `gfn` lie inside guest memory (the core only sends
+                // pages of this guest), which `self.ram` keeps mapped while the slice lives. A
+                // vCPU may write them meanwhile: the bytes are only copied, and such a page is
+                // dirty again, so the core sends it once more.
+                slices.push(unsafe {
+                    std::slice::from_raw_parts(self.ram.page_ptr(*gfn), (*n * PAGE_BYTES) as usize)
+                });
+            }
+        }
+        self.conn
+            .write_all_slices(&slices)
+            .map_err(Self::io("sending pages to the destination"))?;
+        self.stats.bytes_sent += total;
+        Ok(total)
+    }
+
     fn complete_inner(&mut self) -> Result<u64, TransportError> {
         let pages = self.ram.pages();
         let t0 = Instant::now();
         let mut digests = vec![0u32; pages as usize];
-        self.ram.page_digests(0, &mut digests, 2);
+        self.ram
+            .keyed_page_digests(self.digest_key, &mut digests, 2);
         let mut payload = Vec::with_capacity(digests.len() * 4);
         for d in &digests {
             payload.extend_from_slice(&d.to_le_bytes());
@@ -254,7 +293,7 @@ impl TcpLink {
         )?;
         let mut h = [0u8; HEADER_BYTES];
         read_full(
-            &mut self.stream,
+            &mut self.conn,
             &mut h,
             "destination",
             "waiting for the destination's verdict",
@@ -262,7 +301,7 @@ impl TcpLink {
         let header = Header::decode(&h, self.ram.bytes())?;
         let mut msg = vec![0u8; header.payload_bytes() as usize];
         read_full(
-            &mut self.stream,
+            &mut self.conn,
             &mut msg,
             "destination",
             "reading the destination's verdict",
@@ -327,7 +366,11 @@ impl Link for TcpLink {
 
     fn abort(&mut self, reason: &str) {
         if !self.closed {
-            let _ = self.stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = self
+                .conn
+                .socket()
+                .tcp()
+                .set_write_timeout(Some(Duration::from_secs(1)));
             let mut msg = reason.as_bytes().to_vec();
             msg.truncate(MAX_MESSAGE_BYTES as usize);
             let _ = self.send_frame(
@@ -339,7 +382,7 @@ impl Link for TcpLink {
                 &msg,
             );
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.conn.socket().tcp().shutdown(Shutdown::Both);
         self.closed = true;
     }
 }

@@ -1,10 +1,14 @@
 //! The migration stream over TCP: a framed, versioned protocol ([`protocol`]), the source side
 //! as the core's [`Link`](crate::migration::Link) ([`link`]) and the destination that checks
-//! every frame, verifies memory and resumes the guest ([`incoming`]).
+//! every frame, verifies memory and resumes the guest ([`incoming`]); optionally inside TLS
+//! with both ends authenticated ([`tls`]), the memory digests keyed per session ([`verify`]).
 
+pub mod conn;
 pub mod incoming;
 pub mod link;
 pub mod protocol;
+pub mod tls;
+pub mod verify;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -77,6 +81,17 @@ pub enum TransportError {
     /// Cancelled while waiting.
     #[error("cancelled")]
     Cancelled,
+    /// TLS credentials that cannot be used.
+    #[error("TLS credentials: {path}: {why}")]
+    TlsCreds {
+        /// The file or directory.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// TLS failed (handshake refused, certificate not trusted ...).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Parse `tcp:HOST:PORT` into a socket address.
@@ -88,6 +103,15 @@ pub fn parse_tcp_address(text: &str) -> Result<SocketAddr, TransportError> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| TransportError::Address(text.to_string()))
+}
+
+/// The host part of `tcp:HOST:PORT` as written (the name a TLS certificate is checked
+/// against, as QEMU does when `tls-hostname` is not set).
+pub fn tcp_host(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("tcp:")?;
+    let (host, _port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 /// Read exactly `buf.len()` bytes, reporting a clean EOF as [`TransportError::Closed`].
@@ -122,5 +146,11 @@ mod tests {
         assert!(parse_tcp_address("127.0.0.1:4444").is_err());
         assert!(parse_tcp_address("tcp:nowhere").is_err());
         assert!(parse_tcp_address("unix:/tmp/x").is_err());
+        assert_eq!(
+            tcp_host("tcp:dest.example:4444").as_deref(),
+            Some("dest.example")
+        );
+        assert_eq!(tcp_host("tcp:[::1]:4444").as_deref(), Some("::1"));
+        assert_eq!(tcp_host("tcp::4444"), None);
     }
 }

@@ -1,10 +1,10 @@
-//! The migration stream's wire format (version 1). Little-endian throughout.
+//! The migration stream's wire format (version 2). Little-endian throughout.
 //!
 //! ```text
-//! handshake  source -> dest: Hello  (32 bytes: magic "ACMIGRAT", version, page size,
-//!                                    RAM bytes, vCPUs, flags)
-//!            dest -> source: Reply  (magic, version, status 0 = accepted, message length,
-//!                                    message)
+//! handshake  source -> dest: Hello  (48 bytes: magic "ACMIGRAT", version, page size,
+//!                                    RAM bytes, vCPUs, flags, the source's 16-byte nonce)
+//!            dest -> source: Reply  (magic, version, status 0 = accepted, the destination's
+//!                                    16-byte nonce, message length, message)
 //! stream     frames, each a 16-byte header (command u8, 3 zero bytes, count u32, arg u64)
 //!            and a payload whose size the command and count fix:
 //!   PAGES        arg = first GPA (page aligned), count = pages (1..=1024), payload = pages
@@ -12,7 +12,9 @@
 //!   END_OF_ITER  no payload (QEMU's RAM_SAVE_FLAG_EOS)
 //!   DEVICE_STATE count = bytes (<= 16 MiB), payload = vCPU/VM state (JSON)
 //!   COMPLETE     count = pages of RAM, payload = one CRC32 per page of the source's memory,
-//!                taken with the source stopped; the destination compares its own
+//!                taken with the source stopped, keyed with the session's key (both nonces,
+//!                and the TLS session's exported secret under TLS; see `verify`); the
+//!                destination compares its own
 //!   ABORT        count = bytes (<= 4 KiB), payload = reason (UTF-8)
 //! answer     dest -> source after COMPLETE: RESULT_OK or RESULT_FAILED, count = message bytes
 //! ```
@@ -23,8 +25,8 @@ use super::TransportError;
 
 /// First bytes of a Hello and a Reply.
 pub const MAGIC: &[u8; 8] = b"ACMIGRAT";
-/// Protocol version.
-pub const VERSION: u32 = 1;
+/// Protocol version (2: nonces in the handshake, session-keyed digests).
+pub const VERSION: u32 = 2;
 /// Page size on the wire.
 pub const PAGE_BYTES: u64 = 4096;
 /// Header bytes.
@@ -36,7 +38,11 @@ pub const MAX_DEVICE_STATE_BYTES: u32 = 16 << 20;
 /// Largest abort or result message.
 pub const MAX_MESSAGE_BYTES: u32 = 4096;
 /// Hello size.
-pub const HELLO_BYTES: usize = 32;
+pub const HELLO_BYTES: usize = 48;
+/// Reply size before its message.
+pub const REPLY_FIXED_BYTES: usize = 36;
+/// Bytes of each side's session nonce.
+pub const NONCE_BYTES: usize = 16;
 
 /// Frame commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +188,8 @@ pub struct Hello {
     pub vcpus: u32,
     /// Flags (none defined; must be 0).
     pub flags: u32,
+    /// The source's contribution to the session key.
+    pub nonce: [u8; NONCE_BYTES],
 }
 
 impl Hello {
@@ -194,6 +202,7 @@ impl Hello {
         b[16..24].copy_from_slice(&self.ram_bytes.to_le_bytes());
         b[24..28].copy_from_slice(&self.vcpus.to_le_bytes());
         b[28..32].copy_from_slice(&self.flags.to_le_bytes());
+        b[32..48].copy_from_slice(&self.nonce);
         b
     }
 
@@ -219,10 +228,13 @@ impl Hello {
         }
         let mut r = [0u8; 8];
         r.copy_from_slice(&b[16..24]);
+        let mut nonce = [0u8; NONCE_BYTES];
+        nonce.copy_from_slice(&b[32..48]);
         let hello = Hello {
             ram_bytes: u64::from_le_bytes(r),
             vcpus: u32_at(24),
             flags: u32_at(28),
+            nonce,
         };
         if hello.flags != 0 {
             return Err(TransportError::BadHandshake(format!(
@@ -231,6 +243,68 @@ impl Hello {
             )));
         }
         Ok(hello)
+    }
+}
+
+/// The destination's answer to a Hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// 0: accepted; anything else: refused, `message` says why.
+    pub status: u32,
+    /// The destination's contribution to the session key.
+    pub nonce: [u8; NONCE_BYTES],
+    /// Why it refused (empty when accepted); at most [`MAX_MESSAGE_BYTES`].
+    pub message: String,
+}
+
+impl Reply {
+    /// Encode (the message cut to [`MAX_MESSAGE_BYTES`] on a character boundary).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut end = self.message.len().min(MAX_MESSAGE_BYTES as usize);
+        while !self.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let msg = &self.message.as_bytes()[..end];
+        let mut b = Vec::with_capacity(REPLY_FIXED_BYTES + msg.len());
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        b.extend_from_slice(&self.status.to_le_bytes());
+        b.extend_from_slice(&self.nonce);
+        b.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+        b.extend_from_slice(msg);
+        b
+    }
+
+    /// Decode the fixed part; returns the reply (message still empty) and the message length.
+    pub fn decode_fixed(b: &[u8; REPLY_FIXED_BYTES]) -> Result<(Reply, u32), TransportError> {
+        if &b[0..8] != MAGIC {
+            return Err(TransportError::BadHandshake(
+                "the destination does not speak autoconv's migration protocol".into(),
+            ));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        if u32_at(8) != VERSION {
+            return Err(TransportError::BadHandshake(format!(
+                "the destination speaks protocol version {}, this autoconv {VERSION}",
+                u32_at(8)
+            )));
+        }
+        let msg_len = u32_at(32);
+        if msg_len > MAX_MESSAGE_BYTES {
+            return Err(TransportError::BadHandshake(format!(
+                "the destination's reply carries a message of {msg_len} bytes"
+            )));
+        }
+        let mut nonce = [0u8; NONCE_BYTES];
+        nonce.copy_from_slice(&b[16..32]);
+        Ok((
+            Reply {
+                status: u32_at(12),
+                nonce,
+                message: String::new(),
+            },
+            msg_len,
+        ))
     }
 }
 
@@ -299,6 +373,7 @@ mod tests {
             ram_bytes: 1 << 30,
             vcpus: 2,
             flags: 0,
+            nonce: [7; NONCE_BYTES],
         };
         assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
         let mut b = h.encode();
@@ -310,5 +385,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("version 9"));
+    }
+
+    #[test]
+    fn replies_round_trip_and_cut_long_messages_on_a_character() {
+        let r = Reply {
+            status: 1,
+            nonce: [3; NONCE_BYTES],
+            message: "é".repeat(3000),
+        };
+        let b = r.encode();
+        let mut fixed = [0u8; REPLY_FIXED_BYTES];
+        fixed.copy_from_slice(&b[..REPLY_FIXED_BYTES]);
+        let (back, len) = Reply::decode_fixed(&fixed).unwrap();
+        assert_eq!((back.status, back.nonce), (1, [3; NONCE_BYTES]));
+        assert_eq!(len as usize, b.len() - REPLY_FIXED_BYTES);
+        assert_eq!(len, MAX_MESSAGE_BYTES);
+        assert!(std::str::from_utf8(&b[REPLY_FIXED_BYTES..]).is_ok());
+        fixed[8] = 1;
+        assert!(Reply::decode_fixed(&fixed).is_err());
     }
 }

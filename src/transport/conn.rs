@@ -1,0 +1,224 @@
+//! One migration connection: a TCP socket that can be held to an overall deadline (the
+//! handshake's), carried in the clear or inside TLS.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A TCP socket whose reads and writes fail once a deadline has passed, however slowly the
+/// peer trickles bytes (a per-read timeout alone lets 1 byte/s hold a connection for ever).
+pub struct Socket {
+    tcp: TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Socket {
+    /// Wrap a connected socket (blocking mode), held to `deadline` if given.
+    pub fn new(tcp: TcpStream, deadline: Option<Instant>) -> std::io::Result<Socket> {
+        tcp.set_nonblocking(false)?;
+        Ok(Socket { tcp, deadline })
+    }
+
+    /// Drop the deadline; from now on each read and write may block `read`/`write` at most.
+    pub fn end_deadline(&mut self, read: Duration, write: Duration) -> std::io::Result<()> {
+        self.deadline = None;
+        self.tcp.set_read_timeout(Some(read))?;
+        self.tcp.set_write_timeout(Some(write))
+    }
+
+    /// The socket itself.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Before each operation: arm the socket's timeout with what is left of the deadline.
+    fn arm(&self, read: bool) -> std::io::Result<()> {
+        let Some(d) = self.deadline else {
+            return Ok(());
+        };
+        let left = d.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the handshake deadline passed",
+            ));
+        }
+        if read {
+            self.tcp.set_read_timeout(Some(left))
+        } else {
+            self.tcp.set_write_timeout(Some(left))
+        }
+    }
+
+    fn timed_out(&self, e: std::io::Error) -> std::io::Error {
+        // SO_RCVTIMEO/SO_SNDTIMEO expiry shows as EAGAIN: name it for what it is.
+        if self.deadline.is_some() && e.kind() == std::io::ErrorKind::WouldBlock {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the handshake deadline passed",
+            )
+        } else {
+            e
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm(true)?;
+        self.tcp.read(buf).map_err(|e| self.timed_out(e))
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm(false)?;
+        self.tcp.write(buf).map_err(|e| self.timed_out(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A migration connection, plain or TLS (either end).
+pub enum Conn {
+    /// In the clear.
+    Plain(Socket),
+    /// TLS, this side the server (the destination).
+    Server(Box<rustls::StreamOwned<rustls::ServerConnection, Socket>>),
+    /// TLS, this side the client (the source).
+    Client(Box<rustls::StreamOwned<rustls::ClientConnection, Socket>>),
+}
+
+/// Label of the secret both ends export from a TLS session to key the memory digests.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-autoconv-migration-digests";
+
+impl Conn {
+    /// The socket underneath.
+    pub fn socket(&self) -> &Socket {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Server(t) => &t.sock,
+            Conn::Client(t) => &t.sock,
+        }
+    }
+
+    /// The socket underneath.
+    pub fn socket_mut(&mut self) -> &mut Socket {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Server(t) => &mut t.sock,
+            Conn::Client(t) => &mut t.sock,
+        }
+    }
+
+    /// True under TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Conn::Plain(_))
+    }
+
+    /// Run the TLS handshake to its end (nothing for a plain connection). Errors carry
+    /// rustls' reason (unknown CA, bad certificate, name mismatch ...).
+    pub fn complete_handshake(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(_) => Ok(()),
+            Conn::Server(t) => {
+                while t.conn.is_handshaking() {
+                    t.conn.complete_io(&mut t.sock)?;
+                }
+                Ok(())
+            }
+            Conn::Client(t) => {
+                while t.conn.is_handshaking() {
+                    t.conn.complete_io(&mut t.sock)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A secret only the two ends of this TLS session know (None in the clear).
+    pub fn exported_secret(&self) -> Option<[u8; 32]> {
+        let out = [0u8; 32];
+        match self {
+            Conn::Plain(_) => None,
+            Conn::Server(t) => t
+                .conn
+                .export_keying_material(out, EXPORTER_LABEL, None)
+                .ok(),
+            Conn::Client(t) => t
+                .conn
+                .export_keying_material(out, EXPORTER_LABEL, None)
+                .ok(),
+        }
+    }
+
+    /// Write every slice, in order. Under TLS the slices are encrypted into the session's
+    /// send queue first and then written out in full records, rather than one small record
+    /// (and one system call) per slice.
+    pub fn write_all_slices(&mut self, slices: &[&[u8]]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => {
+                for b in slices {
+                    s.write_all(b)?;
+                }
+                Ok(())
+            }
+            Conn::Server(t) => tls_write_all(&mut t.conn, &mut t.sock, slices),
+            Conn::Client(t) => tls_write_all(&mut t.conn, &mut t.sock, slices),
+        }
+    }
+}
+
+fn tls_write_all<D>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    sock: &mut Socket,
+    slices: &[&[u8]],
+) -> std::io::Result<()> {
+    for b in slices {
+        let mut rest = *b;
+        while !rest.is_empty() {
+            let n = conn.writer().write(rest)?;
+            rest = &rest[n..];
+            // The send queue is full (or the slice is done): put it on the wire.
+            if n == 0 || !rest.is_empty() {
+                while conn.wants_write() {
+                    conn.write_tls(sock)?;
+                }
+            }
+        }
+    }
+    while conn.wants_write() {
+        conn.write_tls(sock)?;
+    }
+    Ok(())
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Server(t) => t.read(buf),
+            Conn::Client(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Server(t) => t.write(buf),
+            Conn::Client(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Server(t) => t.flush(),
+            Conn::Client(t) => t.flush(),
+        }
+    }
+}
