@@ -609,12 +609,8 @@ impl QmpClient {
                 malformed("connection closed in the middle of a line", &text)
             });
         }
-        String::from_utf8(buf).map_err(|e| {
-            malformed(
-                "not UTF-8",
-                &String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            )
-        })
+        String::from_utf8(buf)
+            .map_err(|e| malformed("not UTF-8", &String::from_utf8_lossy(e.as_bytes())))
     }
 }
 
