@@ -7,12 +7,19 @@
 //!    dirty.
 //! 4. Achieved downtime against downtime-limit for a guest that keeps writing.
 //!
+//! 5. What TLS costs: part 2's migration in the clear and inside TLS (mutual certificate
+//!    authentication, TLS 1.3, rustls/ring), interleaved so that load from other processes
+//!    falls on both alike (`AUTOCONV_BENCH_PARTS=5`).
+//!
 //! Set AUTOCONV_BENCH_RUNS=N to change the repetitions (default 3).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+#[path = "../tests/support/certs.rs"]
+mod certs;
 
 use autoconv::guest_image::{build_image, GuestSpec, Pace, Pattern};
 use autoconv::kvm::session::{run_migration, Destination, RunOptions};
@@ -91,7 +98,7 @@ fn main() {
         .max(1);
     let dir = tempfile::tempdir().unwrap();
     // AUTOCONV_BENCH_PARTS=24 runs parts 2 and 4 only.
-    let parts = std::env::var("AUTOCONV_BENCH_PARTS").unwrap_or_else(|_| "1234".into());
+    let parts = std::env::var("AUTOCONV_BENCH_PARTS").unwrap_or_else(|_| "12345".into());
     let part = |n: char| parts.contains(n);
 
     // 1. Loopback ceiling.
@@ -163,6 +170,61 @@ fn main() {
         median(&mut downtime),
         median(&mut verify)
     );
+    }
+
+    // 5. TLS against the clear, interleaved.
+    if part('5') {
+        let creds_dir = dir.path().join("tls");
+        certs::write_creds(&creds_dir, "autoconv bench CA");
+        let tls = autoconv::transport::tls::ClientTls {
+            creds: autoconv::transport::tls::TlsCreds::load(
+                &creds_dir,
+                autoconv::transport::tls::Endpoint::Both,
+            )
+            .unwrap(),
+            hostname: None,
+        };
+        let (mut plain, mut secure) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for with_tls in [false, true] {
+                let mut o = opts(idle.clone(), 1 << 30, cfg.clone());
+                o.prefill = true;
+                o.tls = with_tls.then(|| tls.clone());
+                let r = run_migration(&o, &CancelToken::new()).unwrap();
+                assert_eq!(
+                    r.outcome.status,
+                    MigrationStatus::Completed,
+                    "{:?}",
+                    r.outcome
+                );
+                assert_eq!(r.link.tls, with_tls);
+                let secs = r.outcome.elapsed_ms as f64 / 1e3;
+                let pages = (r.outcome.normal_pages + r.outcome.zero_pages) as f64;
+                let gb = r.outcome.transferred_bytes as f64 / secs / 1e9;
+                println!(
+                    "  1 GiB migration {}: {} ms, {:.0} pages/s, {:.2} GB/s",
+                    if with_tls {
+                        "inside TLS"
+                    } else {
+                        "in the clear"
+                    },
+                    r.outcome.elapsed_ms,
+                    pages / secs,
+                    gb
+                );
+                if with_tls { &mut secure } else { &mut plain }.push((pages / secs, gb));
+            }
+        }
+        let med = |v: &mut Vec<(f64, f64)>| {
+            let mut p: Vec<f64> = v.iter().map(|x| x.0).collect();
+            let mut g: Vec<f64> = v.iter().map(|x| x.1).collect();
+            (median(&mut p), median(&mut g))
+        };
+        let ((pp, pg), (tp, tg)) = (med(&mut plain), med(&mut secure));
+        println!(
+            "TLS cost, 1 GiB guest, max-bandwidth 0, {runs} runs each interleaved: in the clear median {pp:.0} pages/s ({pg:.2} GB/s); inside TLS {tp:.0} pages/s ({tg:.2} GB/s) = {:.0}% of the clear",
+            100.0 * tp / pp
+        );
     }
 
     // 3. Dirty-log sync time per GiB.

@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod fuzz;
 pub mod guest_image;
 pub mod kvm;
 pub mod migration;

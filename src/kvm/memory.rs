@@ -30,6 +30,20 @@ impl GuestRam {
         if !((8 << 20)..=(1 << 40)).contains(&bytes) || bytes % (2 << 20) != 0 {
             return Err(KvmError::MemorySize(bytes));
         }
+        Self::map(bytes)
+    }
+
+    /// Memory of any whole number of pages up to 1 GiB, for what handles guest memory without
+    /// a VM (the migration stream's fuzz harness); a VM needs the sizes [`GuestRam::new`]
+    /// accepts.
+    pub fn without_vm(bytes: u64) -> Result<Self, KvmError> {
+        if !(PAGE_BYTES..=(1 << 30)).contains(&bytes) || bytes % PAGE_BYTES != 0 {
+            return Err(KvmError::MemorySize(bytes));
+        }
+        Self::map(bytes)
+    }
+
+    fn map(bytes: u64) -> Result<Self, KvmError> {
         let mem =
             GuestMemoryMmap::<AtomicBitmap>::from_ranges(&[(GuestAddress(0), bytes as usize)])
                 .map_err(|source| KvmError::GuestMemory { bytes, source })?;
