@@ -5,8 +5,10 @@
 pub mod doc;
 mod profile_region;
 
+use crate::migration::params::check_config;
 use crate::migration::{
-    AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, QemuVersion,
+    AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, ParameterError, Policy,
+    QemuVersion,
 };
 use crate::sim::calibrate::{ProfileAccess, ThrottleCurve};
 use crate::sim::model::{Access, Layout, ModelRegion, Phase, Target, Writer};
@@ -18,6 +20,9 @@ use std::path::Path;
 
 /// The only page size modelled: x86's `TARGET_PAGE_SIZE`.
 pub const PAGE_SIZE_BYTES: u64 = 4096;
+/// The simulated host's dirty ring per vCPU: QEMU's suggested first value for
+/// `dirty-ring-size`.
+pub const DEFAULT_DIRTY_RING_SIZE: u64 = 4096;
 /// The page-exact model keeps a few bits to bytes per page: keep it to guests it can serve.
 pub const PAGE_EXACT_MAX_BYTES: u64 = 16 << 30;
 
@@ -119,6 +124,9 @@ pub struct HostSpec {
     pub dirty_sync_us_per_gib: f64,
     /// How late the migration thread wakes from its rate-limit sleep (us).
     pub timer_slack_us: f64,
+    /// Entries of each vCPU's KVM dirty ring (QEMU's `-accel kvm,dirty-ring-size=N`); 0 = no
+    /// dirty ring, which makes QEMU refuse `dirty-limit`.
+    pub dirty_ring_size: u64,
 }
 
 /// The network between source and destination.
@@ -239,9 +247,14 @@ const REGION_KEYS: &[&str] = &[
     "profile",
     "profile_access",
 ];
-const HOST_KEYS: &[&str] = &["dirty_fault_us", "dirty_sync_us_per_gib", "timer_slack_us"];
+const HOST_KEYS: &[&str] = &[
+    "dirty_fault_us",
+    "dirty_sync_us_per_gib",
+    "timer_slack_us",
+    "dirty_ring_size",
+];
 const LINK_KEYS: &[&str] = &["bandwidth"];
-const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version"];
+const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version", "policy"];
 const PHASE_KEYS: &[&str] = &["start_s", "rate_pct"];
 
 fn want_table<'t>(f: &Fields<'t>, key: &str, v: &'t Value) -> Result<&'t Table, ScenarioError> {
@@ -364,6 +377,8 @@ fn read_scenario(ctx: &Context, stem: &str, doc: &Table) -> Result<Scenario, Sce
         migration.autoconv = read_autoconv(ctx, t)?;
     }
 
+    check_migration_config(ctx, doc, &migration)?;
+
     let mut regions = Vec::new();
     if let Some(v) = top.get("region") {
         let Kind::Array(items) = &v.kind else {
@@ -464,7 +479,19 @@ fn read_host(ctx: &Context, t: &Table) -> Result<HostSpec, ScenarioError> {
         dirty_fault_us: f64_field(&f, "dirty_fault_us", 0.0, big)?.unwrap_or(3.0),
         dirty_sync_us_per_gib: f64_field(&f, "dirty_sync_us_per_gib", 0.0, big)?.unwrap_or(2000.0),
         timer_slack_us: f64_field(&f, "timer_slack_us", 0.0, 1e6)?.unwrap_or(0.0),
+        dirty_ring_size: u64_field(&f, "dirty_ring_size")?.unwrap_or(DEFAULT_DIRTY_RING_SIZE),
     };
+    let ring = host.dirty_ring_size;
+    if ring != 0 && !(ring.is_power_of_two() && (1024..=65536).contains(&ring)) {
+        let v = t
+            .get("dirty_ring_size")
+            .expect("a non-default value was read");
+        return Err(f.invalid(
+            v,
+            "dirty_ring_size",
+            format!("expected 0 (no dirty ring) or a power of two from 1024 to 65536 entries, found {ring}"),
+        ));
+    }
     Ok(host)
 }
 
@@ -513,6 +540,15 @@ fn read_migration(
             .map_err(|e| ctx.invalid(v.origin, &path, e.to_string()))?;
     }
     params.validate().map_err(|e| {
+        if let ParameterError::Refused { .. } = e {
+            // The capabilities conflict: point at the dirty-limit line.
+            let origin = t
+                .entries
+                .iter()
+                .find(|(k, _)| k.as_str() == "dirty-limit")
+                .map_or(Origin::Default, |(_, v)| v.origin);
+            return ctx.invalid(origin, "migration.dirty-limit", e.to_string());
+        }
         let origin = t
             .entries
             .iter()
@@ -547,7 +583,43 @@ fn read_autoconv(ctx: &Context, t: &Table) -> Result<AutoconvSettings, ScenarioE
             )
         })?;
     }
+    if let Some(text) = str_field(&f, "policy")? {
+        s.policy = Policy::parse(text).ok_or_else(|| {
+            let v = t.get("policy").expect("read above");
+            f.invalid(
+                v,
+                "policy",
+                format!("expected \"qemu\" (QEMU's staircase) or \"predictive\" (autoconv's own), found {text:?}"),
+            )
+        })?;
+    }
     Ok(s)
+}
+
+/// Rules between `[migration]` and `[autoconv]`, pointed at the `[migration]` or `[autoconv]`
+/// line that makes them fail.
+fn check_migration_config(
+    ctx: &Context,
+    doc: &Table,
+    config: &MigrationConfig,
+) -> Result<(), ScenarioError> {
+    check_config(&config.params, &config.autoconv).map_err(|message| {
+        let find = |table: &str, key: &str| match doc.get(table) {
+            Some(Value {
+                kind: Kind::Table(t),
+                ..
+            }) => t.get(key).map(|v| v.origin),
+            _ => None,
+        };
+        let (origin, path) = if let Some(o) = find("migration", "dirty-limit") {
+            (o, "migration.dirty-limit")
+        } else if let Some(o) = find("autoconv", "policy") {
+            (o, "autoconv.policy")
+        } else {
+            (Origin::Default, "migration.dirty-limit")
+        };
+        ctx.invalid(origin, path, message)
+    })
 }
 
 fn read_region(
@@ -869,6 +941,7 @@ pub fn migration_config_from_sets(sets: &[String]) -> Result<MigrationConfig, Sc
     {
         config.autoconv = read_autoconv(&ctx, t)?;
     }
+    check_migration_config(&ctx, &doc, &config)?;
     Ok(config)
 }
 
@@ -892,6 +965,7 @@ pub fn migration_settings_json(config: &MigrationConfig) -> serde_json::Value {
         "autoconv": {
             "time_limit_s": config.autoconv.time_limit_ms as f64 / 1000.0,
             "qemu_version": config.autoconv.qemu_version.to_string(),
+            "policy": config.autoconv.policy.as_str(),
         },
     })
 }
