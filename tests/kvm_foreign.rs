@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use autoconv::kvm::session::{run_migration, Destination, RunOptions, RunReport};
 use autoconv::kvm::{BootPath, MachineConfig};
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 
 /// The VMs of these tests run one at a time (two host cores, shared).
 static KVM: Mutex<()> = Mutex::new(());
