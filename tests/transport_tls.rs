@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use autoconv::guest_image::{build_image, GuestSpec, Pace};
 use autoconv::kvm::memory::GuestRam;
-use autoconv::kvm::session::{run_migration, Destination, RunOptions};
 use autoconv::kvm::{BootPath, MachineConfig};
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::session::kvm::{run_migration, Destination, RunOptions};
 use autoconv::transport::incoming::{self, DestinationConfig};
 use autoconv::transport::protocol::{
     Command, Header, Hello, HEADER_BYTES, HELLO_BYTES, NONCE_BYTES, REPLY_FIXED_BYTES,

@@ -87,7 +87,7 @@ impl Target for ScenarioText {
         match ScenarioSource::parse(&self.path, "fuzz", text).and_then(|s| s.build(&[])) {
             Ok(sc) => {
                 f.add("built");
-                f.add(&format!("regions {}", sc.layout().regions.len().min(8)));
+                f.add(&format!("regions {}", sc.regions.len().min(8)));
                 f.add(&format!(
                     "pages log2 {}",
                     64 - sc.total_pages().leading_zeros()

@@ -6,8 +6,8 @@
 //! is on, a CPU write to a page not written since the last harvest takes a write-protect fault
 //! costing `fault_ns` of vCPU time (~3 us on these machines); DMA writes never fault.
 
-use super::calibrate::ThrottleCurve;
 use crate::migration::{PageBatch, PageCost};
+use crate::scenario::calibrate::ThrottleCurve;
 
 /// A stretch of guest-physical memory with one behaviour.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,7 +66,7 @@ pub struct Writer {
     /// Rate changes over time, sorted by start.
     pub phases: Vec<Phase>,
     /// A calibrated writer: its wall-clock rate at each throttle percentage, from a measured
-    /// profile (see [`super::calibrate`]). Replaces `dma_rate_pages_s`; `cpu_rate_pages_s` is 0.
+    /// profile (see [`crate::scenario::calibrate`]). Replaces `dma_rate_pages_s`; `cpu_rate_pages_s` is 0.
     pub curve: Option<ThrottleCurve>,
 }
 
@@ -154,6 +154,11 @@ pub trait RamModel {
     fn take(&mut self, max_bytes: u64, cost: PageCost, batch: &mut PageBatch);
     /// Let the writers run for `step`; returns page writes made.
     fn run_writers(&mut self, step: Step) -> f64;
+    /// Scale each writer's vCPU time by its share (1 = all of `Step::cpu_ns_per_vcpu`): what a
+    /// dirty limit's sleeps leave it. One entry per writer.
+    fn set_run_shares(&mut self, shares: &[f64]);
+    /// Each writer's CPU writes since the start, all its vCPUs together.
+    fn cpu_writes(&self) -> &[f64];
 }
 
 /// How many pages the cost of `cost` allows within `max_bytes` taken so far `spent`: keep
