@@ -18,6 +18,7 @@ pub mod guest_image;
 pub mod kvm;
 pub mod migration;
 pub mod plot;
+pub mod qemu;
 pub mod report;
 pub mod scenario;
 pub mod sim;
