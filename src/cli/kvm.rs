@@ -206,6 +206,11 @@ pub struct KvmRunArgs {
     /// on the source if not).
     #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
     pub after: u64,
+    /// The calibrated scenario meant to predict this run (a FILE.toml whose workload is a
+    /// measured profile): warn if this guest's unthrottled write rate, measured in the
+    /// warm-up, is more than 10% off its profile's (the calibration would not hold).
+    #[arg(long, value_name = "FILE.toml")]
+    pub calibrated: Option<PathBuf>,
 }
 
 const RUN_HELP: &str = "\
@@ -323,6 +328,11 @@ fn counters_text(c: &[crate::kvm::VcpuCounters]) -> String {
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     let config = crate::scenario::migration_config_from_sets(&args.set)?;
+    let calibrated = args
+        .calibrated
+        .as_ref()
+        .map(|p| crate::scenario::Scenario::load(p, &[]))
+        .transpose()?;
     if let Some(why) = crate::kvm::unavailable_reason() {
         anyhow::bail!("{why}");
     }
@@ -347,6 +357,13 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     done.store(true, Ordering::SeqCst);
     let report = report?;
     print_run_report(&report, &config);
+    if let Some(s) = &calibrated {
+        for w in
+            crate::check::calibration::scenario_rate_warnings(s, report.before.pages_written_per_s)
+        {
+            eprintln!("autoconv: {w}");
+        }
+    }
     if let Some(dir) = &args.out {
         let summary = kvm_summary(&report, &config, args);
         crate::report::write_run_dir(
@@ -715,6 +732,8 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         // The profile CSV the simulator reads (src/report/profile.rs), so a scenario region can
         // take this guest's curve as its workload.
         let vcpus = machine.vcpu_count();
+        // The calibration holds on a host like this one: record which it was.
+        let host = crate::report::host::HostInfo::this_host();
         let profile = crate::report::profile::Profile {
             rows: rows
                 .iter()
@@ -732,6 +751,8 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
                     memory_bytes: Some(args.guest.mem),
                     vcpus: Some(vcpus),
                     source: Some(format!("kvm:{}", args.guest.image.display())),
+                    host_cpu_model: Some(host.cpu_model.clone()),
+                    host_cores: Some(host.cores),
                 })
                 .collect(),
         };

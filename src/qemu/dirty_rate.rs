@@ -143,7 +143,9 @@ pub enum DirtyRateError {
     #[error("calc-dirty-rate: no mode works on this VM: {0}")]
     NoMode(String),
     /// query-dirty-rate: still not measured {waited_s} s after a calc-time of {calc_time_s} s
-    #[error("query-dirty-rate: still not measured {waited_s} s after a calc-time of {calc_time_s} s")]
+    #[error(
+        "query-dirty-rate: still not measured {waited_s} s after a calc-time of {calc_time_s} s"
+    )]
     NeverMeasured {
         /// calc-time asked.
         calc_time_s: u64,
@@ -155,7 +157,11 @@ pub enum DirtyRateError {
     Interrupted,
 }
 
-fn run(q: &mut dyn QmpExecute, command: &str, args: Option<Value>) -> Result<Value, DirtyRateError> {
+fn run(
+    q: &mut dyn QmpExecute,
+    command: &str,
+    args: Option<Value>,
+) -> Result<Value, DirtyRateError> {
     q.qmp(command, args).map_err(|failure| DirtyRateError::Qmp {
         command: command.into(),
         failure,
@@ -165,7 +171,10 @@ fn run(q: &mut dyn QmpExecute, command: &str, args: Option<Value>) -> Result<Val
 fn bad_reply(command: &str, reply: &Value, why: impl Into<String>) -> DirtyRateError {
     let mut text = reply.to_string();
     if text.len() > 200 {
-        let cut = (0..=200).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=200)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push_str("...");
     }
@@ -438,7 +447,8 @@ mod tests {
             "vcpu-dirty-rate": [{"id": 0, "dirty-rate": 5}, {"id": 1, "dirty-rate": 2}]});
         let r = parse_query_dirty_rate(&v).unwrap().unwrap();
         assert_eq!(r.vcpu_dirty_rate_mib_s, vec![(0, 5), (1, 2)]);
-        let old = json!({"status": "measured", "calc-time": 1, "dirty-rate": 7, "sample-pages": 512});
+        let old =
+            json!({"status": "measured", "calc-time": 1, "dirty-rate": 7, "sample-pages": 512});
         let r = parse_query_dirty_rate(&old).unwrap().unwrap();
         assert_eq!(r.mode, DirtyRateMode::PageSampling);
         assert_eq!(r.sample_pages, Some(512));
@@ -449,7 +459,10 @@ mod tests {
         for (v, needle) in [
             (json!({"calc-time": 1}), "no status"),
             (json!({"status": "weird"}), "unknown status"),
-            (json!({"status": "measured", "calc-time": 1}), "dirty-rate is missing"),
+            (
+                json!({"status": "measured", "calc-time": 1}),
+                "dirty-rate is missing",
+            ),
             (
                 json!({"status": "measured", "calc-time": 1, "dirty-rate": -1}),
                 "could not measure",
@@ -486,15 +499,9 @@ mod tests {
             Ok(measured("dirty-bitmap", 2, 30)),
         ]);
         let mut seen = Vec::new();
-        let r = measure_series(
-            &mut q,
-            None,
-            &[1, 2],
-            1,
-            None,
-            &mut no_wait,
-            &mut |r| seen.push(r.dirty_rate_mib_s),
-        )
+        let r = measure_series(&mut q, None, &[1, 2], 1, None, &mut no_wait, &mut |r| {
+            seen.push(r.dirty_rate_mib_s)
+        })
         .unwrap();
         assert_eq!(seen, vec![40, 30]);
         assert!(r.iter().all(|r| r.mode == DirtyRateMode::DirtyBitmap));
@@ -553,8 +560,8 @@ mod tests {
             .to_string();
         assert!(e.contains("still not measured"), "{e}");
         let mut q = Scripted::new(vec![Ok(json!({}))]);
-        let e = measure_once(&mut q, DirtyRateMode::DirtyBitmap, 1, None, &mut |_| false)
-            .unwrap_err();
+        let e =
+            measure_once(&mut q, DirtyRateMode::DirtyBitmap, 1, None, &mut |_| false).unwrap_err();
         assert!(matches!(e, DirtyRateError::Interrupted));
     }
 
