@@ -8,6 +8,7 @@
 //! * [`report`]: timeseries.csv, events.csv, summary.json, the profile CSV.
 //! * [`sweep`]: policy grids run in parallel, ranked; shards and merges.
 //! * [`plot`]: PNG/SVG pictures of runs, sweeps and profiles.
+//! * [`qemu`]: real QEMU driven and recorded over QMP.
 //! * [`check`]: baselines re-run, regressions reported; recorded runs vs simulations.
 
 #![deny(missing_docs)]

@@ -28,6 +28,16 @@ pub trait QmpExecute {
     fn qmp(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpFailure>;
 }
 
+impl QmpExecute for crate::qemu::qmp::QmpClient {
+    fn qmp(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpFailure> {
+        use crate::qemu::qmp::QmpError;
+        self.execute(command, arguments).map_err(|e| match e {
+            QmpError::Command { desc, .. } => QmpFailure::Refused(desc),
+            other => QmpFailure::Broken(other.to_string()),
+        })
+    }
+}
+
 /// Why a command gave no value.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum QmpFailure {
