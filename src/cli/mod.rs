@@ -6,6 +6,7 @@ mod compare;
 pub mod kvm;
 mod plot;
 mod profile;
+mod profile_qmp;
 mod sim;
 mod sweep;
 

@@ -117,14 +117,20 @@ pub struct DirtyRateReading {
 }
 
 impl DirtyRateReading {
-    /// Distinct 4 KiB pages dirtied in the interval, as the rate says.
-    pub fn distinct_pages(&self) -> f64 {
-        self.dirty_rate_mib_s as f64 * DIRTY_RATE_UNIT_BYTES / 4096.0 * self.calc_time_s as f64
+    /// The rate in 4 KiB pages/s. QEMU truncates to whole MiB/s (256 pages/s), so a reading of
+    /// r > 0 stands for [r, r + 1) and is taken at its middle, r + 0.5; 0 stays 0 (an idle
+    /// guest). Without that, a fit of a small guest measured over long intervals lands low.
+    pub fn dirty_pages_s(&self) -> f64 {
+        let mib_s = match self.dirty_rate_mib_s {
+            0 => 0.0,
+            r => r as f64 + 0.5,
+        };
+        mib_s * DIRTY_RATE_UNIT_BYTES / 4096.0
     }
 
-    /// The rate in pages/s.
-    pub fn dirty_pages_s(&self) -> f64 {
-        self.dirty_rate_mib_s as f64 * DIRTY_RATE_UNIT_BYTES / 4096.0
+    /// Distinct 4 KiB pages dirtied in the interval, as the rate says.
+    pub fn distinct_pages(&self) -> f64 {
+        self.dirty_pages_s() * self.calc_time_s as f64
     }
 }
 
@@ -442,8 +448,12 @@ mod tests {
         let r = parse_query_dirty_rate(&measured("dirty-bitmap", 4, 30))
             .unwrap()
             .unwrap();
-        assert_eq!(r.dirty_pages_s(), 30.0 * 256.0);
-        assert_eq!(r.distinct_pages(), 30.0 * 256.0 * 4.0);
+        assert_eq!(r.dirty_pages_s(), 30.5 * 256.0);
+        assert_eq!(r.distinct_pages(), 30.5 * 256.0 * 4.0);
+        let idle = parse_query_dirty_rate(&measured("dirty-bitmap", 4, 0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(idle.distinct_pages(), 0.0);
         assert_eq!(r.mode, DirtyRateMode::DirtyBitmap);
         assert_eq!(
             parse_query_dirty_rate(&json!({"status": "measuring", "calc-time": 1})).unwrap(),

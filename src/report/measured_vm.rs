@@ -89,8 +89,8 @@ impl MeasuredVm {
     pub fn scenario_toml(&self, name: &str, command: &str) -> String {
         let ws_pages = self.working_set_pages();
         let ws_bytes = ws_pages * PAGE_SIZE_BYTES;
-        let rest_bytes = self.memory_bytes.saturating_sub(ws_bytes) / PAGE_SIZE_BYTES
-            * PAGE_SIZE_BYTES;
+        let rest_bytes =
+            self.memory_bytes.saturating_sub(ws_bytes) / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
         let f = &self.fit;
         let mut t = String::new();
         let _ = writeln!(t, "# {name}: a running VM measured over QMP, made by");
@@ -143,14 +143,23 @@ impl MeasuredVm {
         let _ = writeln!(t, "seed = 1");
         let _ = writeln!(t);
         let _ = writeln!(t, "[guest]");
-        let _ = writeln!(t, "memory = {}", self.memory_bytes);
+        let _ = writeln!(
+            t,
+            "memory = {:<20} # {}",
+            self.memory_bytes,
+            format_bytes(self.memory_bytes)
+        );
         let _ = writeln!(t, "vcpus = {}", self.vcpus);
         let _ = writeln!(t);
         let _ = writeln!(t, "[[region]]");
         let _ = writeln!(t, "name = \"working-set\"");
-        let _ = writeln!(t, "size = {ws_bytes}");
+        let _ = writeln!(t, "size = {ws_bytes:<22} # {}", format_bytes(ws_bytes));
         let _ = writeln!(t, "pattern = \"random\"");
-        let _ = writeln!(t, "write_rate_pages_s = {:.0}", f.write_rate_pages_s.max(1.0));
+        let _ = writeln!(
+            t,
+            "write_rate_pages_s = {:.0}",
+            f.write_rate_pages_s.max(1.0)
+        );
         let _ = writeln!(
             t,
             "vcpus = {}",
@@ -160,7 +169,7 @@ impl MeasuredVm {
             let _ = writeln!(t);
             let _ = writeln!(t, "[[region]]");
             let _ = writeln!(t, "name = \"rest\"");
-            let _ = writeln!(t, "size = {rest_bytes}");
+            let _ = writeln!(t, "size = {rest_bytes:<22} # {}", format_bytes(rest_bytes));
             let _ = writeln!(
                 t,
                 "pattern = \"static\"              # filled_pct = 0 if it is free (zero) memory"
@@ -216,10 +225,16 @@ mod tests {
         for r in &p.rows {
             let w = 12_000.0 * (1.0 - f64::from(r.throttle_pct) / 100.0);
             let want = n * (1.0 - (-w / n).exp());
-            assert!((r.dirty_pages_s - want).abs() < 1e-3 * want.max(1.0), "{r:?}");
+            assert!(
+                (r.dirty_pages_s - want).abs() < 1e-3 * want.max(1.0),
+                "{r:?}"
+            );
         }
         // Lower throttles dirty more.
-        assert!(p.rows.windows(2).all(|w| w[1].dirty_pages_s < w[0].dirty_pages_s));
+        assert!(p
+            .rows
+            .windows(2)
+            .all(|w| w[1].dirty_pages_s < w[0].dirty_pages_s));
         let mut bytes = Vec::new();
         p.write(&mut bytes).unwrap();
         let back = Profile::parse("p.csv", &String::from_utf8(bytes).unwrap()).unwrap();
