@@ -1,12 +1,12 @@
 //! `autoconv compare`: a recorded run next to a simulation of a scenario with its parameters.
 
 use super::exit;
-use crate::check::compare::{format_comparison, metrics_from_summary, overrides_from_summary};
-use crate::migration::Timeline;
-use crate::report::write_run_dir;
-use crate::scenario::Scenario;
-use crate::sweep::RunMetrics;
 use anyhow::Context;
+use autoconv::check::compare::{format_comparison, metrics_from_summary, overrides_from_summary};
+use autoconv::migration::Timeline;
+use autoconv::report::write_run_dir;
+use autoconv::scenario::Scenario;
+use autoconv::sweep::RunMetrics;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -60,13 +60,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     // A real run says how fast its guest wrote before the migration; a calibration made on
     // another host or guest predicts something else.
     if let Some(rate) = summary["guest"]["write_pages_s_before"].as_f64() {
-        for w in crate::check::calibration::scenario_rate_warnings(&scenario, rate) {
+        for w in autoconv::check::calibration::scenario_rate_warnings(&scenario, rate) {
             eprintln!("autoconv: {w}");
         }
     }
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
-    let outcome = crate::sim::simulate(&scenario, seed, &mut timeline);
+    let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);
     let sim = RunMetrics::from(&outcome);
     let backend = summary["backend"].as_str().unwrap_or("run");
     println!(

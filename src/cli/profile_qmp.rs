@@ -3,13 +3,13 @@
 
 use super::exit;
 use super::profile::{plot_to, print_rows, verdict_text, ProfileArgs};
-use crate::qemu::dirty_rate::{measure_series, query_vm_shape, DirtyRateMode, DirtyRateReading};
-use crate::qemu::qmp::QmpClient;
-use crate::report::host::HostInfo;
-use crate::report::measured_vm::MeasuredVm;
-use crate::report::write_file_atomically;
-use crate::sim::working_set_fit::{fit, IntervalSample};
-use crate::units::format_bytes;
+use autoconv::qemu::dirty_rate::{measure_series, query_vm_shape, DirtyRateMode, DirtyRateReading};
+use autoconv::qemu::measured_vm::MeasuredVm;
+use autoconv::qemu::qmp::QmpClient;
+use autoconv::report::host::HostInfo;
+use autoconv::report::write_file_atomically;
+use autoconv::sim::working_set_fit::{fit, IntervalSample};
+use autoconv::units::format_bytes;
 use std::path::Path;
 use std::time::Duration;
 

@@ -6,7 +6,6 @@
 //! renamed into place at the end.
 
 pub mod host;
-pub mod measured_vm;
 pub mod profile;
 
 use crate::migration::{Event, MigrationOutcome, Sample, Timeline};

@@ -2,7 +2,7 @@
 //!
 //! A guest writing w pages/s uniformly at random over a working set of N pages dirties
 //! U(T) = N(1 - e^(-wT/N)) distinct pages in an interval T (the model the simulator's random
-//! regions and calibrated writers use, [`crate::sim::calibrate`]): linear (slope w) while
+//! regions and calibrated writers use, [`crate::scenario::calibrate`]): linear (slope w) while
 //! wT << N, saturating at N. One dirty rate is one point of that curve and cannot tell a small
 //! working set written fast from a large one written slowly; several intervals can.
 //!
