@@ -58,7 +58,7 @@ Examples:
   autoconv guest build --pattern hotcold --hot 5%:95% --vcpus 2 -o hc.img
   autoconv guest build --pace wall:100000 -o paced.img  # 100K page writes/s, throttle-proof";
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     crate::units::parse_size_bytes(s).map_err(|e| e.to_string())
 }
 
@@ -102,7 +102,7 @@ use crate::migration::{CancelToken, MigrationConfig, MigrationStatus};
 use crate::report::{write_dir_atomically, Summary};
 use crate::transport::{self, incoming};
 
-fn parse_duration_ms(s: &str) -> Result<u64, String> {
+pub(super) fn parse_duration_ms(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
         (n, 1.0)
@@ -129,7 +129,7 @@ pub struct KvmGuestArgs {
     /// The guest: a multiboot v1 image (from `autoconv guest build`, or any multiboot v1 kernel
     /// that needs only memory, the CPU and COM1).
     #[arg(long = "kvm", value_name = "IMAGE")]
-    pub image: PathBuf,
+    pub image: Option<PathBuf>,
     /// Guest memory (as QEMU's -m).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     pub mem: u64,
@@ -155,6 +155,13 @@ pub struct KvmGuestArgs {
 }
 
 impl KvmGuestArgs {
+    /// The image (`--kvm IMAGE`; optional to clap only so `run --qemu` can share the options).
+    pub fn image(&self) -> anyhow::Result<&std::path::Path> {
+        self.image
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--kvm IMAGE is required"))
+    }
+
     fn machine(&self) -> MachineConfig {
         MachineConfig {
             mem_bytes: self.mem,
@@ -175,13 +182,31 @@ impl KvmGuestArgs {
     }
 }
 
-/// `autoconv run --kvm IMAGE`: run a real guest and live-migrate it.
+/// `autoconv run --kvm IMAGE` or `autoconv run --qemu IMAGE`: run a real guest and
+/// live-migrate it.
 #[derive(Args, Debug, Clone)]
-#[command(after_help = RUN_HELP)]
+#[command(
+    after_help = RUN_HELP,
+    group(clap::ArgGroup::new("backend").required(true).args(["image", "qemu"])),
+    override_usage = "autoconv run --kvm IMAGE [OPTIONS]\n       autoconv run --qemu IMAGE [--mem SIZE] [--vcpus N] [--set NAME=VALUE]... [--warmup D] [--after D] [--out DIR] [--qemu-binary PATH]"
+)]
 pub struct KvmRunArgs {
     /// The guest and its VM.
     #[command(flatten)]
     pub guest: KvmGuestArgs,
+    /// Run the guest under real QEMU instead (a source and an -incoming destination
+    /// qemu-system-x86_64 -enable-kvm on this host, driven over QMP): QEMU's own migration,
+    /// recorded into the same files. Takes --mem, --vcpus, --set, --warmup, --after, --out.
+    #[arg(
+        long = "qemu",
+        value_name = "IMAGE",
+        conflicts_with_all = ["image", "migrate", "dirty_log", "boot", "dma", "dma_wss"]
+    )]
+    pub qemu: Option<PathBuf>,
+    /// The QEMU binary for --qemu (a path, or a name looked up on PATH).
+    /// [default: qemu-system-x86_64]
+    #[arg(long, value_name = "PATH", requires = "qemu")]
+    pub qemu_binary: Option<String>,
     /// Migrate to `autoconv incoming` listening there (tcp:HOST:PORT). Without it, autoconv
     /// starts a destination itself on 127.0.0.1, so one command shows a whole migration.
     #[arg(long, value_name = "tcp:HOST:PORT")]
@@ -221,7 +246,10 @@ Examples:
   autoconv incoming tcp:127.0.0.1:4444 &          # a destination in its own process
   autoconv run --kvm seq.img --migrate tcp:127.0.0.1:4444 --set max-bandwidth=0
 
-Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
+Ctrl-C cancels the migration; the source guest keeps running, unthrottled.
+
+With --qemu IMAGE, QEMU migrates instead of autoconv (see README, \"Real QEMU in the loop\"):
+  autoconv run --qemu seq.img --set auto-converge=on --set max-bandwidth=64MiB/s --out runs/q";
 
 /// `autoconv incoming tcp:HOST:PORT`: be a migration destination.
 #[derive(Args, Debug, Clone)]
@@ -293,7 +321,7 @@ extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c
 }
 
 /// A cancel token that Ctrl-C (SIGINT) trips. The watcher thread ends when `done` is set.
-fn ctrl_c_token() -> (CancelToken, std::sync::Arc<AtomicBool>) {
+pub(super) fn ctrl_c_token() -> (CancelToken, std::sync::Arc<AtomicBool>) {
     let token = CancelToken::new();
     let done = std::sync::Arc::new(AtomicBool::new(false));
     if vmm_sys_util::signal::register_signal_handler(libc::SIGINT, on_sigint).is_ok() {
@@ -322,6 +350,9 @@ fn counters_text(c: &[crate::kvm::VcpuCounters]) -> String {
 
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
+    if let Some(image) = &args.qemu {
+        return super::qemu::run_qemu(args, image);
+    }
     let config = crate::scenario::migration_config_from_sets(&args.set)?;
     if let Some(why) = crate::kvm::unavailable_reason() {
         anyhow::bail!("{why}");
@@ -331,7 +362,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
     };
     let opts = RunOptions {
-        image: args.guest.image.clone(),
+        image: args.guest.image()?.to_path_buf(),
         machine: args.guest.machine(),
         boot: args.guest.boot,
         config: config.clone(),
@@ -433,7 +464,7 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
         obj.insert(
             "guest".into(),
             serde_json::json!({
-                "image": args.guest.image.display().to_string(),
+                "image": args.guest.image.as_deref().map(|p| p.display().to_string()),
                 "memory_bytes": r.ram_bytes,
                 "vcpus": r.vcpus,
                 "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
@@ -446,7 +477,8 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
     let name = args
         .guest
         .image
-        .file_stem()
+        .as_deref()
+        .and_then(|p| p.file_stem())
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "guest".into());
     let mut summary = Summary::new(&name, None, "kvm", &r.outcome, parameters);
@@ -678,7 +710,8 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
     if let Some(bad) = args.levels.iter().find(|&&p| p > 99) {
         anyhow::bail!("throttle level {bad}%: levels are 0..=99");
     }
-    let plan = crate::kvm::LoadPlan::from_file(&args.guest.image, args.guest.mem)?;
+    let plan_path = args.guest.image()?;
+    let plan = crate::kvm::LoadPlan::from_file(plan_path, args.guest.mem)?;
     let mut cfg = args.guest.machine();
     if cfg.vcpus == 0 {
         cfg.vcpus = plan.info.as_ref().map_or(1, |i| i.vcpus);
@@ -731,7 +764,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
                     page_size_bytes: Some(4096),
                     memory_bytes: Some(args.guest.mem),
                     vcpus: Some(vcpus),
-                    source: Some(format!("kvm:{}", args.guest.image.display())),
+                    source: Some(format!("kvm:{}", plan_path.display())),
                 })
                 .collect(),
         };

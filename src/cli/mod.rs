@@ -6,6 +6,7 @@ mod compare;
 pub mod kvm;
 mod plot;
 mod profile;
+mod qemu;
 mod sim;
 mod sweep;
 
@@ -42,8 +43,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sim(sim::SimArgs),
-    /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
+    /// Run a real guest and live-migrate it: autoconv's VMM (`run --kvm IMAGE`) or real QEMU
+    /// (`run --qemu IMAGE`).
     Run(kvm::KvmRunArgs),
+    Record(qemu::RecordArgs),
     /// Be the destination of a live migration of a real guest.
     Incoming(kvm::IncomingArgs),
     Profile(profile::ProfileArgs),
@@ -72,6 +75,7 @@ pub fn main() -> anyhow::Result<u8> {
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Run(args) => kvm::run_kvm(&args),
+        Command::Record(args) => qemu::record(&args),
         Command::Incoming(args) => kvm::incoming(&args),
         Command::Profile(args) => profile::run(args),
         Command::Guest {

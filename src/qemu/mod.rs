@@ -1,4 +1,15 @@
-//! Real QEMU in the loop: a QMP client ([`qmp`]). QEMU runs its own migration algorithm; this
-//! module drives and records QEMU, it does not run autoconv's core.
+//! Real QEMU in the loop. QEMU runs its own migration algorithm: this module drives and
+//! records QEMU (the yardstick the core and the VMM are measured against); it does not run
+//! autoconv's core.
+//!
+//! * [`qmp`]: a small QMP client and a validated reply parser.
+//! * [`process`]: QEMU processes that never outlive autoconv.
+//! * [`recorder`]: `query-migrate` polls turned into the report's timeline and outcome.
+//! * [`run`]: `run --qemu` (a source and a destination QEMU on this host).
+//! * [`record`]: `record --qmp`, `--virsh`, `--from-log` (someone else's QEMU).
 
+pub mod process;
 pub mod qmp;
+pub mod record;
+pub mod recorder;
+pub mod run;

@@ -33,23 +33,21 @@ pub const MAX_LINE_BYTES: u64 = 4 << 20;
 /// What goes wrong talking QMP. Each message is one line naming the socket or command.
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
-    /// cannot connect to QMP socket {path}: {source}
-    #[error("cannot connect to QMP socket {path}: {source}")]
+    /// cannot connect to QMP socket {path}: {error}
+    #[error("cannot connect to QMP socket {path}: {error}")]
     Connect {
         /// The socket.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// QMP socket {path}: {source}
-    #[error("QMP socket {path}: {source}")]
+    /// QMP socket {path}: {error}
+    #[error("QMP socket {path}: {error}")]
     Io {
         /// The socket.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// QMP socket {path}: no reply within {timeout_ms} ms
     #[error("QMP socket {path}: no reply within {timeout_ms} ms")]
@@ -447,9 +445,9 @@ impl QmpClient {
     /// Connect to the socket at `path`, read QEMU's greeting and send `qmp_capabilities`.
     /// `timeout` bounds every later wait for a reply, too.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, QmpError> {
-        let stream = UnixStream::connect(path).map_err(|source| QmpError::Connect {
+        let stream = UnixStream::connect(path).map_err(|error| QmpError::Connect {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_stream(stream, path, timeout)
     }
@@ -460,9 +458,9 @@ impl QmpClient {
         path: &Path,
         timeout: Duration,
     ) -> Result<Self, QmpError> {
-        let io_err = |source| QmpError::Io {
+        let io_err = |error| QmpError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         stream
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
@@ -583,7 +581,7 @@ impl QmpClient {
             }
             _ => QmpError::Io {
                 path: self.path.clone(),
-                source,
+                error: source,
             },
         }
     }
