@@ -8,13 +8,15 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::ctrl_c::ctrl_c_token;
 use super::exit;
-use super::kvm::{ctrl_c_token, parse_duration_ms, KvmRunArgs};
-use crate::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
-use crate::qemu::record::{self, QmpSource, Recording, VirshSource};
-use crate::qemu::run::{run_migration, QemuRunOptions, QemuRunReport};
-use crate::report::Summary;
-use crate::units::format_bytes;
+use super::run_kvm::KvmRunArgs;
+use super::values::parse_duration_ms;
+use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
+use autoconv::qemu::record::{self, QmpSource, Recording, VirshSource};
+use autoconv::qemu::run::{run_migration, QemuRunOptions, QemuRunReport};
+use autoconv::report::Summary;
+use autoconv::units::format_bytes;
 
 /// Record a migration that real QEMU runs, into timeseries.csv, events.csv and summary.json.
 ///
@@ -76,7 +78,7 @@ fn stem(p: &Path) -> String {
 
 /// Handler of `autoconv run --qemu IMAGE`: exit 0 if QEMU's migration completed, 1 if not.
 pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
-    let config = crate::scenario::migration_config_from_sets(&args.set)?;
+    let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
     let user_qemu_version = args.set.iter().rev().find_map(|s| {
         let (n, v) = s.split_once('=')?;
         (n.trim() == "autoconv.qemu_version").then(|| v.trim().trim_matches('"').to_string())
@@ -106,7 +108,7 @@ pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
     print_run(&report);
     if let Some(dir) = &args.out {
         let summary = run_summary(&report, image, args);
-        crate::report::write_run_dir(
+        autoconv::report::write_run_dir(
             dir,
             &report.timeline,
             &summary,
@@ -181,7 +183,7 @@ fn print_run(r: &QemuRunReport) {
     );
 }
 
-fn qemu_json(v: Option<&crate::qemu::qmp::QemuVersion>) -> Value {
+fn qemu_json(v: Option<&autoconv::qemu::qmp::QemuVersion>) -> Value {
     v.map_or(Value::Null, |v| {
         json!({
             "version": format!("{}.{}.{}", v.major, v.minor, v.micro),
@@ -191,7 +193,7 @@ fn qemu_json(v: Option<&crate::qemu::qmp::QemuVersion>) -> Value {
 }
 
 fn run_summary(r: &QemuRunReport, image: &Path, args: &KvmRunArgs) -> Summary {
-    let mut parameters = crate::scenario::migration_settings_json(&r.config);
+    let mut parameters = autoconv::scenario::migration_settings_json(&r.config);
     if let Some(obj) = parameters.as_object_mut() {
         // Only what this QEMU has (7.2 has no avail-switchover-bandwidth, so it was not sent).
         if let Some(Value::Object(m)) = obj.get_mut("migration") {
@@ -261,7 +263,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         let (cancel, done) = ctrl_c_token();
         let result = if let Some(sock) = &args.qmp {
             let client =
-                crate::qemu::qmp::QmpClient::connect(sock, std::time::Duration::from_secs(10))?;
+                autoconv::qemu::qmp::QmpClient::connect(sock, std::time::Duration::from_secs(10))?;
             println!(
                 "attached to {} (QEMU {}); {}",
                 sock.display(),
@@ -331,7 +333,7 @@ fn write_recording(
     summary: &Summary,
     polls: &str,
 ) -> anyhow::Result<()> {
-    crate::report::write_run_dir(
+    autoconv::report::write_run_dir(
         dir,
         timeline,
         summary,
