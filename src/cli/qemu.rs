@@ -102,7 +102,10 @@ pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
         after_ms: args.after,
     };
     let (cancel, done) = ctrl_c_token();
-    let report = run_migration(&opts, &cancel);
+    let report = run_migration(&opts, &cancel, &mut |line| {
+        println!("{line}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    });
     done.store(true, Ordering::SeqCst);
     let report = report?;
     print_run(&report);

@@ -253,10 +253,12 @@ fn watch(p: &QemuProcess, ms: u64, per_marker: Option<f64>, cancel: &CancelToken
 }
 
 /// Run one migration under real QEMU. Errors before `migrate` are returned (exit 2); a
-/// migration that fails, is cancelled or does not converge is a report.
+/// migration that fails, is cancelled or does not converge is a report. `say` gets one line
+/// at each step (QEMU started, guest running, migration started).
 pub fn run_migration(
     opts: &QemuRunOptions,
     cancel: &CancelToken,
+    say: &mut dyn FnMut(&str),
 ) -> Result<QemuRunReport, QemuRunError> {
     let binary = find_binary(&opts.binary)?;
     if let Some(why) = crate::kvm::unavailable_reason() {
@@ -301,7 +303,10 @@ pub fn run_migration(
     .map(|s| s.to_string())
     .collect();
     let dir = RunDir::new()?;
-    let (mut src, mut sq) = start("source", &binary, &args, dir.path())?;
+    // The source starts paused (-S) and runs only once QEMU has taken every parameter.
+    let mut src_args = args.clone();
+    src_args.push("-S".into());
+    let (mut src, mut sq) = start("source", &binary, &src_args, dir.path())?;
     let mut dst_args = args.clone();
     dst_args.extend(["-incoming".to_string(), "defer".to_string()]);
     let (mut dst, mut dq) = start("destination", &binary, &dst_args, dir.path())?;
@@ -324,6 +329,12 @@ pub fn run_migration(
     config.autoconv.qemu_version = qv;
     let qemu_parameters =
         set_parameters(&mut sq, &config, &opts.user_set).map_err(qmp_err("source"))?;
+    sq.execute("cont", None).map_err(qmp_err("source"))?;
+    say(&format!(
+        "QEMU {version}: source pid {}, destination pid {} (-incoming defer); parameters set",
+        src.pid(),
+        dst.pid()
+    ));
 
     // Wait for the workload (its first COM1 marker), then the warmup.
     let t_boot = Instant::now();
@@ -340,6 +351,13 @@ pub fn run_migration(
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+    if per_marker.is_some() {
+        say(&format!(
+            "guest running: first COM1 marker {} ms after start; warming up for {} ms",
+            t_boot.elapsed().as_millis(),
+            opts.warmup_ms
+        ));
     }
     let before = watch(&src, opts.warmup_ms, per_marker, cancel);
     if cancel.is_cancelled() {
@@ -362,6 +380,7 @@ pub fn run_migration(
     let t0 = Instant::now();
     sq.execute("migrate", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("source"))?;
+    say(&format!("migrating to {uri}"));
 
     let guest_pages = |p: &QemuProcess| per_marker.map(|k| (p.serial_len() as f64 * k) as u64);
     let mut rec = MigrationRecorder::new(vcpus);
