@@ -216,6 +216,7 @@ fn run_qemu_completes_writes_the_files_and_from_log_replays_them() {
     // The guest ran on the destination afterwards.
     assert_eq!(s["after"]["side"], "destination");
     assert_eq!(s["after"]["destination_running"], true);
+    assert_eq!(s["guest_progress"], true);
     assert!(
         s["after"]["progress"]["markers"].as_u64().unwrap() > 0,
         "{s}"

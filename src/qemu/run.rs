@@ -134,6 +134,8 @@ pub struct QemuRunReport {
     pub polls_jsonl: String,
     /// The source guest's COM1 output.
     pub source_serial: Vec<u8>,
+    /// COM1 bytes the source guest wrote during the migration (its only visible progress).
+    pub serial_bytes_during: u64,
     /// Which side ran the guest after the migration ("destination" or "source").
     pub after_side: &'static str,
     /// Guest progress after the migration, on that side.
@@ -377,6 +379,7 @@ pub fn run_migration(
     );
     dq.execute("migrate-incoming", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("destination"))?;
+    let serial_at_migrate = src.serial_len();
     let t0 = Instant::now();
     sq.execute("migrate", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("source"))?;
@@ -452,6 +455,7 @@ pub fn run_migration(
         std::thread::sleep(next.saturating_sub(t0.elapsed()));
     }
 
+    let serial_bytes_during = src.serial_len().saturating_sub(serial_at_migrate);
     let final_query_migrate = rec.last().map(|l| l.raw.clone()).unwrap_or_default();
     let completed = rec
         .last()
@@ -515,6 +519,7 @@ pub fn run_migration(
         final_query_migrate,
         polls_jsonl,
         source_serial,
+        serial_bytes_during,
         after_side,
         after,
         destination_running,
