@@ -114,6 +114,8 @@ fn assert_nothing_left(autoconv_pid: u32) {
 }
 
 /// Start `autoconv run --qemu` and wait until it says it is migrating.
+// The child goes back to the caller, which waits for it (`finish`).
+#[allow(clippy::zombie_processes)]
 fn start_migrating(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, String) {
     let mut child = bin()
         .args(args)
@@ -128,7 +130,8 @@ fn start_migrating(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout
         if out.read_line(&mut line).unwrap() == 0 {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
-            panic!("autoconv ended before migrating: {seen}{err}");
+            let status = child.wait();
+            panic!("autoconv ended ({status:?}) before migrating: {seen}{err}");
         }
         seen.push_str(&line);
         if line.starts_with("migrating to") {

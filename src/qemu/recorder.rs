@@ -30,9 +30,10 @@ pub fn report_status(qemu_status: &str) -> Option<MigrationStatus> {
 /// Accumulates polls of one migration.
 #[derive(Debug, Default)]
 pub struct MigrationRecorder {
-    /// Observer ms (as given to [`MigrationRecorder::push`]) at which QEMU's migration
-    /// started: the first poll showing a migration, minus the `total-time` it showed.
-    start_obs_ms: Option<u64>,
+    /// Migration time minus observer time (ms, as given to [`MigrationRecorder::push`]): set
+    /// at the first poll showing a migration from the `total-time` it showed (positive when
+    /// attached to a migration already running).
+    offset_ms: Option<i64>,
     timeline: Timeline,
     last: Option<MigrationInfo>,
     last_t_ms: u64,
@@ -64,10 +65,11 @@ impl MigrationRecorder {
         let Some(status) = report_status(&info.status) else {
             return false;
         };
-        let start = *self
-            .start_obs_ms
-            .get_or_insert_with(|| obs_ms.saturating_sub(info.total_time_ms.unwrap_or(0)));
-        let t_ms = obs_ms.saturating_sub(start).max(self.last_t_ms);
+        let offset = *self
+            .offset_ms
+            .get_or_insert_with(|| info.total_time_ms.unwrap_or(0) as i64 - obs_ms as i64);
+        let t_ms = (obs_ms as i64 + offset).max(0) as u64;
+        let t_ms = t_ms.max(self.last_t_ms);
         let dt_s = t_ms.saturating_sub(self.last_t_ms) as f64 / 1000.0;
         // A cancelled or failed migration's reply has no `ram`: its figures stay what they
         // were at the last poll that had them.
@@ -165,7 +167,7 @@ impl MigrationRecorder {
 
     /// True once some poll showed a migration.
     pub fn started(&self) -> bool {
-        self.start_obs_ms.is_some()
+        self.offset_ms.is_some()
     }
 
     /// The last poll recorded.
