@@ -10,6 +10,7 @@ mod kvm_guest;
 mod plot;
 mod profile;
 mod profile_kvm;
+mod profile_qmp;
 mod qemu;
 mod run_kvm;
 mod sim;

@@ -345,6 +345,10 @@ pub struct MigrationInfo {
     pub ram: Option<RamStats>,
     /// `error-desc` (a failed migration's reason).
     pub error_desc: Option<String>,
+    /// `dirty-limit-throttle-time-per-round` (us; QEMU 8.1+, with the dirty-limit capability).
+    pub dirty_limit_throttle_time_per_round_us: Option<u64>,
+    /// `dirty-limit-ring-full-time` (us; likewise).
+    pub dirty_limit_ring_full_time_us: Option<u64>,
     /// The whole reply.
     pub raw: Map<String, Value>,
 }
@@ -401,6 +405,12 @@ impl MigrationInfo {
             cpu_throttle_percentage: opt_u64(obj, "", "cpu-throttle-percentage")?,
             ram,
             error_desc,
+            dirty_limit_throttle_time_per_round_us: opt_u64(
+                obj,
+                "",
+                "dirty-limit-throttle-time-per-round",
+            )?,
+            dirty_limit_ring_full_time_us: opt_u64(obj, "", "dirty-limit-ring-full-time")?,
             raw: obj.clone(),
         })
     }

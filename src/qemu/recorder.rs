@@ -39,6 +39,9 @@ pub struct MigrationRecorder {
     last_t_ms: u64,
     last_active_remaining: u64,
     last_ram: Option<RamStats>,
+    /// The dirty-limit figures as QEMU last showed them (before the switchover).
+    dirty_limit_per_round_us: Option<u64>,
+    dirty_limit_ring_full_us: Option<u64>,
     throttle_steps: Vec<u32>,
     throttle_pct: u32,
     sync_count: u64,
@@ -129,6 +132,12 @@ impl MigrationRecorder {
         self.throttle_pct = if status.is_final() { 0 } else { throttle };
         if matches!(status, MigrationStatus::Active | MigrationStatus::Setup) {
             self.last_active_remaining = ram.remaining;
+            if info.dirty_limit_throttle_time_per_round_us.is_some() {
+                self.dirty_limit_per_round_us = info.dirty_limit_throttle_time_per_round_us;
+            }
+            if info.dirty_limit_ring_full_time_us.is_some() {
+                self.dirty_limit_ring_full_us = info.dirty_limit_ring_full_time_us;
+            }
         }
 
         if let Some(p) = guest_pages {
@@ -158,6 +167,10 @@ impl MigrationRecorder {
                 100.0 - f64::from(throttle)
             },
             guest_write_pages_s: write_rate,
+            dirty_limit_throttle_time_per_round_us: info
+                .dirty_limit_throttle_time_per_round_us
+                .unwrap_or(0),
+            dirty_limit_ring_full_time_us: info.dirty_limit_ring_full_time_us.unwrap_or(0),
         });
         self.polls.push((t_ms, info.raw.clone()));
         self.last_t_ms = t_ms;
@@ -258,6 +271,8 @@ impl MigrationRecorder {
             max_throttle_pct,
             guest_cpu_lost_s: self.cpu_lost_s,
             guest_pages_written,
+            dirty_limit_throttle_time_per_round_us: self.dirty_limit_per_round_us,
+            dirty_limit_ring_full_time_us: self.dirty_limit_ring_full_us,
         };
         (self.timeline, outcome)
     }
