@@ -1,6 +1,7 @@
 //! `autoconv guest build`, `autoconv run --kvm`, `autoconv incoming`, `autoconv profile --kvm`:
 //! argument structs and handlers for the real-KVM half.
 
+use super::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -76,7 +77,7 @@ pub fn guest_build(args: &GuestBuildArgs) -> anyhow::Result<u8> {
     };
     let image = guest_image::build_image(&spec)?;
     crate::report::write_file_atomically(&args.output, &image)?;
-    println!(
+    outln!(
         "wrote {} ({} bytes): {} {} working set on {} vCPU(s), pace {}; needs --mem >= {}",
         args.output.display(),
         image.len(),
@@ -92,7 +93,6 @@ pub fn guest_build(args: &GuestBuildArgs) -> anyhow::Result<u8> {
 // ---------------------------------------------------------------------------------------------
 // run --kvm, incoming, profile --kvm
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -356,7 +356,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             &[("serial.txt", &report.source_serial)],
         )
         .with_context(|| format!("writing results to {}", dir.display()))?;
-        println!(
+        outln!(
             "wrote {}/{{timeseries.csv,events.csv,summary.json,serial.txt}}",
             dir.display()
         );
@@ -371,13 +371,13 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
 fn print_run_report(r: &RunReport, config: &MigrationConfig) {
     let o = &r.outcome;
     if let Some(img) = &r.image {
-        println!("guest: {img}");
+        outln!("guest: {img}");
     }
-    println!(
+    outln!(
         "before migrating: {:.0} page writes/s",
         r.before.pages_written_per_s
     );
-    println!(
+    outln!(
         "migration {}: {} ms, downtime {} (limit {} ms; guest paused {} until the destination verified memory and resumed it), {} transferred, {} normal + {} zero pages, {} dirty syncs, throttle steps {:?}",
         o.status,
         o.elapsed_ms,
@@ -391,22 +391,23 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
         o.throttle_steps
     );
     if let Some(reason) = &o.reason {
-        println!("reason: {reason}");
+        outln!("reason: {reason}");
     }
-    println!(
+    outln!(
         "guest during migration: {} page writes, {:.2} vCPU-s lost to the throttle",
-        o.guest_pages_written, o.guest_cpu_lost_s
+        o.guest_pages_written,
+        o.guest_cpu_lost_s
     );
     match r.memory_verified {
         Some(true) => {
-            println!("memory verified: source and destination equal (CRC32 of every page)")
+            outln!("memory verified: source and destination equal (CRC32 of every page)")
         }
-        Some(false) => println!("memory verification FAILED"),
-        None => println!("memory not verified (the migration did not reach switchover)"),
+        Some(false) => outln!("memory verification FAILED"),
+        None => outln!("memory not verified (the migration did not reach switchover)"),
     }
     if let Some(d) = &r.destination {
         if d.resumed {
-            println!(
+            outln!(
                 "destination: resumed at {} (source final: {}); then {:.0} page writes/s over {} ms",
                 counters_text(&d.counters_at_resume),
                 counters_text(&r.source_final),
@@ -414,11 +415,11 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
                 d.progress.as_ref().map_or(0, |p| p.interval_ms)
             );
         } else if let Some(e) = &d.error {
-            println!("destination: {e}");
+            outln!("destination: {e}");
         }
     }
     if let Some(p) = &r.source_after {
-        println!(
+        outln!(
             "source guest after the migration ended: still running, {:.0} page writes/s, throttle {}%",
             p.pages_written_per_s, r.source_throttle_after_pct
         );
@@ -518,8 +519,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
             source,
         })?;
     let bound = listener.local_addr()?;
-    println!("listening on tcp:{bound}");
-    let _ = std::io::stdout().flush();
+    outln!("listening on tcp:{bound}");
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
     let received = incoming::accept_one(&listener, &cancel, DirtyLogMode::Bitmap);
@@ -537,7 +537,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         }
     };
     let at_resume = inc.counters_at_resume.clone();
-    println!(
+    outln!(
         "migration received in {} ms: memory verified ({} pages, {:.1} ms), guest resumed at {}",
         t0.elapsed().as_millis(),
         inc.stats.verified_pages,
@@ -553,13 +553,13 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         let p = session::watch(&inc.machine, left.min(1000), &cancel);
         rates.push(p.pages_written_per_s);
         last = p.end.clone();
-        println!(
+        outln!(
             "guest running: {} ({:.0} page writes/s)",
             counters_text(&last),
             p.pages_written_per_s
         );
         if !inc.machine.failures().is_empty() {
-            println!("guest vCPU failed: {:?}", inc.machine.failures());
+            outln!("guest vCPU failed: {:?}", inc.machine.failures());
             break;
         }
     }
@@ -684,7 +684,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         cfg.vcpus = plan.info.as_ref().map_or(1, |i| i.vcpus);
     }
     if let Some(info) = &plan.info {
-        println!("guest: {info}");
+        outln!("guest: {info}");
     }
     let mut machine = crate::kvm::Machine::boot(cfg, &plan, args.guest.boot)?;
     machine.set_dma(args.guest.dma())?;
@@ -700,9 +700,9 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
     );
     done.store(true, Ordering::SeqCst);
     let rows = rows?;
-    println!("throttle_pct  dirty_pages/s  dirty_MiB/s  guest_writes/s  guest_cpu_pct");
+    outln!("throttle_pct  dirty_pages/s  dirty_MiB/s  guest_writes/s  guest_cpu_pct");
     for r in &rows {
-        println!(
+        outln!(
             "{:>12}  {:>13.0}  {:>11.1}  {:>14.0}  {:>13.1}",
             r.throttle_pct,
             r.dirty_pages_per_s,
@@ -738,7 +738,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         let mut bytes = Vec::new();
         profile.write(&mut bytes)?;
         crate::report::write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     Ok(super::exit::OK)
 }

@@ -1,6 +1,7 @@
 //! `autoconv plot`: a run directory, a sweep, or a profile, to PNG or SVG.
 
 use super::exit;
+use super::out::outln;
 use super::sweep::parse_metric;
 use crate::plot::{profile_plot_as, run_plot, sweep_plot, Format, SweepPlotOptions, DEFAULT_SIZE};
 use crate::report::profile::Profile;
@@ -175,7 +176,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<u8> {
         }
     };
     write_file_atomically(&out, &bytes)?;
-    println!("wrote {} ({}x{})", out.display(), args.size.0, args.size.1);
+    outln!("wrote {} ({}x{})", out.display(), args.size.0, args.size.1);
     let _ = DEFAULT_SIZE;
     Ok(exit::OK)
 }

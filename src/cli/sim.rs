@@ -1,6 +1,7 @@
 //! `autoconv sim` and `autoconv params`.
 
 use super::exit;
+use super::out::{out, outln};
 use crate::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
 use crate::report::{summary_json, write_run_dir, Summary};
 use crate::scenario::Scenario;
@@ -66,7 +67,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("writing results to {}", dir.display()))?;
     }
     if args.json {
-        print!("{}", summary_json(&summary)?);
+        out!("{}", summary_json(&summary)?);
     } else {
         print_summary(&scenario, seed, &outcome, out_dir.as_deref());
     }
@@ -100,7 +101,7 @@ fn print_summary(
     out: Option<&std::path::Path>,
 ) {
     let p = &scenario.migration.params;
-    println!(
+    outln!(
         "{} (seed {seed}): auto-converge {}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}, downtime-limit {} ms",
         scenario.name,
         if p.auto_converge { "on" } else { "off" },
@@ -114,14 +115,14 @@ fn print_summary(
         p.downtime_limit,
     );
     match o.status {
-        MigrationStatus::Completed => println!(
+        MigrationStatus::Completed => outln!(
             "  completed in {:.1} s, downtime {} ms, {} dirty syncs, {} transferred",
             o.elapsed_ms as f64 / 1000.0,
             o.downtime_ms.unwrap_or(0),
             o.dirty_sync_count,
             format_bytes(o.transferred_bytes)
         ),
-        status => println!(
+        status => outln!(
             "  {} after {:.1} s: {}; {} dirty syncs, {} transferred",
             status.as_str().to_uppercase(),
             o.elapsed_ms as f64 / 1000.0,
@@ -131,10 +132,10 @@ fn print_summary(
         ),
     }
     if o.throttle_steps.is_empty() {
-        println!("  throttle: never engaged");
+        outln!("  throttle: never engaged");
     } else {
         let steps: Vec<String> = o.throttle_steps.iter().map(u32::to_string).collect();
-        println!(
+        outln!(
             "  throttle: {} % (max {} %), guest lost {:.1} vCPU-s to throttling",
             steps.join(" -> "),
             o.max_throttle_pct,
@@ -142,7 +143,7 @@ fn print_summary(
         );
     }
     if let Some(dir) = out {
-        println!(
+        outln!(
             "  wrote {}/{{timeseries.csv,events.csv,summary.json}}",
             dir.display()
         );
@@ -216,19 +217,22 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
             "bandwidth assumed for the switchover decision",
         ),
     ];
-    println!(
+    outln!(
         "{:<28} {:<10} {:>10}  {:<14} meaning",
-        "parameter", "unit", "default", "range"
+        "parameter",
+        "unit",
+        "default",
+        "range"
     );
     for (name, unit, default, range, meaning) in rows {
-        println!("{name:<28} {unit:<10} {default:>10}  {range:<14} {meaning}");
+        outln!("{name:<28} {unit:<10} {default:>10}  {range:<14} {meaning}");
     }
-    println!();
-    println!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
-    println!(
+    outln!();
+    outln!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
+    outln!(
         "  time_limit_s   600   stop a migration that has not converged and report `not-converged`"
     );
-    println!(
+    outln!(
         "  qemu_version   10.2  reproduce this QEMU release where releases differ (7.2 .. 10.2)"
     );
     Ok(exit::OK)
