@@ -8,6 +8,7 @@
 //! * [`report`]: timeseries.csv, events.csv, summary.json, the profile CSV.
 //! * [`sweep`]: policy grids run in parallel, ranked; shards and merges.
 //! * [`plot`]: PNG/SVG pictures of runs, sweeps and profiles.
+//! * [`qemu`]: real QEMU driven and recorded over QMP.
 //! * [`check`]: baselines re-run, regressions reported; recorded runs vs simulations.
 
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@ pub mod guest_image;
 pub mod kvm;
 pub mod migration;
 pub mod plot;
+pub mod qemu;
 pub mod report;
 pub mod scenario;
 pub mod sim;
