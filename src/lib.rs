@@ -3,6 +3,7 @@
 //! * [`migration`]: the one pre-copy migration core (state machine, auto-converge, throttle).
 //! * [`sim`]: the seeded synthetic guest, virtual clock and simulated link.
 //! * [`kvm`]: a small VMM running real guests under KVM, and [`guest_image`] to build them.
+//! * [`session`]: a whole migration put together: a backend's guest joined to the transport.
 //! * [`transport`]: the framed TCP migration stream and the destination.
 //! * [`scenario`]: scenario files and `--set` overrides.
 //! * [`report`]: timeseries.csv, events.csv, summary.json, the profile CSV.
@@ -14,7 +15,6 @@
 #![deny(missing_docs)]
 
 pub mod check;
-pub mod cli;
 pub mod guest_image;
 pub mod kvm;
 pub mod migration;
@@ -22,6 +22,7 @@ pub mod plot;
 pub mod qemu;
 pub mod report;
 pub mod scenario;
+pub mod session;
 pub mod sim;
 pub mod sweep;
 pub mod transport;

@@ -3,10 +3,10 @@
 use super::exit;
 use super::out::{out, outln};
 use super::sweep::{parse_metric, pool, progress};
-use crate::check::{check, format_report};
-use crate::report::write_file_atomically;
-use crate::sweep::{Metric, RunsTable};
 use anyhow::Context;
+use autoconv::check::{check, format_report};
+use autoconv::report::write_file_atomically;
+use autoconv::sweep::{Metric, RunsTable};
 use clap::Args;
 use std::path::PathBuf;
 
