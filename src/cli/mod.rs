@@ -11,6 +11,7 @@ pub mod out;
 mod plot;
 mod profile;
 mod profile_kvm;
+mod profile_qmp;
 mod run_kvm;
 mod sim;
 mod sweep;
