@@ -1,6 +1,7 @@
 //! `autoconv profile --kvm IMAGE`: boot a real guest and measure its throttle vs dirty-rate
 //! curve into the profile CSV.
 
+use super::out::outln;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -65,7 +66,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         cfg.vcpus = plan.info.as_ref().map_or(1, |i| i.vcpus);
     }
     if let Some(info) = &plan.info {
-        println!("guest: {info}");
+        outln!("guest: {info}");
     }
     let mut machine = autoconv::kvm::Machine::boot(cfg, &plan, args.guest.boot)?;
     machine.set_dma(args.guest.dma())?;
@@ -81,9 +82,9 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
     );
     done.store(true, Ordering::SeqCst);
     let rows = rows?;
-    println!("throttle_pct  dirty_pages/s  dirty_MiB/s  guest_writes/s  guest_cpu_pct");
+    outln!("throttle_pct  dirty_pages/s  dirty_MiB/s  guest_writes/s  guest_cpu_pct");
     for r in &rows {
-        println!(
+        outln!(
             "{:>12}  {:>13.0}  {:>11.1}  {:>14.0}  {:>13.1}",
             r.throttle_pct,
             r.dirty_pages_per_s,
@@ -123,7 +124,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         let mut bytes = Vec::new();
         profile.write(&mut bytes)?;
         autoconv::report::write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     Ok(super::exit::OK)
 }

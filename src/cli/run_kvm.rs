@@ -1,5 +1,6 @@
 //! `autoconv run --kvm IMAGE`: run a real guest, live-migrate it, report and write the run.
 
+use super::out::outln;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -155,7 +156,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             &[("serial.txt", &report.source_serial)],
         )
         .with_context(|| format!("writing results to {}", dir.display()))?;
-        println!(
+        outln!(
             "wrote {}/{{timeseries.csv,events.csv,summary.json,serial.txt}}",
             dir.display()
         );
@@ -170,13 +171,15 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
 fn print_run_report(r: &RunReport, config: &MigrationConfig) {
     let o = &r.outcome;
     if let Some(img) = &r.image {
-        println!("guest: {img}");
+        outln!("guest: {img}");
     }
-    println!(
+    outln!(
         "before migrating: {:.0} page writes/s, {} COM1 bytes in {} ms",
-        r.before.pages_written_per_s, r.before.serial_bytes, r.before.interval_ms
+        r.before.pages_written_per_s,
+        r.before.serial_bytes,
+        r.before.interval_ms
     );
-    println!(
+    outln!(
         "migration {}: {} ms, downtime {} (limit {} ms; guest paused {} until the destination verified memory and resumed it), {} transferred, {} normal + {} zero pages, {} dirty syncs, throttle steps {:?}",
         o.status,
         o.elapsed_ms,
@@ -190,9 +193,9 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
         o.throttle_steps
     );
     if let Some(reason) = &o.reason {
-        println!("reason: {reason}");
+        outln!("reason: {reason}");
     }
-    println!(
+    outln!(
         "guest during migration: {} page writes, {} pages in KVM's dirty log, {} COM1 bytes, {:.2} vCPU-s lost to the throttle",
         o.guest_pages_written,
         r.activity.dirty_logged_pages,
@@ -201,14 +204,14 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
     );
     match r.memory_verified {
         Some(true) => {
-            println!("memory verified: source and destination equal (CRC32 of every page)")
+            outln!("memory verified: source and destination equal (CRC32 of every page)")
         }
-        Some(false) => println!("memory verification FAILED"),
-        None => println!("memory not verified (the migration did not reach switchover)"),
+        Some(false) => outln!("memory verification FAILED"),
+        None => outln!("memory not verified (the migration did not reach switchover)"),
     }
     if let Some(d) = &r.destination {
         if d.resumed {
-            println!(
+            outln!(
                 "destination: resumed at {} (source final: {}); then {:.0} page writes/s, {} COM1 bytes over {} ms",
                 counters_text(&d.counters_at_resume),
                 counters_text(&r.source_final),
@@ -217,11 +220,11 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
                 d.progress.as_ref().map_or(0, |p| p.interval_ms)
             );
         } else if let Some(e) = &d.error {
-            println!("destination: {e}");
+            outln!("destination: {e}");
         }
     }
     if let Some(p) = &r.source_after {
-        println!(
+        outln!(
             "source guest after the migration ended: still running, {:.0} page writes/s, throttle {}%",
             p.pages_written_per_s, r.source_throttle_after_pct
         );
