@@ -111,7 +111,7 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
             true
         })?;
         if let Some(r) = &r {
-            println!("  per-vCPU rates (dirty-ring; not in the fit: rings count a re-written page again):");
+            outln!("  per-vCPU rates (dirty-ring; not in the fit: rings count a re-written page again):");
             print_reading(r);
         }
         r
