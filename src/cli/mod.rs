@@ -9,7 +9,6 @@ mod incoming;
 mod kvm_guest;
 mod plot;
 mod profile;
-mod profile_kvm;
 mod run_kvm;
 mod sim;
 mod sweep;
