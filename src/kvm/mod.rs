@@ -5,6 +5,7 @@
 //! * [`machine`]: a VM with its vCPU threads, COM1 and throttle timer.
 //! * [`loader`]: multiboot v1 images, checked before any VM exists.
 //! * [`source`]: the core's [`Guest`](crate::migration::Guest) on a running machine.
+//! * [`progress`]: whether the guest did anything while it was migrated.
 
 pub mod clock;
 pub mod control;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod progress;
 pub mod serial;
 pub mod source;
 pub mod throttle;
