@@ -221,9 +221,7 @@ fn plot_to(
 /// `profile --kvm`: boot the guest, measure it with the core's dirty-rate routine, then the
 /// same report as for a scenario.
 fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        anyhow::bail!("{why}");
-    }
+    guest.check_runnable()?;
     let (mut machine, info) =
         kvm_profile::start_guest(&guest.image, guest.machine(), guest.boot, guest.dma())?;
     if let Some(info) = &info {

@@ -65,9 +65,7 @@ Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        anyhow::bail!("{why}");
-    }
+    args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
@@ -185,8 +183,8 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
                 "image": args.guest.image.display().to_string(),
                 "memory_bytes": r.ram_bytes,
                 "vcpus": r.vcpus,
-                "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
-                "boot": format!("{:?}", args.guest.boot).to_lowercase(),
+                "dirty_log": args.guest.dirty_log.to_string(),
+                "boot": args.guest.boot.to_string(),
                 "dma": r.dma,
                 "warmup_ms": args.warmup,
             }),

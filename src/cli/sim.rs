@@ -2,7 +2,9 @@
 
 use super::exit;
 use anyhow::Context;
-use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
+use autoconv::migration::{
+    AutoconvSettings, MigrationOutcome, MigrationParameters, MigrationStatus, QemuVersion, Timeline,
+};
 use autoconv::report::{summary_json, write_run_dir, Summary};
 use autoconv::scenario::Scenario;
 use autoconv::units::format_bytes;
@@ -225,11 +227,16 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
     }
     println!();
     println!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
+    let a = AutoconvSettings::default();
     println!(
-        "  time_limit_s   600   stop a migration that has not converged and report `not-converged`"
+        "  time_limit_s   {:<5} stop a migration that has not converged and report `not-converged`",
+        a.time_limit_ms / 1000
     );
     println!(
-        "  qemu_version   10.2  reproduce this QEMU release where releases differ (7.2 .. 10.2)"
+        "  qemu_version   {:<5} reproduce this QEMU release where releases differ ({} .. {})",
+        a.qemu_version.to_string(),
+        QemuVersion::OLDEST,
+        QemuVersion::CURRENT
     );
     Ok(exit::OK)
 }
