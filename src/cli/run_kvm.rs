@@ -65,6 +65,21 @@ Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
+    if config.params.dirty_limit {
+        if !matches!(
+            args.guest.dirty_log,
+            autoconv::kvm::DirtyLogMode::Ring { .. }
+        ) {
+            // QEMU refuses the capability without dirty rings.
+            anyhow::bail!(
+                "{} (here: --dirty-log ring)",
+                autoconv::migration::env::DIRTY_RING_REQUIRED
+            );
+        }
+        anyhow::bail!(
+            "dirty-limit is not implemented in autoconv's KVM backend yet (the per-vCPU sleep on a full dirty ring is missing); it runs in the simulator (autoconv sim)"
+        );
+    }
     args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
