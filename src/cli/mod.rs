@@ -9,6 +9,7 @@ mod incoming;
 mod kvm_guest;
 mod plot;
 mod profile;
+mod profile_qmp;
 mod run_kvm;
 mod sim;
 mod sweep;

@@ -19,10 +19,13 @@
 //! | `page_size_bytes` | page size (4096) |
 //! | `memory_bytes` | guest RAM |
 //! | `vcpus` | guest vCPUs |
-//! | `source` | what was measured: `sim:<scenario> seed=<n>` or `kvm:<image>` |
+//! | `source` | what was measured: `sim:<scenario> seed=<n>`, `kvm:<image>` or `qmp:<socket> ...` |
+//! | `host_cpu_model` | the host a real guest was measured on: `model name` of its /proc/cpuinfo |
+//! | `host_cores` | that host's logical CPUs |
 //!
 //! The metadata columns repeat on every row so the file stays one self-describing table that
-//! any CSV tool reads. `dirty_pages_per_s` and `guest_write_pages_per_s` are accepted as
+//! any CSV tool reads. The guest's unthrottled write rate, which tells whether a guest runs as
+//! it did when profiled, is `guest_write_pages_s` of the `throttle_pct` 0 row. `dirty_pages_per_s` and `guest_write_pages_per_s` are accepted as
 //! older spellings of the two rate columns.
 
 use crate::migration::dirty_rate::DirtyRates;
@@ -45,6 +48,8 @@ pub const PROFILE_COLUMNS: &[&str] = &[
     "memory_bytes",
     "vcpus",
     "source",
+    "host_cpu_model",
+    "host_cores",
 ];
 
 /// One throttle level.
@@ -87,6 +92,12 @@ pub struct ProfileRow {
     /// What was measured.
     #[serde(default)]
     pub source: Option<String>,
+    /// CPU model of the host a real guest was measured on (profiles before it: absent).
+    #[serde(default)]
+    pub host_cpu_model: Option<String>,
+    /// Logical CPUs of that host.
+    #[serde(default)]
+    pub host_cores: Option<u32>,
 }
 
 /// A whole profile, rows in increasing throttle order.
@@ -137,8 +148,13 @@ pub struct Verdict {
 
 impl Profile {
     /// The rows of a measurement by the core's dirty-rate routine, `source` naming what was
-    /// measured (`sim:<scenario> seed=<n>`, `kvm:<image>`).
-    pub fn from_dirty_rates(rates: &DirtyRates, source: &str) -> Profile {
+    /// measured (`sim:<scenario> seed=<n>`, `kvm:<image>`) and `host` the machine a real guest
+    /// ran on (None for a model, which runs the same on every host).
+    pub fn from_dirty_rates(
+        rates: &DirtyRates,
+        source: &str,
+        host: Option<&crate::report::host::HostInfo>,
+    ) -> Profile {
         let rows = rates
             .levels
             .iter()
@@ -156,6 +172,8 @@ impl Profile {
                 memory_bytes: Some(rates.ram_bytes),
                 vcpus: Some(rates.vcpus),
                 source: Some(source.to_string()),
+                host_cpu_model: host.map(|h| h.cpu_model.clone()),
+                host_cores: host.map(|h| h.cores),
             })
             .collect();
         Profile { rows }
@@ -289,10 +307,31 @@ impl Profile {
                 opt_u(r.memory_bytes),
                 opt_u(r.vcpus.map(u64::from)),
                 r.source.clone().unwrap_or_default(),
+                r.host_cpu_model.clone().unwrap_or_default(),
+                opt_u(r.host_cores.map(u64::from)),
             ])?;
         }
         w.flush()?;
         Ok(())
+    }
+
+    /// The guest's own page writes per second unthrottled (`guest_write_pages_s` at 0%), if
+    /// measured.
+    pub fn unthrottled_write_pages_s(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.throttle_pct == 0)
+            .and_then(|r| r.guest_write_pages_s)
+    }
+
+    /// The host a real guest was measured on, if the profile says.
+    pub fn host(&self) -> Option<crate::report::host::HostInfo> {
+        let r = &self.rows[0];
+        let cpu_model = r.host_cpu_model.clone().filter(|m| !m.is_empty())?;
+        Some(crate::report::host::HostInfo {
+            cpu_model,
+            cores: r.host_cores.unwrap_or(0),
+        })
     }
 
     /// The harvest period the rates were measured over (ms).

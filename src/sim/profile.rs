@@ -80,5 +80,5 @@ pub fn profile_with_model<M: RamModel>(
         interval_ms: opts.interval_ms,
     };
     let measured = measure_dirty_rates(&mut guest, &mut clock, &rates, &CancelToken::new())?;
-    Ok(Profile::from_dirty_rates(&measured, &opts.source))
+    Ok(Profile::from_dirty_rates(&measured, &opts.source, None))
 }
