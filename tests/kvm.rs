@@ -1,8 +1,10 @@
 //! Real KVM guests, migrated by the core. Each test skips with a printed reason when /dev/kvm is
-//! not usable, and says so: it never passes silently.
+//! not usable, and fails instead under AUTOCONV_REQUIRE_ALL=1 (CI): it never passes silently.
 //!
 //! The tests share two cores with everything else, so they take a lock and run one at a time,
 //! with small guests and bandwidth limits chosen so each finishes in seconds.
+
+mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,9 +21,7 @@ static KVM: Mutex<()> = Mutex::new(());
 
 /// None (and a printed reason) when KVM tests cannot run here.
 fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        eprintln!("SKIPPED {test}: {why}");
-        println!("SKIPPED {test}: {why}");
+    if !common::require::require_kvm(test) {
         return None;
     }
     Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))

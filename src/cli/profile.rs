@@ -4,6 +4,7 @@
 use super::ctrl_c::ctrl_c_token;
 use super::exit;
 use super::kvm_guest::KvmGuestArgs;
+use super::out::{out, outln};
 use super::values::parse_positive_duration_ms;
 use anyhow::Context;
 use autoconv::migration::dirty_rate::DirtyRateOptions;
@@ -198,19 +199,21 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
     };
     let p =
         profile(&scenario, seed, &opts).map_err(|e| anyhow::anyhow!(error_chain(e.as_ref())))?;
-    println!(
+    outln!(
         "{} (seed {seed}): dirty rate per {} ms harvest, {} ms held at each level",
-        scenario.name, args.sync_interval, args.hold
+        scenario.name,
+        args.sync_interval,
+        args.hold
     );
     print_rows(&p);
     let bw = bandwidth.unwrap_or(migration_bandwidth_bytes_s(&scenario) as f64);
     let trigger = scenario.migration.params.throttle_trigger_threshold;
-    print!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
+    out!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
         p.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     if let Some(path) = &args.plot {
         let title = format!(
@@ -223,12 +226,16 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
 }
 
 pub(super) fn print_rows(p: &Profile) {
-    println!(
+    outln!(
         "  {:>8}  {:>14}  {:>12}  {:>16}  {:>10}",
-        "throttle", "dirty pages/s", "dirty rate", "guest writes/s", "guest CPU"
+        "throttle",
+        "dirty pages/s",
+        "dirty rate",
+        "guest writes/s",
+        "guest CPU"
     );
     for r in &p.rows {
-        println!(
+        outln!(
             "  {:>7}%  {:>14.0}  {:>12}  {:>16.0}  {:>9.1}%",
             r.throttle_pct,
             r.dirty_pages_s,
@@ -252,7 +259,7 @@ pub(super) fn plot_to(
     let bytes = autoconv::plot::profile_plot(p, title, bandwidth, trigger, path)
         .with_context(|| format!("plotting {}", path.display()))?;
     write_file_atomically(path, &bytes)?;
-    println!("wrote {}", path.display());
+    outln!("wrote {}", path.display());
     Ok(())
 }
 
@@ -260,10 +267,11 @@ pub(super) fn plot_to(
 /// same report as for a scenario.
 fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
     guest.check_runnable()?;
+    let image = guest.image()?.to_path_buf();
     let (mut machine, info) =
-        kvm_profile::start_guest(&guest.image, guest.machine(), guest.boot, guest.dma())?;
+        kvm_profile::start_guest(&image, guest.machine(), guest.boot, guest.dma())?;
     if let Some(info) = &info {
-        println!("guest: {info}");
+        outln!("guest: {info}");
     }
     let (cancel, done) = ctrl_c_token();
     // Let the workload get going before the first level.
@@ -278,14 +286,10 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
     let measured = measured.map_err(|e| anyhow::anyhow!(error_chain(e.as_ref())))?;
     // The calibration holds on a host like this one: record which it was.
     let host = autoconv::report::host::HostInfo::this_host();
-    let p = Profile::from_dirty_rates(
-        &measured,
-        &format!("kvm:{}", guest.image.display()),
-        Some(&host),
-    );
-    println!(
+    let p = Profile::from_dirty_rates(&measured, &format!("kvm:{}", image.display()), Some(&host));
+    outln!(
         "{}: dirty rate per {} ms harvest, {} ms held at each level",
-        guest.image.display(),
+        image.display(),
         args.sync_interval,
         args.hold
     );
@@ -293,15 +297,15 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
     // QEMU's default max-bandwidth: what a migration of this guest would get unless told.
     let bw = bandwidth.unwrap_or(MigrationParameters::default().max_bandwidth as f64);
     let trigger = MigrationParameters::default().throttle_trigger_threshold;
-    print!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
+    out!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
         p.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     if let Some(plot) = &args.plot {
-        let title = format!("{}: dirty rate vs throttle (KVM)", guest.image.display());
+        let title = format!("{}: dirty rate vs throttle (KVM)", image.display());
         plot_to(&p, &title, bw, trigger, plot)?;
     }
     Ok(exit::OK)
