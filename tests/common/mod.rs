@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod prereq;
+
 use autoconv::migration::{Event, MigrationOutcome, SyncReason, Timeline};
 use autoconv::scenario::{Scenario, ScenarioSource};
 
