@@ -211,6 +211,8 @@ impl Guest for KvmSource<'_> {
             vcpus: self.machine.vcpu_count(),
             throttle_sleep_vcpu_ns: self.machine.throttle_slept_ns(),
             pages_written: self.machine.pages_written(),
+            // No dirty ring (bitmap dirty log): dirty-limit is refused, these stay 0.
+            ..GuestObservation::default()
         }
     }
 }
