@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod prereq;
+pub mod require;
 
 use autoconv::migration::{Event, MigrationOutcome, SyncReason, Timeline};
 use autoconv::scenario::{Scenario, ScenarioSource};
