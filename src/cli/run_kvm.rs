@@ -122,9 +122,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             autoconv::migration::env::DIRTY_RING_REQUIRED
         );
     }
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        anyhow::bail!("{why}");
-    }
+    args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
@@ -254,6 +252,7 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
             p.pages_written_per_s, r.source_throttle_after_pct
         );
     }
+    println!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
         eprintln!("autoconv: warning: {w}");
     }
@@ -270,8 +269,8 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
                 "image": args.guest.image.as_deref().map(|p| p.display().to_string()),
                 "memory_bytes": r.ram_bytes,
                 "vcpus": r.vcpus,
-                "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
-                "boot": format!("{:?}", args.guest.boot).to_lowercase(),
+                "dirty_log": args.guest.dirty_log.to_string(),
+                "boot": args.guest.boot.to_string(),
                 "dma": r.dma,
                 "warmup_ms": args.warmup,
             }),
@@ -304,6 +303,10 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
         // the migration, so these figures measure no workload.
         ("guest_progress", serde_json::json!(r.guest_progress())),
         ("warnings", serde_json::json!(r.warnings)),
+        (
+            "host_cpu",
+            serde_json::to_value(r.host_cpu).unwrap_or_default(),
+        ),
         (
             "guest",
             serde_json::json!({
