@@ -1,6 +1,7 @@
 //! The command line: a thin layer over the library. Errors reach the user as one line with
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
+mod advise;
 mod check;
 mod compare;
 pub mod kvm;
@@ -58,6 +59,7 @@ enum Command {
     Plot(plot::PlotArgs),
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
+    Advise(advise::AdviseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,5 +85,6 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Plot(args) => plot::run(args),
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Advise(args) => advise::run(args),
     }
 }
