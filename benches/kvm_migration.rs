@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use autoconv::guest_image::{build_image, GuestSpec, Pace, Pattern};
-use autoconv::kvm::session::{run_migration, Destination, RunOptions};
 use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::session::kvm::{run_migration, Destination, RunOptions};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

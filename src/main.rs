@@ -1,13 +1,15 @@
 //! The `autoconv` binary: a thin shell over the library.
 
+mod cli;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match autoconv::cli::main() {
+    match cli::main() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("autoconv: error: {e:#}");
-            ExitCode::from(autoconv::cli::exit::ERROR)
+            ExitCode::from(cli::exit::ERROR)
         }
     }
 }

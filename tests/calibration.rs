@@ -144,7 +144,7 @@ fn a_scenario_calibrated_on_a_profile_of_heavy_predicts_heavy() {
         // The throttle sequence, which decides the policy's cost, is reproduced exactly...
         assert_eq!(c.throttle_steps, r.throttle_steps, "{sets:?}");
         // ...and the time and sync count closely (the equivalent writer is exact only over
-        // 1 s periods; see src/sim/calibrate.rs).
+        // 1 s periods; see src/scenario/calibrate.rs).
         let (ct, rt) = (
             c.total_time_ms.unwrap() as f64,
             r.total_time_ms.unwrap() as f64,

@@ -11,7 +11,13 @@ fn json(o: &std::process::Output) -> serde_json::Value {
 #[test]
 fn heavy_within_70_pct_is_faster_than_qemus_defaults_and_ready_to_apply() {
     let o = autoconv(
-        &["advise", "scenarios/heavy.toml", "--max-throttle", "70", "--json"],
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "70",
+            "--json",
+        ],
         &repo(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -35,7 +41,10 @@ fn heavy_within_70_pct_is_faster_than_qemus_defaults_and_ready_to_apply() {
         qmp[1]["arguments"]["cpu-throttle-initial"],
         params["cpu-throttle-initial"]
     );
-    assert_eq!(qmp[1]["arguments"]["max-cpu-throttle"], params["max-cpu-throttle"]);
+    assert_eq!(
+        qmp[1]["arguments"]["max-cpu-throttle"],
+        params["max-cpu-throttle"]
+    );
     let virsh = v["apply"]["virsh"].as_array().unwrap();
     let line = virsh.last().unwrap().as_str().unwrap();
     assert!(
@@ -48,7 +57,14 @@ fn heavy_within_70_pct_is_faster_than_qemus_defaults_and_ready_to_apply() {
 
     // The text form prints the three forms.
     let o = autoconv(
-        &["advise", "scenarios/heavy.toml", "--max-throttle", "70", "--seeds", "2"],
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "70",
+            "--seeds",
+            "2",
+        ],
         &repo(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -70,16 +86,34 @@ fn heavy_within_70_pct_is_faster_than_qemus_defaults_and_ready_to_apply() {
 #[test]
 fn heavy_within_60_pct_says_none_converges_and_what_would() {
     let o = autoconv(
-        &["advise", "scenarios/heavy.toml", "--max-throttle", "60", "--seeds", "1"],
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "60",
+            "--seeds",
+            "1",
+        ],
         &repo(),
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("No policy converges within the limits (max throttle <= 60 %)"), "{out}");
+    assert!(
+        out.contains("No policy converges within the limits (max throttle <= 60 %)"),
+        "{out}"
+    );
     assert!(out.contains("What would converge"), "{out}");
     assert!(out.contains("downtime-limit="), "{out}");
     let o = autoconv(
-        &["advise", "scenarios/heavy.toml", "--max-throttle", "60", "--seeds", "1", "--json"],
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "60",
+            "--seeds",
+            "1",
+            "--json",
+        ],
         &repo(),
     );
     let v = json(&o);
@@ -130,7 +164,12 @@ fn front_plot_and_bad_input() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = autoconv(
-        &["advise", "scenarios/heavy.toml", "-o", dir.path().join("f.jpg").to_str().unwrap()],
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "-o",
+            dir.path().join("f.jpg").to_str().unwrap(),
+        ],
         &repo(),
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use autoconv::guest_image::{build_image, layout, GuestSpec, Pace, Pattern};
-use autoconv::kvm::session::{run_migration, Destination, RunOptions, RunReport};
 use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 
 static KVM: Mutex<()> = Mutex::new(());
 
@@ -175,9 +175,14 @@ fn higher_throttle_means_fewer_guest_writes() {
     let img = image(dir.path(), "paced.img", &paced_spec());
     let mut m = boot_small(&img);
     m.start().unwrap();
-    let rows =
-        autoconv::cli::kvm::profile_machine(&mut m, &[0, 50, 90], 1_000, 500, &CancelToken::new())
-            .unwrap();
+    let rows = autoconv::kvm::profile::profile_machine(
+        &mut m,
+        &[0, 50, 90],
+        1_000,
+        500,
+        &CancelToken::new(),
+    )
+    .unwrap();
     let w: Vec<f64> = rows.iter().map(|r| r.guest_write_pages_per_s).collect();
     assert!(w[0] > 10_000.0, "{rows:?}");
     assert!(w[1] < 0.75 * w[0], "50% must slow the guest: {rows:?}");
@@ -503,8 +508,9 @@ fn dma_writes_are_tracked_and_not_slowed_by_the_throttle() {
     let mut m = boot_small(&img);
     m.set_dma(Some(dma)).unwrap();
     m.start().unwrap();
-    let rows = autoconv::cli::kvm::profile_machine(&mut m, &[0, 90], 600, 100, &CancelToken::new())
-        .unwrap();
+    let rows =
+        autoconv::kvm::profile::profile_machine(&mut m, &[0, 90], 600, 100, &CancelToken::new())
+            .unwrap();
     let (free, throttled) = (rows[0].dirty_pages_per_s, rows[1].dirty_pages_per_s);
     assert!(free > 20_000.0, "{rows:?}");
     assert!(

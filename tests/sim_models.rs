@@ -185,7 +185,8 @@ fn a_1_tib_guest_simulates_in_bounded_memory() {
         "#,
         &[],
     );
-    let model = autoconv::sim::aggregate::AggregateModel::new(s.layout(), 1);
+    let model =
+        autoconv::sim::aggregate::AggregateModel::new(autoconv::sim::compile::layout(&s), 1);
     let mut t = autoconv::migration::Timeline::default();
     let (o, model) = autoconv::sim::simulate_with_model(&s, model, &mut t);
     assert!(

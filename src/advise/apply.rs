@@ -159,9 +159,15 @@ mod tests {
         assert_eq!(f.qmp[1]["arguments"]["max-cpu-throttle"], 70);
         assert_eq!(f.qmp[1]["arguments"]["cpu-throttle-tailslow"], false);
         assert_eq!(f.qmp[1]["arguments"]["max-bandwidth"], 1u64 << 30);
-        assert!(f.hmp.contains(&"migrate_set_capability auto-converge on".to_string()));
-        assert!(f.hmp.contains(&"migrate_set_parameter max-bandwidth 1G".to_string()));
-        assert!(f.hmp.contains(&"migrate_set_parameter cpu-throttle-tailslow off".to_string()));
+        assert!(f
+            .hmp
+            .contains(&"migrate_set_capability auto-converge on".to_string()));
+        assert!(f
+            .hmp
+            .contains(&"migrate_set_parameter max-bandwidth 1G".to_string()));
+        assert!(f
+            .hmp
+            .contains(&"migrate_set_parameter cpu-throttle-tailslow off".to_string()));
         // virsh has no option for max-cpu-throttle: set through the monitor; defaults skipped.
         assert_eq!(
             f.virsh,

@@ -130,11 +130,7 @@ fn robustness(req: &Request, policy: &Policy) -> Robustness {
         seeds: runs.len(),
         within_constraints: runs.iter().filter(|r| req.constraints.allows(r)).count(),
         converged: runs.iter().filter(|r| r.converged()).count(),
-        total_time_ms: times
-            .iter()
-            .min()
-            .copied()
-            .zip(times.iter().max().copied()),
+        total_time_ms: times.iter().min().copied().zip(times.iter().max().copied()),
     }
 }
 
@@ -248,7 +244,12 @@ pub fn advise(req: &Request) -> Advice {
         .iter()
         .take(REFINE_BEST)
         .map(|g| g.representative)
-        .chain(plane_front.iter().take(REFINE_FRONT).map(|g| g.representative));
+        .chain(
+            plane_front
+                .iter()
+                .take(REFINE_FRONT)
+                .map(|g| g.representative),
+        );
     for Policy::Throttle(t) in picks {
         if !seeds.contains(&(t.initial_pct, t.max_throttle_pct)) {
             seeds.push((t.initial_pct, t.max_throttle_pct));
@@ -337,8 +338,7 @@ mod tests {
     use super::*;
 
     fn request(constraints: Constraints, objective: Metric, space: Space) -> Request {
-        let scenario =
-            Scenario::load(std::path::Path::new("scenarios/heavy.toml"), &[]).unwrap();
+        let scenario = Scenario::load(std::path::Path::new("scenarios/heavy.toml"), &[]).unwrap();
         Request {
             seed: scenario.seed,
             robustness_seeds: vec![1],
@@ -459,7 +459,9 @@ mod tests {
         assert!(a.recommended.is_none());
         let r = a.rescue.expect("a rescue");
         assert!(!r.throttle_cannot_help());
-        let (ms, run) = r.downtime_limit_ms.expect("a downtime-limit that converges");
+        let (ms, run) = r
+            .downtime_limit_ms
+            .expect("a downtime-limit that converges");
         assert!(ms > 300 && run.converged() && run.max_throttle_pct <= 60);
         // Just below the value found, it does not converge (the bisection's 1 % resolution).
         let mut s = req.scenario.clone();

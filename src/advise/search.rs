@@ -159,7 +159,11 @@ pub fn groups_of(space: &Space) -> Vec<Vec<ThrottlePolicy>> {
 
 /// Evaluate groups of policies (each sharing initial, tailslow and trigger threshold) in
 /// parallel; results in group order.
-pub fn evaluate_groups(scenario: &Scenario, seed: u64, groups: &[Vec<ThrottlePolicy>]) -> Evaluation {
+pub fn evaluate_groups(
+    scenario: &Scenario,
+    seed: u64,
+    groups: &[Vec<ThrottlePolicy>],
+) -> Evaluation {
     let done: Vec<(Vec<usize>, Vec<RunMetrics>)> = groups
         .par_iter()
         .map(|g| evaluate_group(scenario, seed, g))

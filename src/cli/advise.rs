@@ -1,12 +1,12 @@
 //! `autoconv advise`: the policy to set, as settings to paste.
 
 use super::exit;
-use crate::advise::apply::{forms, ApplyForms};
-use crate::advise::{advise, Advice, Constraints, Point, Request, Space};
-use crate::report::write_file_atomically;
-use crate::scenario::{Scenario, ScenarioSource};
-use crate::sweep::Metric;
 use anyhow::{bail, Context};
+use autoconv::advise::apply::{forms, ApplyForms};
+use autoconv::advise::{advise, Advice, Constraints, Point, Request, Space};
+use autoconv::report::write_file_atomically;
+use autoconv::scenario::{Scenario, ScenarioSource};
+use autoconv::sweep::Metric;
 use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -107,7 +107,9 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
             .ok_or_else(bad)?;
         let value: f64 = rest[..n].parse().map_err(|_| bad())?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let ms = match &rest[..u] {
             "ms" => 1.0,
             "s" => 1000.0,
@@ -118,9 +120,7 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         total += value * ms;
         rest = &rest[u..];
     }
-    (total > 0.0)
-        .then(|| total.round() as u64)
-        .ok_or_else(bad)
+    (total > 0.0).then(|| total.round() as u64).ok_or_else(bad)
 }
 
 /// A scenario for a profile CSV: the whole memory written as the profile says.
@@ -131,8 +131,8 @@ fn scenario_from_profile(path: &Path, args: &AdviseArgs) -> anyhow::Result<Scena
             path.display()
         );
     };
-    let mut rdr = csv::Reader::from_path(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     let headers = rdr.headers()?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
     let first = rdr
@@ -150,8 +150,8 @@ fn scenario_from_profile(path: &Path, args: &AdviseArgs) -> anyhow::Result<Scena
         ),
     };
     let vcpus = recorded("vcpus").unwrap_or_else(|| "1".into());
-    let abs = std::fs::canonicalize(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let abs =
+        std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -184,7 +184,7 @@ fn scenario_from_run(dir: &Path, args: &AdviseArgs) -> anyhow::Result<Scenario> 
             path.display()
         );
     };
-    let mut sets = crate::check::compare::overrides_from_summary(&summary);
+    let mut sets = autoconv::check::compare::overrides_from_summary(&summary);
     sets.extend(args.sets.iter().cloned());
     Ok(Scenario::load(Path::new(file), &sets)
         .with_context(|| format!("the scenario {} names", path.display()))?)
@@ -209,7 +209,7 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
     let t0 = Instant::now();
     let scenario = load_source(&args)?;
     if let Some(out) = &args.output {
-        crate::plot::Format::from_path(out)?;
+        autoconv::plot::Format::from_path(out)?;
     }
     let pool = super::sweep::pool(args.jobs)?;
     let constraints = Constraints {
@@ -228,12 +228,15 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
     let advice = pool.install(|| advise(&req));
     let secs = t0.elapsed().as_secs_f64();
     let threads = pool.current_num_threads();
-    let apply = advice
-        .recommended
-        .as_ref()
-        .map(|r| forms(&r.group.representative, &req.scenario.migration.params, &args.domain));
+    let apply = advice.recommended.as_ref().map(|r| {
+        forms(
+            &r.group.representative,
+            &req.scenario.migration.params,
+            &args.domain,
+        )
+    });
     if let Some(out) = &args.output {
-        let png = crate::plot::advise::draw_front(out, &req.scenario.name, &advice)?;
+        let png = autoconv::plot::advise::draw_front(out, &req.scenario.name, &advice)?;
         write_file_atomically(out, &png)?;
     }
     if args.json {
@@ -273,7 +276,7 @@ fn describe_constraints(c: &Constraints) -> String {
     }
 }
 
-fn figures_text(r: &crate::sweep::RunMetrics) -> String {
+fn figures_text(r: &autoconv::sweep::RunMetrics) -> String {
     match r.total_time_ms {
         Some(t) => format!(
             "{:.1} s, guest CPU lost {:.1} vCPU-s, max throttle {} %",
@@ -293,11 +296,7 @@ fn figures_text(r: &crate::sweep::RunMetrics) -> String {
 fn robustness_text(p: &Point) -> String {
     let r = &p.robustness;
     let times = r.total_time_ms.map_or(String::new(), |(a, b)| {
-        format!(
-            ", {:.1}-{:.1} s",
-            a as f64 / 1000.0,
-            b as f64 / 1000.0
-        )
+        format!(", {:.1}-{:.1} s", a as f64 / 1000.0, b as f64 / 1000.0)
     });
     format!("{}/{} seeds converge{times}", r.converged, r.seeds)
 }
@@ -350,8 +349,8 @@ pub fn format_advice(
         s,
         "  all {} of cpu-throttle-initial {} x cpu-throttle-increment {} x max-cpu-throttle {} (>= initial), throttle-trigger-threshold 50, tailslow off;",
         cov.exhaustive,
-        crate::advise::front::ranges(&sp.initial_pct),
-        crate::advise::front::ranges(&sp.increment_pct),
+        autoconv::advise::front::ranges(&sp.initial_pct),
+        autoconv::advise::front::ranges(&sp.increment_pct),
         list(&sp.max_throttle_pct),
     );
     let _ = writeln!(
@@ -412,7 +411,11 @@ pub fn format_advice(
             }
         }
         if a.front.len() > top {
-            let _ = writeln!(s, "  ... {} more (--top K, or --json for all)", a.front.len() - top);
+            let _ = writeln!(
+                s,
+                "  ... {} more (--top K, or --json for all)",
+                a.front.len() - top
+            );
         }
     }
     let d = &a.defaults;
@@ -489,7 +492,7 @@ fn rate(bytes_s: f64) -> String {
     format!("{:.0} MiB/s", bytes_s / (1u64 << 20) as f64)
 }
 
-fn format_rescue(r: &crate::advise::Rescue) -> String {
+fn format_rescue(r: &autoconv::advise::Rescue) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     if r.throttle_cannot_help() {
@@ -552,7 +555,7 @@ fn format_rescue(r: &crate::advise::Rescue) -> String {
     s
 }
 
-fn run_json(r: &crate::sweep::RunMetrics) -> Value {
+fn run_json(r: &autoconv::sweep::RunMetrics) -> Value {
     json!({
         "status": r.status,
         "converged": r.converged(),
@@ -567,7 +570,7 @@ fn run_json(r: &crate::sweep::RunMetrics) -> Value {
     })
 }
 
-fn policy_json(p: &crate::advise::Policy) -> Value {
+fn policy_json(p: &autoconv::advise::Policy) -> Value {
     let params: serde_json::Map<String, Value> = p
         .parameters()
         .into_iter()
@@ -609,8 +612,9 @@ fn advice_json(
 ) -> Value {
     let c = &req.constraints;
     let rescue = a.rescue.as_ref().map(|r| {
-        let found = |x: &Option<(u64, crate::sweep::RunMetrics)>| {
-            x.as_ref().map(|(v, run)| json!({"value": v, "run": run_json(run)}))
+        let found = |x: &Option<(u64, autoconv::sweep::RunMetrics)>| {
+            x.as_ref()
+                .map(|(v, run)| json!({"value": v, "run": run_json(run)}))
         };
         json!({
             "policy": policy_json(&r.policy),

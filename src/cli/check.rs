@@ -2,9 +2,9 @@
 
 use super::exit;
 use super::sweep::{parse_metric, pool, progress};
-use crate::check::{check, format_report};
-use crate::report::write_file_atomically;
-use crate::sweep::{Metric, RunsTable};
+use autoconv::check::{check, format_report};
+use autoconv::report::write_file_atomically;
+use autoconv::sweep::{Metric, RunsTable};
 use clap::Args;
 use std::path::PathBuf;
 

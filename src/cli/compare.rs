@@ -1,12 +1,12 @@
 //! `autoconv compare`: a recorded run next to a simulation of a scenario with its parameters.
 
 use super::exit;
-use crate::check::compare::{format_comparison, metrics_from_summary, overrides_from_summary};
-use crate::migration::Timeline;
-use crate::report::write_run_dir;
-use crate::scenario::Scenario;
-use crate::sweep::RunMetrics;
 use anyhow::Context;
+use autoconv::check::compare::{format_comparison, metrics_from_summary, overrides_from_summary};
+use autoconv::migration::Timeline;
+use autoconv::report::write_run_dir;
+use autoconv::scenario::Scenario;
+use autoconv::sweep::RunMetrics;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -59,7 +59,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     let scenario = Scenario::load(&args.scenario, &sets)?;
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
-    let outcome = crate::sim::simulate(&scenario, seed, &mut timeline);
+    let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);
     let sim = RunMetrics::from(&outcome);
     let backend = summary["backend"].as_str().unwrap_or("run");
     println!(

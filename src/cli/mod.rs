@@ -4,11 +4,17 @@
 mod advise;
 mod check;
 mod compare;
-pub mod kvm;
+mod ctrl_c;
+mod guest;
+mod incoming;
+mod kvm_guest;
 mod plot;
 mod profile;
+mod profile_kvm;
+mod run_kvm;
 mod sim;
 mod sweep;
+mod values;
 
 use clap::{Parser, Subcommand};
 
@@ -44,9 +50,9 @@ pub struct Cli {
 enum Command {
     Sim(sim::SimArgs),
     /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
-    Run(kvm::KvmRunArgs),
+    Run(run_kvm::KvmRunArgs),
     /// Be the destination of a live migration of a real guest.
-    Incoming(kvm::IncomingArgs),
+    Incoming(incoming::IncomingArgs),
     Profile(profile::ProfileArgs),
     /// Build guest images.
     Guest {
@@ -65,7 +71,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum GuestCommand {
     /// Write a workload guest image (multiboot v1 ELF) without any external toolchain.
-    Build(kvm::GuestBuildArgs),
+    Build(guest::GuestBuildArgs),
 }
 
 /// Parse the command line and run it; returns the process exit code.
@@ -73,12 +79,12 @@ pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim::run(args),
-        Command::Run(args) => kvm::run_kvm(&args),
-        Command::Incoming(args) => kvm::incoming(&args),
+        Command::Run(args) => run_kvm::run_kvm(&args),
+        Command::Incoming(args) => incoming::incoming(&args),
         Command::Profile(args) => profile::run(args),
         Command::Guest {
             command: GuestCommand::Build(args),
-        } => kvm::guest_build(&args),
+        } => guest::guest_build(&args),
         Command::Params(args) => sim::params(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Merge(args) => sweep::merge(args),

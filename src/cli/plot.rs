@@ -2,12 +2,14 @@
 
 use super::exit;
 use super::sweep::parse_metric;
-use crate::plot::{profile_plot_as, run_plot, sweep_plot, Format, SweepPlotOptions, DEFAULT_SIZE};
-use crate::report::profile::Profile;
-use crate::report::write_file_atomically;
-use crate::sweep::{Metric, RunsTable};
-use crate::units::parse_rate_bytes_s;
 use anyhow::Context;
+use autoconv::plot::{
+    profile_plot_as, run_plot, sweep_plot, Format, SweepPlotOptions, DEFAULT_SIZE,
+};
+use autoconv::report::profile::Profile;
+use autoconv::report::write_file_atomically;
+use autoconv::sweep::{Metric, RunsTable};
+use autoconv::units::parse_rate_bytes_s;
 use clap::Args;
 use std::path::{Path, PathBuf};
 

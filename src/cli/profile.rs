@@ -1,14 +1,14 @@
 //! `autoconv profile FILE.toml`: the throttle vs dirty-rate curve of a simulated guest.
 
 use super::exit;
-use super::kvm::KvmGuestArgs;
-use crate::report::profile::{Profile, Verdict};
-use crate::report::write_file_atomically;
-use crate::scenario::Scenario;
-use crate::sim::profile::{profile, ProfileOptions};
-use crate::units::format_bytes;
-use crate::units::parse_rate_bytes_s;
+use super::kvm_guest::KvmGuestArgs;
 use anyhow::Context;
+use autoconv::report::profile::{Profile, Verdict};
+use autoconv::report::write_file_atomically;
+use autoconv::scenario::Scenario;
+use autoconv::sim::profile::{profile, ProfileOptions};
+use autoconv::units::format_bytes;
+use autoconv::units::parse_rate_bytes_s;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -226,7 +226,7 @@ fn plot_to(
     trigger: u32,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let bytes = crate::plot::profile_plot(p, title, bandwidth, trigger, path)
+    let bytes = autoconv::plot::profile_plot(p, title, bandwidth, trigger, path)
         .with_context(|| format!("plotting {}", path.display()))?;
     write_file_atomically(path, &bytes)?;
     println!("wrote {}", path.display());
@@ -248,7 +248,7 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
             PathBuf::from(p)
         });
     let output = args.output.clone().or_else(|| scratch.clone());
-    let code = super::kvm::profile_kvm(&super::kvm::KvmProfileArgs {
+    let code = super::profile_kvm::profile_kvm(&super::profile_kvm::KvmProfileArgs {
         guest,
         levels: args.levels.clone(),
         hold: args.hold,

@@ -1,11 +1,11 @@
 //! `autoconv sim` and `autoconv params`.
 
 use super::exit;
-use crate::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
-use crate::report::{summary_json, write_run_dir, Summary};
-use crate::scenario::Scenario;
-use crate::units::format_bytes;
 use anyhow::Context;
+use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
+use autoconv::report::{summary_json, write_run_dir, Summary};
+use autoconv::scenario::Scenario;
+use autoconv::units::format_bytes;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -54,7 +54,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let scenario = Scenario::load(&args.scenario, &args.sets)?;
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
-    let outcome = crate::sim::simulate(&scenario, seed, &mut timeline);
+    let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);
     let summary = sim_summary(&scenario, seed, &outcome);
     let out_dir = (!args.no_out).then(|| {
         args.out

@@ -1,13 +1,13 @@
 //! `autoconv sweep` and `autoconv merge`.
 
 use super::exit;
-use crate::report::{write_dir_atomically, write_file_atomically};
-use crate::scenario::ScenarioSource;
-use crate::sweep::rank::{format_ranking, write_combos};
-use crate::sweep::{
+use anyhow::Context;
+use autoconv::report::{write_dir_atomically, write_file_atomically};
+use autoconv::scenario::ScenarioSource;
+use autoconv::sweep::rank::{format_ranking, write_combos};
+use autoconv::sweep::{
     merge_tables, summarize, Axis, Metric, Plan, RunsTable, Seeds, Shard, SweepSpec,
 };
-use anyhow::Context;
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;

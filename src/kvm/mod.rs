@@ -5,7 +5,7 @@
 //! * [`machine`]: a VM with its vCPU threads, COM1 and throttle timer.
 //! * [`loader`]: multiboot v1 images, checked before any VM exists.
 //! * [`source`]: the core's [`Guest`](crate::migration::Guest) on a running machine.
-//! * [`session`]: a whole migration as `autoconv run --kvm` performs it.
+//! * [`profile`]: the throttle vs dirty-rate curve of a running machine.
 
 pub mod clock;
 pub mod control;
@@ -14,8 +14,8 @@ pub mod error;
 pub mod loader;
 pub mod machine;
 pub mod memory;
+pub mod profile;
 pub mod serial;
-pub mod session;
 pub mod source;
 pub mod throttle;
 pub mod vstate;

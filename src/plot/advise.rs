@@ -74,7 +74,11 @@ impl Figure for FrontFigure<'_> {
                     palette::GREY
                 };
                 // Only points within the limits are labelled: the others crowd together.
-                let label = if allowed { format!("{m} %") } else { String::new() };
+                let label = if allowed {
+                    format!("{m} %")
+                } else {
+                    String::new()
+                };
                 EmptyElement::at((x, y))
                     + Circle::new((0, 0), 5, colour.filled())
                     + Text::new(label, (6, -16), (FAMILY, 14).into_font())

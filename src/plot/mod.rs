@@ -6,6 +6,8 @@
 //! no fontconfig, freetype or system font is needed, so plots look the same on every machine.
 
 pub mod advise;
+mod heatmap;
+mod line;
 mod profile;
 mod run;
 mod sweep;
@@ -18,6 +20,20 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor;
 use std::path::Path;
+
+/// One grid point of a sweep as plotted: the objective over the seeds that converged.
+pub(crate) struct SweepCell {
+    /// Mean over converged seeds, in display units.
+    pub(crate) value: Option<f64>,
+    /// Lowest converged seed.
+    pub(crate) lo: f64,
+    /// Highest converged seed.
+    pub(crate) hi: f64,
+    /// Seeds that converged.
+    pub(crate) completed: usize,
+    /// Seeds run.
+    pub(crate) runs: usize,
+}
 
 /// DejaVu Sans (Bitstream Vera license; see assets/fonts/).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

@@ -1,12 +1,12 @@
-//! Regions whose workload is a measured profile (`pattern = "profile"`): reading their keys and
-//! turning them into the RAM models' layout. Kept apart from the other patterns because it
-//! reads a second file and builds a calibrated writer (see [`crate::sim::calibrate`]).
+//! Regions whose workload is a measured profile (`pattern = "profile"`): reading their keys.
+//! Kept apart from the other patterns because it reads a second file and calibrates the
+//! region's writer on it (see [`super::calibrate`]).
 
+use super::calibrate::{ProfileAccess, ThrottleCurve};
 use super::doc::{Context, Fields, Origin, ScenarioError};
-use super::{f64_field, size_field, str_field, Pattern, RegionSpec, PAGE_SIZE_BYTES};
+use super::values::{f64_field, size_field, str_field};
+use super::{Pattern, PAGE_SIZE_BYTES};
 use crate::report::profile::Profile;
-use crate::sim::calibrate::{ProfileAccess, ThrottleCurve};
-use crate::sim::model::{Access, ModelRegion, Phase, Target, Writer};
 use crate::units::format_bytes;
 use std::path::Path;
 
@@ -78,79 +78,4 @@ pub(super) fn read_profile_region(
         access,
         curve,
     })
-}
-
-/// The model regions (one, or hot and cold) and the calibrated writer of a profile region of
-/// `pages` pages at frame `start`; the regions are appended to `regions`.
-pub(super) fn writer(
-    r: &RegionSpec,
-    start: u64,
-    pages: u64,
-    access: &ProfileAccess,
-    curve: &ThrottleCurve,
-    regions: &mut Vec<ModelRegion>,
-) -> Writer {
-    let idx = regions.len();
-    let (access, targets) = match *access {
-        ProfileAccess::Hotcold {
-            hot_pages,
-            hot_writes_pct,
-        } => {
-            regions.push(ModelRegion {
-                start_pfn: start,
-                pages: hot_pages,
-                filled: r.filled_pct / 100.0,
-            });
-            regions.push(ModelRegion {
-                start_pfn: start + hot_pages,
-                pages: pages - hot_pages,
-                filled: r.filled_pct / 100.0,
-            });
-            let h = hot_writes_pct / 100.0;
-            let targets = [(idx, h), (idx + 1, 1.0 - h)]
-                .into_iter()
-                .filter(|(_, share)| *share > 0.0)
-                .map(|(region, share)| Target { region, share })
-                .collect();
-            (Access::Random, targets)
-        }
-        other => {
-            regions.push(ModelRegion {
-                start_pfn: start,
-                pages,
-                filled: r.filled_pct / 100.0,
-            });
-            let access = if other == ProfileAccess::Sequential {
-                Access::Sequential
-            } else {
-                Access::Random
-            };
-            (
-                access,
-                vec![Target {
-                    region: idx,
-                    share: 1.0,
-                }],
-            )
-        }
-    };
-    Writer {
-        name: r.name.clone(),
-        access,
-        targets,
-        // Its rate is the curve's at the throttle in force; no CPU budget, no fault cost on
-        // top of what the measurement already holds.
-        cpu_rate_pages_s: 0.0,
-        dma_rate_pages_s: 0.0,
-        vcpus: 0,
-        phases: r
-            .phases
-            .iter()
-            .map(|p| Phase {
-                start_s: p.start_s,
-                rate_scale: p.rate_pct / 100.0,
-            })
-            .collect(),
-        curve: Some(curve.clone()),
-    }
 }

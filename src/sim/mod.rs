@@ -6,8 +6,8 @@
 //! come from a pure-Rust libm, so the same inputs give byte-identical outputs on any machine.
 
 pub mod aggregate;
-pub mod calibrate;
 pub mod clock;
+pub mod compile;
 pub mod exact;
 pub mod guest;
 pub mod link;
@@ -32,7 +32,7 @@ pub fn simulate<R: Recorder + ?Sized>(
     seed: u64,
     recorder: &mut R,
 ) -> MigrationOutcome {
-    let layout = scenario.layout();
+    let layout = compile::layout(scenario);
     match scenario.guest.model {
         ModelKind::Aggregate => {
             simulate_with_model(scenario, AggregateModel::new(layout, seed), recorder).0
@@ -53,7 +53,7 @@ pub fn simulate_with_model<M: RamModel, R: Recorder + ?Sized>(
     let time = VirtualTime::default();
     let mut clock = SimClock::new(time.clone(), (scenario.host.timer_slack_us * 1e3) as u64);
     let mut link = SimLink::new(time.clone(), scenario.link.bandwidth_bytes_s);
-    let layout_boundaries = scenario.layout().phase_boundaries_ns();
+    let layout_boundaries = compile::layout(scenario).phase_boundaries_ns();
     let mut guest = SimGuest::new(
         model,
         time,

@@ -6,8 +6,8 @@
 //! is on, a CPU write to a page not written since the last harvest takes a write-protect fault
 //! costing `fault_ns` of vCPU time (~3 us on these machines); DMA writes never fault.
 
-use super::calibrate::ThrottleCurve;
 use crate::migration::{PageBatch, PageCost};
+use crate::scenario::calibrate::ThrottleCurve;
 
 /// A stretch of guest-physical memory with one behaviour.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,7 +66,7 @@ pub struct Writer {
     /// Rate changes over time, sorted by start.
     pub phases: Vec<Phase>,
     /// A calibrated writer: its wall-clock rate at each throttle percentage, from a measured
-    /// profile (see [`super::calibrate`]). Replaces `dma_rate_pages_s`; `cpu_rate_pages_s` is 0.
+    /// profile (see [`crate::scenario::calibrate`]). Replaces `dma_rate_pages_s`; `cpu_rate_pages_s` is 0.
     pub curve: Option<ThrottleCurve>,
 }
 

@@ -9,6 +9,7 @@
 
 use super::aggregate::AggregateModel;
 use super::clock::VirtualTime;
+use super::compile;
 use super::exact::ExactModel;
 use super::guest::{HostCosts, SimGuest};
 use super::model::RamModel;
@@ -43,7 +44,7 @@ impl Default for ProfileOptions {
 
 /// Measure `scenario`'s guest model at every level of `opts`.
 pub fn profile(scenario: &Scenario, seed: u64, opts: &ProfileOptions) -> Profile {
-    let layout = scenario.layout();
+    let layout = compile::layout(scenario);
     match scenario.guest.model {
         ModelKind::Aggregate => {
             profile_with_model(scenario, AggregateModel::new(layout, seed), opts)
@@ -65,7 +66,7 @@ pub fn profile_with_model<M: RamModel>(
         scenario.guest.vcpus,
         PAGE_SIZE_BYTES,
         scenario.guest.memory_bytes,
-        scenario.layout().phase_boundaries_ns(),
+        compile::layout(scenario).phase_boundaries_ns(),
         HostCosts {
             sync_ns_per_gib: scenario.host.dirty_sync_us_per_gib * 1e3,
             device_state_bytes: scenario.guest.device_state_bytes,

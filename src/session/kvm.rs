@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::clock::MonotonicClock;
-use super::loader::LoadPlan;
-use super::machine::{BootPath, Machine, MachineConfig, VcpuCounters};
-use super::source::{KvmSource, SyncTiming};
-use super::vstate::vm::DirtyLogMode;
-use super::KvmError;
+use crate::kvm::clock::MonotonicClock;
+use crate::kvm::dma::DmaConfig;
+use crate::kvm::loader::LoadPlan;
+use crate::kvm::machine::{BootPath, Machine, MachineConfig, VcpuCounters};
+use crate::kvm::source::{KvmSource, SyncTiming};
+use crate::kvm::vstate::vm::DirtyLogMode;
+use crate::kvm::KvmError;
 use crate::migration::{
     migrate, CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline,
 };
@@ -55,7 +56,7 @@ pub struct RunOptions {
     /// non-zero data, so every page travels as a normal page (benchmarks with an idle guest).
     pub prefill: bool,
     /// An emulated DMA device writing guest memory from the host.
-    pub dma: Option<super::dma::DmaConfig>,
+    pub dma: Option<DmaConfig>,
 }
 
 /// The guest's progress over an interval.
@@ -148,7 +149,7 @@ pub struct RunReport {
     /// What the image says about itself (autoconv images).
     pub image: Option<String>,
     /// The emulated DMA device, if any.
-    pub dma: Option<super::dma::DmaConfig>,
+    pub dma: Option<DmaConfig>,
     /// Pages it wrote on the source.
     pub dma_pages_written: u64,
     /// What the source guest wrote to COM1 (its first MiB).

@@ -1,0 +1,120 @@
+//! `autoconv incoming tcp:HOST:PORT`: be the destination of a real guest's live migration.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use clap::Args;
+
+use super::ctrl_c::ctrl_c_token;
+use super::kvm_guest::counters_text;
+use super::values::parse_duration_ms;
+use autoconv::kvm::DirtyLogMode;
+use autoconv::report::write_dir_atomically;
+use autoconv::session::kvm as session;
+use autoconv::transport::{self, incoming};
+
+/// `autoconv incoming tcp:HOST:PORT`: be a migration destination.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = INCOMING_HELP)]
+pub struct IncomingArgs {
+    /// Where to listen: tcp:HOST:PORT (port 0 picks a free port and prints it).
+    #[arg(value_name = "tcp:HOST:PORT")]
+    pub address: String,
+    /// Write incoming.json and serial.txt there.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Stop the resumed guest after this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub run_for: Option<u64>,
+}
+
+const INCOMING_HELP: &str = "\
+Waits for one `autoconv run --kvm ... --migrate tcp:HOST:PORT`, checks every frame
+(known commands, sizes, addresses inside guest memory), loads memory and vCPU state,
+compares a CRC32 of every page with the source's, and only then resumes the guest,
+which keeps running here; its progress counters continue from the source's values.";
+
+/// Handler of `autoconv incoming`.
+pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
+    if let Some(why) = autoconv::kvm::unavailable_reason() {
+        anyhow::bail!("{why}");
+    }
+    let addr = transport::parse_tcp_address(&args.address)?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| transport::TransportError::Listen {
+            addr: args.address.clone(),
+            source,
+        })?;
+    let bound = listener.local_addr()?;
+    println!("listening on tcp:{bound}");
+    let _ = std::io::stdout().flush();
+    let (cancel, done) = ctrl_c_token();
+    let t0 = Instant::now();
+    let received = incoming::accept_one(&listener, &cancel, DirtyLogMode::Bitmap);
+    let inc = match received {
+        Ok(i) => i,
+        Err(e) => {
+            done.store(true, Ordering::SeqCst);
+            let msg = autoconv::migration::error_chain(&e);
+            if let Some(dir) = &args.out {
+                let json = pretty(&serde_json::json!({"status": "failed", "error": msg}));
+                write_dir_atomically(dir, &[("incoming.json", json.as_bytes())])?;
+            }
+            eprintln!("autoconv: incoming migration failed: {msg}");
+            return Ok(super::exit::NOT_COMPLETED);
+        }
+    };
+    let at_resume = inc.counters_at_resume.clone();
+    println!(
+        "migration received in {} ms: memory verified ({} pages, {:.1} ms), guest resumed at {}",
+        t0.elapsed().as_millis(),
+        inc.stats.verified_pages,
+        inc.stats.verify_ms,
+        counters_text(&at_resume)
+    );
+    let run_for = args.run_for.unwrap_or(u64::MAX);
+    let started = Instant::now();
+    let mut last = at_resume.clone();
+    let mut rates = Vec::new();
+    while !cancel.is_cancelled() && (started.elapsed().as_millis() as u64) < run_for {
+        let left = run_for.saturating_sub(started.elapsed().as_millis() as u64);
+        let p = session::watch(&inc.machine, left.min(1000), &cancel);
+        rates.push(p.pages_written_per_s);
+        last = p.end.clone();
+        println!(
+            "guest running: {} ({:.0} page writes/s)",
+            counters_text(&last),
+            p.pages_written_per_s
+        );
+        if !inc.machine.failures().is_empty() {
+            println!("guest vCPU failed: {:?}", inc.machine.failures());
+            break;
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    if let Some(dir) = &args.out {
+        let json = pretty(&serde_json::json!({
+            "status": "completed",
+            "memory_verified": true,
+            "stats": inc.stats,
+            "counters_at_resume": at_resume,
+            "counters_last": last,
+            "ran_ms": started.elapsed().as_millis() as u64,
+            "write_pages_s": rates,
+            "vcpu_failures": inc.machine.failures(),
+            "serial_bytes": inc.machine.serial_bytes(),
+        }));
+        let serial = inc.machine.serial_output();
+        write_dir_atomically(
+            dir,
+            &[("incoming.json", json.as_bytes()), ("serial.txt", &serial)],
+        )?;
+    }
+    Ok(super::exit::OK)
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}

@@ -1,0 +1,249 @@
+//! `autoconv run --kvm IMAGE`: run a real guest, live-migrate it, report and write the run.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::ctrl_c::ctrl_c_token;
+use super::kvm_guest::{counters_text, KvmGuestArgs};
+use super::values::parse_duration_ms;
+use autoconv::migration::{MigrationConfig, MigrationStatus};
+use autoconv::report::Summary;
+use autoconv::session::kvm::{self as session, Destination, RunOptions, RunReport};
+use autoconv::transport;
+
+/// `autoconv run --kvm IMAGE`: run a real guest and live-migrate it.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = RUN_HELP)]
+pub struct KvmRunArgs {
+    /// The guest and its VM.
+    #[command(flatten)]
+    pub guest: KvmGuestArgs,
+    /// Migrate to `autoconv incoming` listening there (tcp:HOST:PORT). Without it, autoconv
+    /// starts a destination itself on 127.0.0.1, so one command shows a whole migration.
+    #[arg(long, value_name = "tcp:HOST:PORT")]
+    pub migrate: Option<String>,
+    /// A QEMU migration parameter or capability by its QEMU name (auto-converge=on,
+    /// max-bandwidth=64MiB/s, downtime-limit=300, cpu-throttle-initial=20,
+    /// cpu-throttle-increment=10, cpu-throttle-tailslow=off, max-cpu-throttle=99,
+    /// throttle-trigger-threshold=50, avail-switchover-bandwidth=0), or an autoconv setting
+    /// (autoconv.time_limit_s=600, autoconv.qemu_version=7.2), as `autoconv sim` takes them.
+    /// Repeatable; later ones win.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Write timeseries.csv, events.csv, summary.json (as `autoconv sim` writes them, plus
+    /// memory_verified, the guest's slowdown, the destination's state) and serial.txt (the
+    /// source guest's COM1 output) there.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// How long the guest runs before the migration starts.
+    #[arg(long, default_value = "4s", value_parser = parse_duration_ms)]
+    pub warmup: u64,
+    /// How long to watch the guest after the migration (on the destination if it completed,
+    /// on the source if not).
+    #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
+    pub after: u64,
+}
+
+const RUN_HELP: &str = "\
+The guest boots in a KVM VM, runs for --warmup, then the same pre-copy core as
+`autoconv sim` migrates it over TCP: dirty pages come from KVM's dirty log, the
+throttle really puts the vCPU threads to sleep (QEMU's cpu-throttle timing), and at
+switchover the destination proves its memory equal to the source's (a CRC32 per page)
+before it resumes the guest.
+
+Examples:
+  autoconv guest build -o seq.img
+  autoconv run --kvm seq.img --set auto-converge=on --set max-bandwidth=64MiB/s --out runs/seq
+  autoconv incoming tcp:127.0.0.1:4444 &          # a destination in its own process
+  autoconv run --kvm seq.img --migrate tcp:127.0.0.1:4444 --set max-bandwidth=0
+
+Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
+
+/// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
+pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
+    let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
+    if let Some(why) = autoconv::kvm::unavailable_reason() {
+        anyhow::bail!("{why}");
+    }
+    let destination = match &args.migrate {
+        None => Destination::Local,
+        Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
+    };
+    let opts = RunOptions {
+        image: args.guest.image.clone(),
+        machine: args.guest.machine(),
+        boot: args.guest.boot,
+        config: config.clone(),
+        destination,
+        warmup_ms: args.warmup,
+        after_ms: args.after,
+        drop_dirty_gfn: None,
+        prefill: false,
+        dma: args.guest.dma(),
+    };
+    let (cancel, done) = ctrl_c_token();
+    let report = session::run_migration(&opts, &cancel);
+    done.store(true, Ordering::SeqCst);
+    let report = report?;
+    print_run_report(&report, &config);
+    if let Some(dir) = &args.out {
+        let summary = kvm_summary(&report, &config, args);
+        autoconv::report::write_run_dir(
+            dir,
+            &report.timeline,
+            &summary,
+            &[("serial.txt", &report.source_serial)],
+        )
+        .with_context(|| format!("writing results to {}", dir.display()))?;
+        println!(
+            "wrote {}/{{timeseries.csv,events.csv,summary.json,serial.txt}}",
+            dir.display()
+        );
+    }
+    Ok(if report.outcome.status == MigrationStatus::Completed {
+        super::exit::OK
+    } else {
+        super::exit::NOT_COMPLETED
+    })
+}
+
+fn print_run_report(r: &RunReport, config: &MigrationConfig) {
+    let o = &r.outcome;
+    if let Some(img) = &r.image {
+        println!("guest: {img}");
+    }
+    println!(
+        "before migrating: {:.0} page writes/s",
+        r.before.pages_written_per_s
+    );
+    println!(
+        "migration {}: {} ms, downtime {} (limit {} ms; guest paused {} until the destination verified memory and resumed it), {} transferred, {} normal + {} zero pages, {} dirty syncs, throttle steps {:?}",
+        o.status,
+        o.elapsed_ms,
+        o.downtime_ms.map_or("-".to_string(), |d| format!("{d} ms")),
+        config.params.downtime_limit,
+        o.guest_pause_ms.map_or("-".to_string(), |d| format!("{d} ms")),
+        autoconv::units::format_bytes(o.transferred_bytes),
+        o.normal_pages,
+        o.zero_pages,
+        o.dirty_sync_count,
+        o.throttle_steps
+    );
+    if let Some(reason) = &o.reason {
+        println!("reason: {reason}");
+    }
+    println!(
+        "guest during migration: {} page writes, {:.2} vCPU-s lost to the throttle",
+        o.guest_pages_written, o.guest_cpu_lost_s
+    );
+    match r.memory_verified {
+        Some(true) => {
+            println!("memory verified: source and destination equal (CRC32 of every page)")
+        }
+        Some(false) => println!("memory verification FAILED"),
+        None => println!("memory not verified (the migration did not reach switchover)"),
+    }
+    if let Some(d) = &r.destination {
+        if d.resumed {
+            println!(
+                "destination: resumed at {} (source final: {}); then {:.0} page writes/s over {} ms",
+                counters_text(&d.counters_at_resume),
+                counters_text(&r.source_final),
+                d.progress.as_ref().map_or(0.0, |p| p.pages_written_per_s),
+                d.progress.as_ref().map_or(0, |p| p.interval_ms)
+            );
+        } else if let Some(e) = &d.error {
+            println!("destination: {e}");
+        }
+    }
+    if let Some(p) = &r.source_after {
+        println!(
+            "source guest after the migration ended: still running, {:.0} page writes/s, throttle {}%",
+            p.pages_written_per_s, r.source_throttle_after_pct
+        );
+    }
+}
+
+/// summary.json for a real run: the simulator's fields (same names, same meaning), then what
+/// only a real guest can tell.
+fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Summary {
+    let mut parameters = autoconv::scenario::migration_settings_json(config);
+    if let Some(obj) = parameters.as_object_mut() {
+        obj.insert(
+            "guest".into(),
+            serde_json::json!({
+                "image": args.guest.image.display().to_string(),
+                "memory_bytes": r.ram_bytes,
+                "vcpus": r.vcpus,
+                "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
+                "boot": format!("{:?}", args.guest.boot).to_lowercase(),
+                "dma": r.dma,
+                "warmup_ms": args.warmup,
+            }),
+        );
+    }
+    let name = args
+        .guest
+        .image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "guest".into());
+    let mut summary = Summary::new(&name, None, "kvm", &r.outcome, parameters);
+    let before = r.before.pages_written_per_s;
+    let during = if r.outcome.elapsed_ms > 0 {
+        r.outcome.guest_pages_written as f64 * 1000.0 / r.outcome.elapsed_ms as f64
+    } else {
+        0.0
+    };
+    let sync_ms = |ns: u64| ns as f64 / 1e6;
+    let mean_sync_ns = r
+        .sync_timing
+        .total_ns
+        .checked_div(r.sync_timing.syncs)
+        .unwrap_or(0);
+    let gib = r.ram_bytes as f64 / f64::from(1u32 << 30);
+    let extra = [
+        ("memory_verified", serde_json::json!(r.memory_verified)),
+        (
+            "guest",
+            serde_json::json!({
+                "image": r.image,
+                "write_pages_s_before": before,
+                "write_pages_s_during": during,
+                // The cost the user pays: how much slower the guest ran while migrating.
+                "slowdown_pct": if before > 0.0 { 100.0 * (1.0 - during / before) } else { 0.0 },
+                "source_final_counters": r.source_final,
+                "dma_pages_written": r.dma_pages_written,
+                "serial_bytes": r.source_serial_bytes,
+            }),
+        ),
+        (
+            "destination",
+            serde_json::to_value(&r.destination).unwrap_or_default(),
+        ),
+        (
+            "source_after",
+            serde_json::json!({
+                "progress": r.source_after,
+                "throttle_pct": r.source_throttle_after_pct,
+            }),
+        ),
+        (
+            "dirty_log_sync",
+            serde_json::json!({
+                "syncs": r.sync_timing.syncs,
+                "mean_ms": sync_ms(mean_sync_ns),
+                "max_ms": sync_ms(r.sync_timing.max_ns),
+                "mean_ms_per_gib": if gib > 0.0 { sync_ms(mean_sync_ns) / gib } else { 0.0 },
+            }),
+        ),
+        ("link", serde_json::to_value(r.link).unwrap_or_default()),
+    ];
+    for (k, v) in extra {
+        summary.extra.insert(k.into(), v);
+    }
+    summary
+}
