@@ -197,3 +197,33 @@ fn a_profile_csv_with_the_link() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--bandwidth"), "{}", text(&o));
 }
+
+#[test]
+fn a_run_directory_is_advised_on_its_scenario_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = autoconv(
+        &[
+            "sim",
+            "scenarios/heavy.toml",
+            "--set",
+            "max-bandwidth=512MiB/s",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = autoconv(
+        &["advise", run.to_str().unwrap(), "--seeds", "1", "--json"],
+        &repo(),
+    );
+    let v = json(&o);
+    // The run's max-bandwidth is what the settings carry.
+    assert_eq!(
+        v["apply"]["qmp"][1]["arguments"]["max-bandwidth"],
+        512u64 << 20,
+        "{}",
+        text(&o)
+    );
+}

@@ -289,8 +289,8 @@ mod tests {
             .iter()
             .map(|(p, r)| (*p, eval.runs[*r].clone()))
             .collect();
-        expected.sort_by(|a, b| a.0.cmp(&b.0));
-        got.sort_by(|a, b| a.0.cmp(&b.0));
+        expected.sort_by_key(|a| a.0);
+        got.sort_by_key(|a| a.0);
         assert_eq!(got.len(), space.policies().len());
         for (g, e) in got.iter().zip(&expected) {
             assert_eq!(g, e, "policy {:?}", g.0);

@@ -184,10 +184,18 @@ fn scenario_from_run(dir: &Path, args: &AdviseArgs) -> anyhow::Result<Scenario> 
             path.display()
         );
     };
-    let mut sets = autoconv::check::compare::overrides_from_summary(&summary);
+    let mut sets: Vec<String> = summary["sets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    sets.extend(autoconv::check::compare::overrides_from_summary(&summary));
     sets.extend(args.sets.iter().cloned());
-    Ok(Scenario::load(Path::new(file), &sets)
-        .with_context(|| format!("the scenario {} names", path.display()))?)
+    Scenario::load(Path::new(file), &sets)
+        .with_context(|| format!("the scenario {} names", path.display()))
 }
 
 fn load_source(args: &AdviseArgs) -> anyhow::Result<Scenario> {
