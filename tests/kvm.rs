@@ -164,6 +164,11 @@ fn auto_converge_makes_a_nonconverging_guest_converge_and_the_destination_runs_o
     );
     assert!(p.serial_bytes > 0, "markers continue on the destination");
     assert!(d.vcpu_failures.is_empty());
+    assert!(
+        r.guest_progress() && r.warnings.is_empty(),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]
@@ -646,6 +651,10 @@ fn a_foreign_multiboot_kernel_runs_and_migrates() {
     assert_eq!(r.memory_verified, Some(true));
     assert_eq!(r.source_serial, b"Hi");
     assert!(r.image.is_none(), "not an autoconv image");
+    // It halted during the warm-up: the run is flagged as measuring no workload.
+    assert!(!r.guest_progress(), "{:?}", r.activity);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains("no progress"), "{:?}", r.warnings);
     let d = r.destination.as_ref().unwrap();
     assert!(d.resumed, "{d:?}");
     assert!(d.vcpu_failures.is_empty(), "{:?}", d.vcpu_failures);

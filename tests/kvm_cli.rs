@@ -131,7 +131,7 @@ fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
     // The time series has the simulator's columns.
     let ts = std::fs::read_to_string(src_out.join("timeseries.csv")).unwrap();
     assert!(ts.starts_with(
-        "t_ms,status,throttle_pct,transferred_bytes,remaining_bytes,dirty_pages_rate,dirty_sync_count,expected_downtime_ms,mbps,guest_cpu_pct,guest_write_pages_s"
+        "t_ms,status,throttle_pct,transferred_bytes,remaining_bytes,dirty_pages_rate,dirty_sync_count,expected_downtime_ms,mbps,guest_cpu_pct,guest_write_pages_s,dirty_limit_throttle_time_per_round_us,dirty_limit_ring_full_time_us"
     ));
 }
 

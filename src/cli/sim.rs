@@ -109,9 +109,14 @@ fn print_summary(
 ) {
     let p = &scenario.migration.params;
     println!(
-        "{} (seed {seed}): auto-converge {}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}, downtime-limit {} ms",
+        "{} (seed {seed}): auto-converge {}{}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}, downtime-limit {} ms",
         scenario.name,
         if p.auto_converge { "on" } else { "off" },
+        match (p.dirty_limit, scenario.migration.autoconv.policy) {
+            (true, _) => ", dirty-limit on",
+            (false, autoconv::migration::Policy::Predictive) => ", autoconv.policy predictive",
+            (false, autoconv::migration::Policy::Qemu) => "",
+        },
         p.cpu_throttle_initial,
         p.cpu_throttle_increment,
         if p.max_bandwidth == 0 {
@@ -138,7 +143,19 @@ fn print_summary(
             format_bytes(o.transferred_bytes)
         ),
     }
-    if o.throttle_steps.is_empty() {
+    if p.dirty_limit {
+        // The line this run's policy adds: dirty-limit, not auto-converge.
+        match o.dirty_limit_throttle_time_per_round_us {
+            Some(us) if o.guest_cpu_lost_s > 0.0 => println!(
+                "  dirty-limit: {} MB/s per vCPU, period {} ms; sleep per ring-full {:.1} ms at switchover, guest lost {:.1} vCPU-s to it",
+                p.vcpu_dirty_limit,
+                p.x_vcpu_dirty_limit_period,
+                us as f64 / 1000.0,
+                o.guest_cpu_lost_s
+            ),
+            _ => println!("  dirty-limit: never engaged"),
+        }
+    } else if o.throttle_steps.is_empty() {
         println!("  throttle: never engaged");
     } else {
         let steps: Vec<String> = o.throttle_steps.iter().map(u32::to_string).collect();
@@ -223,6 +240,27 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
             "0 = measured",
             "bandwidth assumed for the switchover decision",
         ),
+        (
+            "dirty-limit",
+            "capability",
+            d.dirty_limit.to_string(),
+            "on|off",
+            "QEMU 8.1+: per-vCPU dirty-rate quota instead of auto-converge (needs dirty rings)",
+        ),
+        (
+            "vcpu-dirty-limit",
+            "MB/s",
+            d.vcpu_dirty_limit.to_string(),
+            ">= 1",
+            "each vCPU's dirty-rate quota once dirty-limit's trigger fires",
+        ),
+        (
+            "x-vcpu-dirty-limit-period",
+            "ms",
+            d.x_vcpu_dirty_limit_period.to_string(),
+            "1..1000",
+            "how often each vCPU's dirty rate is measured and its sleep adjusted",
+        ),
     ];
     println!(
         "{:<28} {:<10} {:>10}  {:<14} meaning",
@@ -238,6 +276,9 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
     );
     println!(
         "  qemu_version   10.2  reproduce this QEMU release where releases differ (7.2 .. 10.2)"
+    );
+    println!(
+        "  policy         qemu  who picks the throttle: qemu (QEMU's staircase) or predictive (autoconv's own)"
     );
     Ok(exit::OK)
 }

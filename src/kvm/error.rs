@@ -105,7 +105,7 @@ pub enum ImageError {
         mem_bytes: u64,
     },
     /// the image's loadable parts overlap memory autoconv uses for boot information
-    #[error("a segment at {gpa:#x}..{end:#x} overlaps the multiboot information area {area_start:#x}..{area_end:#x}")]
+    #[error("a segment at {gpa:#x}..{end:#x} overlaps the boot stack and multiboot information area {area_start:#x}..{area_end:#x}")]
     Overlap {
         /// Segment start.
         gpa: u64,

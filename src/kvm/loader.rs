@@ -11,6 +11,11 @@ use crate::guest_image::{layout, InfoBlock, MULTIBOOT_MAGIC};
 pub const MBI_GPA: u64 = 0x9000;
 /// End of the area reserved for it.
 pub const MBI_END_GPA: u64 = 0xA000;
+/// The stack a multiboot kernel starts on: [BOOT_STACK_GPA, MBI_GPA), ESP = [`MBI_GPA`].
+/// The multiboot spec leaves ESP undefined, but kernels run under QEMU (whose option ROM
+/// leaves ESP on the BIOS stack in low memory) may push before setting their own: with ESP = 0
+/// the first 64-bit push faults at 0xffff_ffff_ffff_fff8 and, with no IDT, triple-faults.
+pub const BOOT_STACK_GPA: u64 = 0x8000;
 /// EAX at a multiboot kernel's entry.
 pub const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 /// How far into the file the multiboot header may be.
@@ -99,11 +104,11 @@ impl LoadPlan {
         let mut needed = 0u64;
         for s in &segments {
             let end = s.end_gpa();
-            if s.gpa < MBI_END_GPA && end > MBI_GPA {
+            if s.gpa < MBI_END_GPA && end > BOOT_STACK_GPA {
                 return Err(ImageError::Overlap {
                     gpa: s.gpa,
                     end,
-                    area_start: MBI_GPA,
+                    area_start: BOOT_STACK_GPA,
                     area_end: MBI_END_GPA,
                 });
             }

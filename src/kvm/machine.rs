@@ -186,7 +186,7 @@ impl Machine {
             }
             return self
                 .vcpu(0)?
-                .set_multiboot_entry(plan.entry, MBI_GPA as u32);
+                .set_multiboot_entry(plan.entry, MBI_GPA as u32, MBI_GPA as u32);
         };
         // Tell the workload the real TSC frequency (its wall-clock pace depends on it).
         if let Some(khz) = self.vcpu(0)?.tsc_khz() {
@@ -199,7 +199,7 @@ impl Machine {
         for i in 0..self.slots.len() as u32 {
             let v = self.vcpu(i)?;
             if i == 0 && path == BootPath::Multiboot {
-                v.set_multiboot_entry(plan.entry, MBI_GPA as u32)?;
+                v.set_multiboot_entry(plan.entry, MBI_GPA as u32, MBI_GPA as u32)?;
             } else {
                 v.set_long_mode_entry(info)?;
             }

@@ -6,6 +6,7 @@
 //! * [`loader`]: multiboot v1 images, checked before any VM exists.
 //! * [`source`]: the core's [`Guest`](crate::migration::Guest) on a running machine.
 //! * [`profile`]: the throttle vs dirty-rate curve of a running machine.
+//! * [`progress`]: whether the guest did anything while it was migrated.
 
 pub mod clock;
 pub mod control;
@@ -15,6 +16,7 @@ pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod profile;
+pub mod progress;
 pub mod serial;
 pub mod source;
 pub mod throttle;

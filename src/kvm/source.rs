@@ -34,6 +34,8 @@ pub struct KvmSource<'m> {
     /// Fault injection: this page's dirty bit is dropped at every sync (tests only).
     drop_dirty_gfn: Option<u64>,
     timing: SyncTiming,
+    /// Pages KVM's dirty log reported, summed over the syncs (the guest's own writes).
+    dirty_logged_pages: u64,
 }
 
 impl<'m> KvmSource<'m> {
@@ -47,6 +49,7 @@ impl<'m> KvmSource<'m> {
             chunk_pending: Vec::new(),
             drop_dirty_gfn: None,
             timing: SyncTiming::default(),
+            dirty_logged_pages: 0,
         }
     }
 
@@ -59,6 +62,12 @@ impl<'m> KvmSource<'m> {
     /// Dirty-log sync timing so far.
     pub fn sync_timing(&self) -> SyncTiming {
         self.timing
+    }
+
+    /// Pages KVM's dirty log reported so far, summed over the syncs: whether (and roughly how
+    /// much) the guest wrote memory, for any kernel.
+    pub fn dirty_logged_pages(&self) -> u64 {
+        self.dirty_logged_pages
     }
 
     /// The machine.
@@ -119,6 +128,7 @@ impl Guest for KvmSource<'_> {
         let t0 = Instant::now();
         let mut log = self.machine.vm().get_dirty_log()?;
         self.drop_injected(&mut log);
+        self.dirty_logged_pages += log.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
         let mut newly = self.bitmap.or_log(0, &log);
         if !self.pending_clear.is_empty() {
             let words_per_chunk = (1usize << CLEAR_CHUNK_SHIFT) / 64;
@@ -201,6 +211,8 @@ impl Guest for KvmSource<'_> {
             vcpus: self.machine.vcpu_count(),
             throttle_sleep_vcpu_ns: self.machine.throttle_slept_ns(),
             pages_written: self.machine.pages_written(),
+            // No dirty ring (bitmap dirty log): dirty-limit is refused, these stay 0.
+            ..GuestObservation::default()
         }
     }
 }

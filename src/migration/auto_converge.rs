@@ -35,6 +35,21 @@ impl AutoConverge {
         if !params.auto_converge {
             return None;
         }
+        let bytes_dirty_threshold = self.fires(params, figures)?;
+        Some(throttle_guest_down(
+            params,
+            current_pct,
+            figures.bytes_dirty_period,
+            bytes_dirty_threshold,
+        ))
+    }
+}
+
+impl AutoConverge {
+    /// The condition of `migration_trigger_throttle`, shared by auto-converge and dirty-limit:
+    /// true on every 2nd period whose dirty bytes exceed the threshold. Returns the period's
+    /// `bytes_dirty_threshold` when it fires.
+    pub fn fires(&mut self, params: &MigrationParameters, figures: PeriodFigures) -> Option<u64> {
         // Integer math as in QEMU: the threshold truncates.
         let bytes_dirty_threshold =
             figures.bytes_xfer_period * u64::from(params.throttle_trigger_threshold) / 100;
@@ -46,12 +61,7 @@ impl AutoConverge {
             return None;
         }
         self.dirty_rate_high_cnt = 0;
-        Some(throttle_guest_down(
-            params,
-            current_pct,
-            figures.bytes_dirty_period,
-            bytes_dirty_threshold,
-        ))
+        Some(bytes_dirty_threshold)
     }
 }
 

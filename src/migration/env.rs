@@ -18,6 +18,10 @@ use std::sync::{Arc, Condvar, Mutex};
 /// so the core stays ignorant of KVM, sockets or models.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// QEMU's refusal of `dirty-limit` without a dirty ring (`migrate_caps_check`).
+pub const DIRTY_RING_REQUIRED: &str =
+    "dirty-limit requires KVM with accelerator property 'dirty-ring-size' set";
+
 /// Migration time in nanoseconds from an arbitrary origin.
 pub trait Clock {
     /// Current time.
@@ -93,6 +97,10 @@ pub struct GuestObservation {
     pub throttle_sleep_vcpu_ns: u64,
     /// Page writes the guest has made since the start (its own progress measure).
     pub pages_written: u64,
+    /// Dirty-limit in force: query-migrate's `dirty-limit-throttle-time-per-round` (us).
+    pub dirty_limit_throttle_time_per_round_us: u64,
+    /// Dirty-limit in force: query-migrate's `dirty-limit-ring-full-time` (us).
+    pub dirty_limit_ring_full_time_us: u64,
 }
 
 /// The VM being migrated, as the source side of QEMU's `ram.c` and `cpus.c` sees it.
@@ -127,6 +135,24 @@ pub trait Guest {
 
     /// `cpu_throttle_set` (pct in 1..=99) or, with 0, `cpu_throttle_stop`.
     fn set_throttle_pct(&mut self, pct: u32);
+    /// Dirty-limit (`qmp_set_vcpu_dirty_limit` for every vCPU, or with `None`
+    /// `qmp_cancel_vcpu_dirty_limit`): measure each vCPU's dirty rate every period and adjust
+    /// its sleep per dirty-ring-full as [`super::dirty_limit::DirtyLimitController`] does.
+    /// A backend without per-vCPU dirty rings refuses, as QEMU does without `dirty-ring-size`.
+    fn set_vcpu_dirty_limit(
+        &mut self,
+        limit: Option<super::dirty_limit::VcpuDirtyLimit>,
+    ) -> Result<(), BackendError> {
+        match limit {
+            None => Ok(()),
+            Some(_) => Err(DIRTY_RING_REQUIRED.into()),
+        }
+    }
+    /// Whether [`Guest::set_vcpu_dirty_limit`] can work: checked when a migration with the
+    /// `dirty-limit` capability starts, as QEMU checks when the capability is set.
+    fn check_dirty_limit(&self) -> Result<(), BackendError> {
+        Err(DIRTY_RING_REQUIRED.into())
+    }
     /// `vm_stop` for stop-and-copy: every vCPU out of guest mode, throttle sleeps cut short.
     fn vm_stop(&mut self) -> Result<(), BackendError>;
     /// Resume the source guest after a failed or cancelled migration.

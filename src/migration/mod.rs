@@ -6,15 +6,19 @@
 pub mod auto_converge;
 pub mod bitmap;
 pub mod cpu_throttle;
+pub mod dirty_limit;
 pub mod env;
 pub mod params;
+pub mod policy;
 pub mod precopy;
 pub mod report;
 
 pub use env::{
     BackendError, CancelToken, Clock, Guest, GuestObservation, Link, PageBatch, PageCost, PageRef,
 };
-pub use params::{AutoconvSettings, MigrationParameters, ParamValue, ParameterError, QemuVersion};
+pub use params::{
+    AutoconvSettings, MigrationParameters, ParamValue, ParameterError, Policy, QemuVersion,
+};
 pub use precopy::{error_chain, migrate, MigrationConfig};
 pub use report::{
     Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason, Timeline,

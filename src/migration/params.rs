@@ -49,6 +49,12 @@ pub enum ParameterError {
         /// The type QEMU wants.
         expected: &'static str,
     },
+    /// {message}: a check QEMU words in its own way (e.g. the dirty-limit parameters).
+    #[error("{message}")]
+    Refused {
+        /// QEMU's whole message.
+        message: String,
+    },
     /// Parameter '{name}' is unexpected
     #[error("Parameter '{name}' is unexpected{hint}")]
     Unknown {
@@ -82,6 +88,14 @@ pub struct MigrationParameters {
     pub max_bandwidth: u64,
     /// `avail-switchover-bandwidth`, bytes/s (0 = use the measured bandwidth).
     pub avail_switchover_bandwidth: u64,
+    /// Capability `dirty-limit` (8.1+, off by default; excludes auto-converge).
+    pub dirty_limit: bool,
+    /// `vcpu-dirty-limit`, MB/s (>= 1, default 1): each vCPU's dirty-rate quota once the
+    /// trigger fires with `dirty-limit` on.
+    pub vcpu_dirty_limit: u64,
+    /// `x-vcpu-dirty-limit-period`, ms (1..=1000, default 1000): how often each vCPU's dirty
+    /// rate is measured and its sleep adjusted.
+    pub x_vcpu_dirty_limit_period: u64,
 }
 
 impl Default for MigrationParameters {
@@ -96,6 +110,9 @@ impl Default for MigrationParameters {
             downtime_limit: 300,
             max_bandwidth: 134_217_728,
             avail_switchover_bandwidth: 0,
+            dirty_limit: false,
+            vcpu_dirty_limit: 1,
+            x_vcpu_dirty_limit_period: 1000,
         }
     }
 }
@@ -111,6 +128,9 @@ pub const PARAMETER_NAMES: &[&str] = &[
     "downtime-limit",
     "max-bandwidth",
     "avail-switchover-bandwidth",
+    "dirty-limit",
+    "vcpu-dirty-limit",
+    "x-vcpu-dirty-limit-period",
 ];
 
 /// The QEMU 2.5 names from the original feature page, still accepted.
@@ -146,6 +166,39 @@ impl MigrationParameters {
         let pct_1_99 = "an integer in the range of 1 to 99";
         match canonical {
             "auto-converge" => self.auto_converge = bool_value(canonical, value)?,
+            "dirty-limit" => self.dirty_limit = bool_value(canonical, value)?,
+            "vcpu-dirty-limit" => {
+                // QEMU's own wording (migration/options.c), underscore included.
+                let refused = || ParameterError::Refused {
+                    message: "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s".into(),
+                };
+                self.vcpu_dirty_limit = match value {
+                    ParamValue::Int(v) if *v >= 1 => *v as u64,
+                    ParamValue::Int(_) | ParamValue::Float(_) => return Err(refused()),
+                    _ => {
+                        return Err(ParameterError::InvalidType {
+                            name: canonical.into(),
+                            expected: "integer",
+                        })
+                    }
+                }
+            }
+            "x-vcpu-dirty-limit-period" => self.x_vcpu_dirty_limit_period = match value {
+                ParamValue::Int(v) if (1..=1000).contains(v) => *v as u64,
+                ParamValue::Int(_) | ParamValue::Float(_) => {
+                    return Err(ParameterError::Refused {
+                        message:
+                            "Option x-vcpu-dirty-limit-period expects a value between 1 and 1000"
+                                .into(),
+                    })
+                }
+                _ => {
+                    return Err(ParameterError::InvalidType {
+                        name: canonical.into(),
+                        expected: "integer",
+                    })
+                }
+            },
             "cpu-throttle-tailslow" => self.cpu_throttle_tailslow = bool_value(canonical, value)?,
             "throttle-trigger-threshold" => {
                 self.throttle_trigger_threshold = int_in(
@@ -201,6 +254,14 @@ impl MigrationParameters {
                 expected: "an integer in the range of cpu-throttle-initial to 99".into(),
             });
         }
+        if self.dirty_limit && self.auto_converge {
+            // QEMU's message, typo and all (migrate_caps_check).
+            return Err(ParameterError::Refused {
+                message:
+                    "dirty-limit conflicts with auto-converge either of then available currently"
+                        .into(),
+            });
+        }
         Ok(())
     }
 
@@ -230,6 +291,12 @@ impl MigrationParameters {
             (
                 "avail-switchover-bandwidth",
                 self.avail_switchover_bandwidth.to_string(),
+            ),
+            ("dirty-limit", on_off(self.dirty_limit).into()),
+            ("vcpu-dirty-limit", self.vcpu_dirty_limit.to_string()),
+            (
+                "x-vcpu-dirty-limit-period",
+                self.x_vcpu_dirty_limit_period.to_string(),
             ),
         ]
     }
@@ -353,6 +420,14 @@ impl QemuVersion {
         (v >= Self::OLDEST && v <= Self::CURRENT).then_some(v)
     }
 
+    /// QEMU 8.1 added the `dirty-limit` migration capability.
+    pub const DIRTY_LIMIT: QemuVersion = QemuVersion { major: 8, minor: 1 };
+
+    /// QEMU 8.1 added the `dirty-limit` migration capability.
+    pub fn has_dirty_limit(self) -> bool {
+        self >= Self::DIRTY_LIMIT
+    }
+
     /// QEMU 9.2 added the 5 s periodic dirty sync under auto-converge.
     pub fn has_periodic_dirty_sync(self) -> bool {
         self >= QemuVersion { major: 9, minor: 2 }
@@ -373,6 +448,9 @@ pub struct AutoconvSettings {
     pub time_limit_ms: u64,
     /// Which QEMU release's behaviour to reproduce where releases differ (default 10.2).
     pub qemu_version: QemuVersion,
+    /// Who picks the auto-converge throttle: QEMU's staircase (default) or autoconv's own
+    /// predictive policy.
+    pub policy: Policy,
 }
 
 impl Default for AutoconvSettings {
@@ -380,8 +458,64 @@ impl Default for AutoconvSettings {
         Self {
             time_limit_ms: 600_000,
             qemu_version: QemuVersion::CURRENT,
+            policy: Policy::Qemu,
         }
     }
+}
+
+/// `autoconv.policy`: how the throttle percentage is chosen when auto-converge's trigger fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// QEMU's staircase: cpu-throttle-initial, then +cpu-throttle-increment (or tailslow).
+    Qemu,
+    /// autoconv's own: the lowest throttle its fit of the measured dirty rates says converges,
+    /// climbing by cpu-throttle-increment at least when a prediction proves wrong.
+    Predictive,
+}
+
+impl Policy {
+    /// Every policy name, as `autoconv.policy` takes it.
+    pub const NAMES: &'static [&'static str] = &["qemu", "predictive"];
+
+    /// Parse a name from [`Policy::NAMES`].
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s.trim() {
+            "qemu" => Some(Policy::Qemu),
+            "predictive" => Some(Policy::Predictive),
+            _ => None,
+        }
+    }
+
+    /// The name `autoconv.policy` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Qemu => "qemu",
+            Policy::Predictive => "predictive",
+        }
+    }
+}
+
+/// Rules between QEMU's parameters and autoconv's settings, checked once both are read.
+pub fn check_config(
+    params: &MigrationParameters,
+    autoconv: &AutoconvSettings,
+) -> Result<(), String> {
+    if params.dirty_limit && !autoconv.qemu_version.has_dirty_limit() {
+        return Err(format!(
+            "dirty-limit is a QEMU {} capability; autoconv.qemu_version is {} (set it to {} or later, or use auto-converge)",
+            QemuVersion::DIRTY_LIMIT,
+            autoconv.qemu_version,
+            QemuVersion::DIRTY_LIMIT
+        ));
+    }
+    if autoconv.policy == Policy::Predictive && params.dirty_limit {
+        return Err(
+            "autoconv.policy = \"predictive\" picks the auto-converge throttle; it does not apply to dirty-limit (use auto-converge, or policy \"qemu\")"
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -478,6 +612,55 @@ mod tests {
         p.set("max-bandwidth", &ParamValue::Int(0)).unwrap();
         assert_eq!(p.max_bandwidth, 0);
         assert!(p.set("max-bandwidth", &ParamValue::Int(-1)).is_err());
+    }
+
+    #[test]
+    fn dirty_limit_parameters_have_qemus_defaults_ranges_and_words() {
+        let mut p = MigrationParameters::default();
+        assert!(!p.dirty_limit);
+        assert_eq!((p.vcpu_dirty_limit, p.x_vcpu_dirty_limit_period), (1, 1000));
+        let e = p.set("vcpu-dirty-limit", &ParamValue::Int(0)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s"
+        );
+        let e = p
+            .set("x-vcpu-dirty-limit-period", &ParamValue::Int(1001))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Option x-vcpu-dirty-limit-period expects a value between 1 and 1000"
+        );
+        p.set("x-vcpu-dirty-limit-period", &ParamValue::Int(1))
+            .unwrap();
+        p.set("vcpu-dirty-limit", &ParamValue::Int(1)).unwrap();
+        p.set("dirty-limit", &ParamValue::Str("on".into())).unwrap();
+        assert!(p.validate().is_ok());
+        p.auto_converge = true;
+        assert_eq!(
+            p.validate().unwrap_err().to_string(),
+            "dirty-limit conflicts with auto-converge either of then available currently"
+        );
+    }
+
+    #[test]
+    fn dirty_limit_needs_qemu_8_1() {
+        let p = MigrationParameters {
+            dirty_limit: true,
+            ..MigrationParameters::default()
+        };
+        let mut a = AutoconvSettings {
+            qemu_version: QemuVersion::parse("8.0").unwrap(),
+            ..AutoconvSettings::default()
+        };
+        assert!(check_config(&p, &a)
+            .unwrap_err()
+            .contains("QEMU 8.1 capability"));
+        a.qemu_version = QemuVersion::parse("8.1").unwrap();
+        assert!(check_config(&p, &a).is_ok());
+        assert_eq!(Policy::parse("predictive"), Some(Policy::Predictive));
+        assert_eq!(Policy::parse("qemu").map(Policy::as_str), Some("qemu"));
+        assert_eq!(Policy::parse("staircase"), None);
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! is decided inside bitmap syncs, at most once per second.
 
 use super::auto_converge::{AutoConverge, PeriodFigures};
+use super::dirty_limit::VcpuDirtyLimit;
 use super::env::{CancelToken, Clock, Guest, GuestObservation, Link, PageBatch};
 use super::params::{AutoconvSettings, MigrationParameters};
+use super::policy::{PeriodMeasurement, ThrottlePolicy};
 use super::report::{Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason};
 
 const NS_PER_MS: u64 = 1_000_000;
@@ -78,6 +80,10 @@ where
         dirty_pages_rate: 0,
         dirty_bytes_last_sync: 0,
         auto_converge: AutoConverge::default(),
+        policy: ThrottlePolicy::new(config.autoconv.policy),
+        period_start_pct: 0,
+        dirty_limit_quota_mb_s: None,
+        dirty_limit_figures: None,
         throttle_pct: 0,
         throttle_steps: Vec::new(),
         transferred_bytes: 0,
@@ -124,6 +130,14 @@ struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
     dirty_pages_rate: u64,
     dirty_bytes_last_sync: u64,
     auto_converge: AutoConverge,
+    /// Who picks the percentage when auto-converge's trigger fires.
+    policy: ThrottlePolicy,
+    /// The throttle at the start of the current sync period (for the policy's measurements).
+    period_start_pct: u32,
+    /// The quota last handed to the guest, once dirty-limit's trigger has fired.
+    dirty_limit_quota_mb_s: Option<u64>,
+    /// Dirty-limit's query-migrate figures as last sampled while active (us).
+    dirty_limit_figures: Option<(u64, u64)>,
     throttle_pct: u32,
     throttle_steps: Vec<u32>,
 
@@ -201,6 +215,10 @@ where
         {
             // Started before setup, first tick 5 s later.
             self.periodic_sync_next_ns = Some(self.start_ns + PERIODIC_SYNC_MS * NS_PER_MS);
+        }
+        if self.cfg.params.dirty_limit {
+            // QEMU refuses the capability without a dirty ring, before anything starts.
+            Self::backend(self.guest.check_dirty_limit())?;
         }
         Self::backend(self.guest.start_dirty_tracking())?;
         self.bitmap_sync(SyncReason::Setup)?;
@@ -325,12 +343,30 @@ where
                 bytes_dirty_period: self.num_dirty_pages_period * self.page,
                 bytes_xfer_period: self.transferred_bytes - self.bytes_xfer_prev,
             };
-            if let Some(pct) =
-                self.auto_converge
-                    .on_period(&self.cfg.params, figures, self.throttle_pct)
-            {
-                self.set_throttle(pct);
+            let period_ms = (end_ms - last_ms) as f64;
+            self.policy.observe(PeriodMeasurement {
+                steady_pct: (self.period_start_pct == self.throttle_pct)
+                    .then_some(self.throttle_pct),
+                dirty_bytes_s: figures.bytes_dirty_period as f64 * 1000.0 / period_ms,
+                xfer_bytes_s: figures.bytes_xfer_period as f64 * 1000.0 / period_ms,
+            });
+            let params = &self.cfg.params;
+            if params.auto_converge || params.dirty_limit {
+                if let Some(threshold) = self.auto_converge.fires(params, figures) {
+                    if params.auto_converge {
+                        let pct = self.policy.next_pct(
+                            params,
+                            self.throttle_pct,
+                            figures.bytes_dirty_period,
+                            threshold,
+                        );
+                        self.set_throttle(pct);
+                    } else {
+                        self.dirty_limit_guest()?;
+                    }
+                }
             }
+            self.period_start_pct = self.throttle_pct;
             self.dirty_pages_rate = self.num_dirty_pages_period * 1000 / (end_ms - last_ms);
             self.time_last_bitmap_sync_ms = Some(end_ms);
             self.num_dirty_pages_period = 0;
@@ -353,6 +389,26 @@ where
             pct,
         };
         self.recorder.event(&event);
+    }
+
+    /// `migration_dirty_limit_guest`: hand every vCPU the `vcpu-dirty-limit` quota, unless
+    /// that quota is already in force.
+    fn dirty_limit_guest(&mut self) -> Result<(), Stop> {
+        let quota_mb_s = self.cfg.params.vcpu_dirty_limit;
+        if self.dirty_limit_quota_mb_s == Some(quota_mb_s) {
+            return Ok(());
+        }
+        Self::backend(self.guest.set_vcpu_dirty_limit(Some(VcpuDirtyLimit {
+            quota_mb_s,
+            period_ms: self.cfg.params.x_vcpu_dirty_limit_period,
+        })))?;
+        self.dirty_limit_quota_mb_s = Some(quota_mb_s);
+        let event = Event::DirtyLimitSet {
+            t_ms: self.elapsed_ms(),
+            quota_mb_s,
+        };
+        self.recorder.event(&event);
+        Ok(())
     }
 
     /// QEMU 9.2+: every 5 s, force a sync if none happened since the last tick.
@@ -456,7 +512,15 @@ where
             mbps: self.mbps,
             guest_cpu_pct: cpu_pct,
             guest_write_pages_s: writes_s,
+            dirty_limit_throttle_time_per_round_us: obs.dirty_limit_throttle_time_per_round_us,
+            dirty_limit_ring_full_time_us: obs.dirty_limit_ring_full_time_us,
         };
+        if self.cfg.params.dirty_limit && self.status == MigrationStatus::Active {
+            self.dirty_limit_figures = Some((
+                obs.dirty_limit_throttle_time_per_round_us,
+                obs.dirty_limit_ring_full_time_us,
+            ));
+        }
         self.recorder.sample(&sample);
         self.last_obs = obs;
         self.last_sample_ns = now_ns;
@@ -483,6 +547,13 @@ where
             self.guest.set_throttle_pct(0);
             self.throttle_pct = 0;
         }
+        let mut cancel_failure = None;
+        if self.dirty_limit_quota_mb_s.take().is_some() {
+            // QEMU cancels the per-vCPU limits when the migration ends, whatever the way.
+            if let Err(e) = self.guest.set_vcpu_dirty_limit(None) {
+                cancel_failure = Some(error_chain(e.as_ref()));
+            }
+        }
         self.guest.stop_dirty_tracking();
         let mut reason = reason;
         if status != MigrationStatus::Completed {
@@ -498,6 +569,13 @@ where
                 }
                 self.vm_stopped = false;
             }
+        }
+        if let Some(why) = cancel_failure {
+            let before = reason.take();
+            reason = Some(match before {
+                Some(r) => format!("{r}; removing the dirty limit also failed: {why}"),
+                None => format!("removing the dirty limit failed: {why}"),
+            });
         }
         self.status = status;
         self.emit_sample();
@@ -533,6 +611,16 @@ where
             guest_pages_written: obs
                 .pages_written
                 .saturating_sub(self.first_obs.pages_written),
+            dirty_limit_throttle_time_per_round_us: self
+                .cfg
+                .params
+                .dirty_limit
+                .then(|| self.dirty_limit_figures.map_or(0, |f| f.0)),
+            dirty_limit_ring_full_time_us: self
+                .cfg
+                .params
+                .dirty_limit
+                .then(|| self.dirty_limit_figures.map_or(0, |f| f.1)),
         }
     }
 }

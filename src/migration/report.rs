@@ -84,6 +84,10 @@ pub struct Sample {
     pub guest_cpu_pct: f64,
     /// Page writes per second the guest made since the last row (its own progress).
     pub guest_write_pages_s: f64,
+    /// QEMU's `dirty-limit-throttle-time-per-round` (us; 0 unless dirty-limit is in force).
+    pub dirty_limit_throttle_time_per_round_us: u64,
+    /// QEMU's `dirty-limit-ring-full-time` (us; 0 unless dirty-limit is in force).
+    pub dirty_limit_ring_full_time_us: u64,
 }
 
 /// Discrete events for plots and summaries.
@@ -107,6 +111,13 @@ pub enum Event {
         t_ms: u64,
         /// The new percentage.
         pct: u32,
+    },
+    /// Dirty-limit's trigger fired: every vCPU gets a dirty-rate quota.
+    DirtyLimitSet {
+        /// When (ms).
+        t_ms: u64,
+        /// `vcpu-dirty-limit` (MB/s).
+        quota_mb_s: u64,
     },
     /// The source stopped for stop-and-copy.
     Switchover {
@@ -196,6 +207,13 @@ pub struct MigrationOutcome {
     pub guest_cpu_lost_s: f64,
     /// Page writes the guest made during the migration.
     pub guest_pages_written: u64,
+    /// With the `dirty-limit` capability: QEMU's `dirty-limit-throttle-time-per-round` (us)
+    /// as query-migrate last showed it before the switchover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirty_limit_throttle_time_per_round_us: Option<u64>,
+    /// With the `dirty-limit` capability: QEMU's `dirty-limit-ring-full-time` (us), likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirty_limit_ring_full_time_us: Option<u64>,
 }
 
 impl MigrationOutcome {
@@ -218,6 +236,8 @@ impl MigrationOutcome {
             max_throttle_pct: 0,
             guest_cpu_lost_s: 0.0,
             guest_pages_written: 0,
+            dirty_limit_throttle_time_per_round_us: None,
+            dirty_limit_ring_full_time_us: None,
         }
     }
 

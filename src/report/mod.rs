@@ -26,6 +26,8 @@ pub const TIMESERIES_COLUMNS: &[&str] = &[
     "mbps",
     "guest_cpu_pct",
     "guest_write_pages_s",
+    "dirty_limit_throttle_time_per_round_us",
+    "dirty_limit_ring_full_time_us",
 ];
 
 /// Failure to write outputs.
@@ -124,6 +126,8 @@ pub fn write_timeseries<W: Write>(out: W, samples: &[Sample]) -> Result<(), Repo
             format!("{:.3}", s.mbps),
             format!("{:.2}", s.guest_cpu_pct),
             format!("{:.1}", s.guest_write_pages_s),
+            s.dirty_limit_throttle_time_per_round_us.to_string(),
+            s.dirty_limit_ring_full_time_us.to_string(),
         ])
         .map_err(enc)?;
     }
@@ -166,6 +170,12 @@ pub fn write_events<W: Write>(out: W, events: &[Event]) -> Result<(), ReportErro
                 "throttle-set".to_string(),
                 pct.to_string(),
                 String::new(),
+            ],
+            Event::DirtyLimitSet { t_ms, quota_mb_s } => [
+                t_ms.to_string(),
+                "dirty-limit-set".to_string(),
+                quota_mb_s.to_string(),
+                "vcpu-dirty-limit MB/s".to_string(),
             ],
             Event::Switchover {
                 t_ms,

@@ -24,6 +24,9 @@ use std::path::Path;
 
 /// The only page size modelled: x86's `TARGET_PAGE_SIZE`.
 pub const PAGE_SIZE_BYTES: u64 = 4096;
+/// The simulated host's dirty ring per vCPU: QEMU's suggested first value for
+/// `dirty-ring-size`.
+pub const DEFAULT_DIRTY_RING_SIZE: u64 = 4096;
 /// The page-exact model keeps a few bits to bytes per page: keep it to guests it can serve.
 pub const PAGE_EXACT_MAX_BYTES: u64 = 16 << 30;
 
@@ -125,6 +128,9 @@ pub struct HostSpec {
     pub dirty_sync_us_per_gib: f64,
     /// How late the migration thread wakes from its rate-limit sleep (us).
     pub timer_slack_us: f64,
+    /// Entries of each vCPU's KVM dirty ring (QEMU's `-accel kvm,dirty-ring-size=N`); 0 = no
+    /// dirty ring, which makes QEMU refuse `dirty-limit`.
+    pub dirty_ring_size: u64,
 }
 
 /// The network between source and destination.

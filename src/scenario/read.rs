@@ -8,10 +8,12 @@ use super::profile_region;
 use super::values::{f64_field, size_field, str_field, u64_field, want_table};
 use super::{
     GuestSpec, HostSpec, LinkSpec, ModelKind, Pattern, PhaseSpec, RegionSpec, Scenario,
-    PAGE_EXACT_MAX_BYTES, PAGE_SIZE_BYTES,
+    DEFAULT_DIRTY_RING_SIZE, PAGE_EXACT_MAX_BYTES, PAGE_SIZE_BYTES,
 };
+use crate::migration::params::check_config;
 use crate::migration::{
-    AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, QemuVersion,
+    AutoconvSettings, MigrationConfig, MigrationParameters, ParamValue, ParameterError, Policy,
+    QemuVersion,
 };
 use crate::units::{format_bytes, parse_rate_bytes_s};
 
@@ -49,9 +51,14 @@ const REGION_KEYS: &[&str] = &[
     "profile",
     "profile_access",
 ];
-const HOST_KEYS: &[&str] = &["dirty_fault_us", "dirty_sync_us_per_gib", "timer_slack_us"];
+const HOST_KEYS: &[&str] = &[
+    "dirty_fault_us",
+    "dirty_sync_us_per_gib",
+    "timer_slack_us",
+    "dirty_ring_size",
+];
 const LINK_KEYS: &[&str] = &["bandwidth"];
-const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version"];
+const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version", "policy"];
 const PHASE_KEYS: &[&str] = &["start_s", "rate_pct"];
 
 pub(super) fn read_scenario(
@@ -98,6 +105,7 @@ pub(super) fn read_scenario(
         let t = want_table(&top, "autoconv", v)?;
         migration.autoconv = read_autoconv(ctx, t)?;
     }
+    check_migration_config(ctx, doc, &migration)?;
 
     let mut regions = Vec::new();
     if let Some(v) = top.get("region") {
@@ -199,7 +207,19 @@ fn read_host(ctx: &Context, t: &Table) -> Result<HostSpec, ScenarioError> {
         dirty_fault_us: f64_field(&f, "dirty_fault_us", 0.0, big)?.unwrap_or(3.0),
         dirty_sync_us_per_gib: f64_field(&f, "dirty_sync_us_per_gib", 0.0, big)?.unwrap_or(2000.0),
         timer_slack_us: f64_field(&f, "timer_slack_us", 0.0, 1e6)?.unwrap_or(0.0),
+        dirty_ring_size: u64_field(&f, "dirty_ring_size")?.unwrap_or(DEFAULT_DIRTY_RING_SIZE),
     };
+    let ring = host.dirty_ring_size;
+    if ring != 0 && !(ring.is_power_of_two() && (1024..=65536).contains(&ring)) {
+        let v = t
+            .get("dirty_ring_size")
+            .expect("a non-default value was read");
+        return Err(f.invalid(
+            v,
+            "dirty_ring_size",
+            format!("expected 0 (no dirty ring) or a power of two from 1024 to 65536 entries, found {ring}"),
+        ));
+    }
     Ok(host)
 }
 
@@ -248,6 +268,15 @@ pub(super) fn read_migration(
             .map_err(|e| ctx.invalid(v.origin, &path, e.to_string()))?;
     }
     params.validate().map_err(|e| {
+        if let ParameterError::Refused { .. } = e {
+            // The capabilities conflict: point at the dirty-limit line.
+            let origin = t
+                .entries
+                .iter()
+                .find(|(k, _)| k.as_str() == "dirty-limit")
+                .map_or(Origin::Default, |(_, v)| v.origin);
+            return ctx.invalid(origin, "migration.dirty-limit", e.to_string());
+        }
         let origin = t
             .entries
             .iter()
@@ -282,7 +311,42 @@ pub(super) fn read_autoconv(ctx: &Context, t: &Table) -> Result<AutoconvSettings
             )
         })?;
     }
+    if let Some(text) = str_field(&f, "policy")? {
+        s.policy = Policy::parse(text).ok_or_else(|| {
+            let v = t.get("policy").expect("read above");
+            f.invalid(
+                v,
+                "policy",
+                format!("expected \"qemu\" (QEMU's staircase) or \"predictive\" (autoconv's own), found {text:?}"),
+            )
+        })?;
+    }
     Ok(s)
+}
+
+/// Rules between `[migration]` and `[autoconv]`, pointed at the line that makes them fail.
+pub(super) fn check_migration_config(
+    ctx: &Context,
+    doc: &Table,
+    config: &MigrationConfig,
+) -> Result<(), ScenarioError> {
+    check_config(&config.params, &config.autoconv).map_err(|message| {
+        let find = |table: &str, key: &str| match doc.get(table) {
+            Some(Value {
+                kind: Kind::Table(t),
+                ..
+            }) => t.get(key).map(|v| v.origin),
+            _ => None,
+        };
+        let (origin, path) = if let Some(o) = find("migration", "dirty-limit") {
+            (o, "migration.dirty-limit")
+        } else if let Some(o) = find("autoconv", "policy") {
+            (o, "autoconv.policy")
+        } else {
+            (Origin::Default, "migration.dirty-limit")
+        };
+        ctx.invalid(origin, path, message)
+    })
 }
 
 fn read_region(

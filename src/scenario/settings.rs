@@ -2,7 +2,7 @@
 //! the scenario's own readers, and named for summaries as QEMU names them.
 
 use super::doc::{apply_overrides, parse_override, Context, Kind, ScenarioError, Table, Value};
-use super::read::{read_autoconv, read_migration};
+use super::read::{check_migration_config, read_autoconv, read_migration};
 use super::Scenario;
 use crate::migration::MigrationConfig;
 
@@ -50,6 +50,7 @@ pub fn migration_config_from_sets(sets: &[String]) -> Result<MigrationConfig, Sc
     {
         config.autoconv = read_autoconv(&ctx, t)?;
     }
+    check_migration_config(&ctx, &doc, &config)?;
     Ok(config)
 }
 
@@ -73,6 +74,7 @@ pub fn migration_settings_json(config: &MigrationConfig) -> serde_json::Value {
         "autoconv": {
             "time_limit_s": config.autoconv.time_limit_ms as f64 / 1000.0,
             "qemu_version": config.autoconv.qemu_version.to_string(),
+            "policy": config.autoconv.policy.as_str(),
         },
     })
 }

@@ -14,6 +14,7 @@ use crate::kvm::clock::MonotonicClock;
 use crate::kvm::dma::DmaConfig;
 use crate::kvm::loader::LoadPlan;
 use crate::kvm::machine::{BootPath, Machine, MachineConfig, VcpuCounters};
+use crate::kvm::progress::{run_warnings, GuestActivity};
 use crate::kvm::source::{KvmSource, SyncTiming};
 use crate::kvm::vstate::vm::DirtyLogMode;
 use crate::kvm::KvmError;
@@ -155,6 +156,21 @@ pub struct RunReport {
     /// What the source guest wrote to COM1 (its first MiB).
     #[serde(skip)]
     pub source_serial: Vec<u8>,
+    /// What the source guest did during the migration.
+    pub activity: GuestActivity,
+    /// Source vCPUs that stopped with an error (index, reason).
+    pub source_vcpu_failures: Vec<(u32, String)>,
+    /// What makes this run's figures suspect (a guest that made no progress, a failed vCPU),
+    /// one line each; empty for a sound measurement.
+    pub warnings: Vec<String>,
+}
+
+impl RunReport {
+    /// False if the guest wrote no page and no COM1 byte during the migration: the run
+    /// measured no workload.
+    pub fn guest_progress(&self) -> bool {
+        self.activity.progressed()
+    }
 }
 
 /// Errors before a migration can even start.
@@ -217,6 +233,10 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         cfg.vcpus = 1;
     }
     let image = plan.info.as_ref().map(|i| i.to_string());
+    let idle_image = plan
+        .info
+        .as_ref()
+        .is_some_and(|i| i.pattern == crate::guest_image::Pattern::Idle);
     let mut machine = Machine::boot(cfg, &plan, opts.boot)?;
     if opts.prefill {
         prefill(&machine);
@@ -248,28 +268,37 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
 
     let mut timeline = Timeline::default();
     let ram = machine.ram().clone();
-    let (outcome, sync_timing, link_stats) = match TcpLink::connect(addr, ram, cfg.vcpus) {
-        Err(e) => (
-            failed_outcome(crate::migration::error_chain(&e)),
-            SyncTiming::default(),
-            LinkStats::default(),
-        ),
-        Ok(mut link) => {
-            let mut source = KvmSource::new(&mut machine);
-            if let Some(gfn) = opts.drop_dirty_gfn {
-                source.inject_dropped_dirty_page(gfn);
+    let serial_at_start = machine.serial_bytes();
+    let (outcome, sync_timing, link_stats, dirty_logged_pages) =
+        match TcpLink::connect(addr, ram, cfg.vcpus) {
+            Err(e) => (
+                failed_outcome(crate::migration::error_chain(&e)),
+                SyncTiming::default(),
+                LinkStats::default(),
+                0,
+            ),
+            Ok(mut link) => {
+                let mut source = KvmSource::new(&mut machine);
+                if let Some(gfn) = opts.drop_dirty_gfn {
+                    source.inject_dropped_dirty_page(gfn);
+                }
+                let mut clock = MonotonicClock::new(cancel.clone());
+                let outcome = migrate(
+                    &opts.config,
+                    &mut clock,
+                    &mut source,
+                    &mut link,
+                    &mut timeline,
+                    cancel,
+                );
+                let logged = source.dirty_logged_pages();
+                (outcome, source.sync_timing(), link.stats(), logged)
             }
-            let mut clock = MonotonicClock::new(cancel.clone());
-            let outcome = migrate(
-                &opts.config,
-                &mut clock,
-                &mut source,
-                &mut link,
-                &mut timeline,
-                cancel,
-            );
-            (outcome, source.sync_timing(), link.stats())
-        }
+        };
+    let activity = GuestActivity {
+        workload_pages_written: outcome.guest_pages_written,
+        dirty_logged_pages,
+        serial_bytes: machine.serial_bytes() - serial_at_start,
     };
 
     let source_final = machine.counters();
@@ -300,6 +329,8 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     // Stop the device so its count is final.
     let _ = machine.pause();
     let dma_pages_written = machine.dma_pages_written();
+    let source_vcpu_failures = machine.failures();
+    let warnings = run_warnings(&activity, idle_image, &source_vcpu_failures);
     let vcpus = machine.vcpu_count();
     let ram_bytes = machine.ram().bytes();
     drop(machine);
@@ -333,6 +364,9 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         dma: opts.dma,
         dma_pages_written,
         source_serial,
+        activity,
+        source_vcpu_failures,
+        warnings,
     })
 }
 

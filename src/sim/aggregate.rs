@@ -88,6 +88,10 @@ pub struct AggregateModel {
     logging: bool,
     /// Each writer's last CPU writes per vCPU-ns of budget: the next solve's starting point.
     writes_per_ns: Vec<Option<f64>>,
+    /// Each writer's share of its vCPUs' running time left by a dirty limit (1 = none).
+    run_share: Vec<f64>,
+    /// Each writer's CPU writes since the start (what its vCPUs' dirty rings see).
+    cpu_written: Vec<f64>,
     /// Expected zero pages in each region (never written, not filled at boot)...
     zero_pages: Vec<f64>,
     /// ...and how many of them are in the migration bitmap, still to be sent as zero pages.
@@ -135,6 +139,8 @@ impl AggregateModel {
             cursor_pos: 0,
             dirty: 0,
             logging: false,
+            run_share: vec![1.0; writes_per_ns.len()],
+            cpu_written: vec![0.0; writes_per_ns.len()],
             writes_per_ns,
             zero_pages,
             zero_in_bitmap: vec![0.0; n],
@@ -159,6 +165,14 @@ impl AggregateModel {
 }
 
 impl RamModel for AggregateModel {
+    fn set_run_shares(&mut self, shares: &[f64]) {
+        self.run_share.copy_from_slice(shares);
+    }
+
+    fn cpu_writes(&self) -> &[f64] {
+        &self.cpu_written
+    }
+
     fn start_logging(&mut self) {
         for b in &mut self.bitmaps {
             b.fill();
@@ -281,7 +295,7 @@ impl RamModel for AggregateModel {
             let cpu_rate = w.cpu_rate_pages_s * scale;
             let dma = w.dma_rate_at(step.throttle_pct) * scale * step.wall_ns / 1e9;
             let x = if cpu_rate > 0.0 && w.vcpus > 0 {
-                let budget = step.cpu_ns_per_vcpu * f64::from(w.vcpus);
+                let budget = step.cpu_ns_per_vcpu * f64::from(w.vcpus) * self.run_share[wi];
                 let write_ns = f64::from(w.vcpus) * 1e9 / cpu_rate;
                 let seq: Vec<SeqView>;
                 let uni: Vec<UniView>;
@@ -336,6 +350,7 @@ impl RamModel for AggregateModel {
             } else {
                 0.0
             };
+            self.cpu_written[wi] += x;
             let y = x + dma;
             for t in &w.targets {
                 let z = t.share * y;

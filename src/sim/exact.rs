@@ -37,6 +37,10 @@ pub struct ExactModel {
     /// vCPU time and DMA writes carried between steps (less than one write each).
     cpu_carry_ns: Vec<f64>,
     dma_carry: Vec<f64>,
+    /// Each writer's share of its vCPUs' running time left by a dirty limit (1 = none).
+    run_share: Vec<f64>,
+    /// Each writer's CPU writes since the start (what its vCPUs' dirty rings see).
+    cpu_written: Vec<f64>,
     logging: bool,
     /// One bit per page: holds data (else a zero page, sent as a header).
     data: Vec<u64>,
@@ -113,6 +117,8 @@ impl ExactModel {
             rngs,
             cpu_carry_ns: vec![0.0; writers],
             dma_carry: vec![0.0; writers],
+            run_share: vec![1.0; writers],
+            cpu_written: vec![0.0; writers],
             logging: false,
             data,
             track_fill,
@@ -221,7 +227,7 @@ impl ExactModel {
             return dma as f64;
         }
         let write_ns = vcpus * 1e9 / cpu_rate;
-        let mut budget = step.cpu_ns_per_vcpu * vcpus + self.cpu_carry_ns[wi];
+        let mut budget = step.cpu_ns_per_vcpu * vcpus * self.run_share[wi] + self.cpu_carry_ns[wi];
         let since = match self.logs[region] {
             RegionLog::Sequential { pos, at_sync } => pos - at_sync,
             _ => 0,
@@ -240,6 +246,7 @@ impl ExactModel {
             writes += more;
         }
         self.cpu_carry_ns[wi] = budget.max(0.0);
+        self.cpu_written[wi] += writes as f64;
         self.advance_sequential(region, writes);
         (writes + dma) as f64
     }
@@ -273,11 +280,13 @@ impl ExactModel {
         if cpu_rate <= 0.0 || vcpus == 0.0 {
             return written;
         }
+        let dma_written = written;
         let write_ns = vcpus * 1e9 / cpu_rate;
-        let mut budget = step.cpu_ns_per_vcpu * vcpus + self.cpu_carry_ns[wi];
+        let mut budget = step.cpu_ns_per_vcpu * vcpus * self.run_share[wi] + self.cpu_carry_ns[wi];
         if !track {
             let n = (budget / write_ns).floor();
             self.cpu_carry_ns[wi] = budget - n * write_ns;
+            self.cpu_written[wi] += n;
             return written + n;
         }
         loop {
@@ -302,6 +311,7 @@ impl ExactModel {
             self.write_new_uniform_page(wi, p, rng_region);
         }
         self.cpu_carry_ns[wi] = budget;
+        self.cpu_written[wi] += written - dma_written;
         written
     }
 }
@@ -379,5 +389,13 @@ impl RamModel for ExactModel {
             };
         }
         written
+    }
+
+    fn set_run_shares(&mut self, shares: &[f64]) {
+        self.run_share.copy_from_slice(shares);
+    }
+
+    fn cpu_writes(&self) -> &[f64] {
+        &self.cpu_written
     }
 }

@@ -53,8 +53,9 @@ pub fn simulate_with_model<M: RamModel, R: Recorder + ?Sized>(
     let time = VirtualTime::default();
     let mut clock = SimClock::new(time.clone(), (scenario.host.timer_slack_us * 1e3) as u64);
     let mut link = SimLink::new(time.clone(), scenario.link.bandwidth_bytes_s);
-    let layout_boundaries = compile::layout(scenario).phase_boundaries_ns();
-    let mut guest = SimGuest::new(
+    let layout = compile::layout(scenario);
+    let layout_boundaries = layout.phase_boundaries_ns();
+    let guest = SimGuest::new(
         model,
         time,
         scenario.guest.vcpus,
@@ -66,6 +67,11 @@ pub fn simulate_with_model<M: RamModel, R: Recorder + ?Sized>(
             device_state_bytes: scenario.guest.device_state_bytes,
         },
     );
+    let mut guest = if scenario.host.dirty_ring_size > 0 {
+        guest.with_dirty_rings(scenario.host.dirty_ring_size, layout.writers)
+    } else {
+        guest
+    };
     guest.warm_up((scenario.guest.warmup_s * 1e9) as u64);
     let outcome = migrate(
         &scenario.migration,

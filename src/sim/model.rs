@@ -154,6 +154,11 @@ pub trait RamModel {
     fn take(&mut self, max_bytes: u64, cost: PageCost, batch: &mut PageBatch);
     /// Let the writers run for `step`; returns page writes made.
     fn run_writers(&mut self, step: Step) -> f64;
+    /// Scale each writer's vCPU time by its share (1 = all of `Step::cpu_ns_per_vcpu`): what a
+    /// dirty limit's sleeps leave it. One entry per writer.
+    fn set_run_shares(&mut self, shares: &[f64]);
+    /// Each writer's CPU writes since the start, all its vCPUs together.
+    fn cpu_writes(&self) -> &[f64];
 }
 
 /// How many pages the cost of `cost` allows within `max_bytes` taken so far `spent`: keep

@@ -135,8 +135,14 @@ impl Vcpu {
     }
 
     /// Multiboot v1 entry state: 32-bit protected mode, flat segments, paging off,
-    /// EAX = 0x2BADB002, EBX = the multiboot information structure.
-    pub fn set_multiboot_entry(&self, entry: u32, mbi_gpa: u32) -> Result<(), KvmError> {
+    /// EAX = 0x2BADB002, EBX = the multiboot information structure, ESP = `stack_top` (a
+    /// usable stack, as QEMU's loader leaves one).
+    pub fn set_multiboot_entry(
+        &self,
+        entry: u32,
+        mbi_gpa: u32,
+        stack_top: u32,
+    ) -> Result<(), KvmError> {
         self.make_runnable()?;
         let mut sregs = self
             .fd
@@ -159,6 +165,7 @@ impl Vcpu {
             rip: u64::from(entry),
             rax: 0x2BAD_B002,
             rbx: u64::from(mbi_gpa),
+            rsp: u64::from(stack_top),
             rflags: 0x2,
             ..Default::default()
         };
