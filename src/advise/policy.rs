@@ -4,7 +4,8 @@
 //! new [`Policy`] variant with its own `apply_to`, `describe` and a list of candidates added
 //! by [`Space::policies`]; the search, the front and the recommendation work on any variant.
 
-use crate::migration::MigrationParameters;
+use crate::migration::params::Policy as ThrottlePicker;
+use crate::migration::MigrationConfig;
 
 /// QEMU's auto-converge CPU throttle, by its five parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,10 +76,14 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Set this policy's parameters (and the capability it needs) on `params`.
-    pub fn apply_to(&self, params: &mut MigrationParameters) {
+    /// Set this policy's parameters (and the capability it needs) on `config`, turning off
+    /// whatever other policy the scenario chose.
+    pub fn apply_to(&self, config: &mut MigrationConfig) {
+        let params = &mut config.params;
         match self {
             Policy::Throttle(t) => {
+                config.autoconv.policy = ThrottlePicker::Qemu;
+                params.dirty_limit = false;
                 params.auto_converge = true;
                 params.cpu_throttle_initial = t.initial_pct;
                 params.cpu_throttle_increment = t.increment_pct;

@@ -52,7 +52,7 @@ pub fn simulate_policy(scenario: &Scenario, policy: &Policy, seed: u64) -> RunMe
 
 fn simulate_recording(scenario: &Scenario, policy: &Policy, seed: u64) -> (RunMetrics, Vec<u32>) {
     let mut s = scenario.clone();
-    policy.apply_to(&mut s.migration.params);
+    policy.apply_to(&mut s.migration);
     let mut sets = ThrottleSets::default();
     let outcome = sim::simulate(&s, seed, &mut sets);
     (RunMetrics::from(&outcome), sets.0)
