@@ -50,6 +50,11 @@ fn a_real_guests_profile_calibrates_a_scenario() {
     assert_eq!(r0.interval_ms, 1000);
     assert_eq!(r0.memory_bytes, Some(64 << 20));
     assert_eq!(r0.source.as_deref(), Some("kvm:g.img"));
+    // Where it was measured, so a calibration used elsewhere can say so.
+    let here = autoconv::report::host::HostInfo::this_host();
+    assert_eq!(r0.host_cpu_model.as_deref(), Some(here.cpu_model.as_str()));
+    assert_eq!(r0.host_cores, Some(here.cores));
+    assert_eq!(p.host(), Some(here));
     // A CPU-bound guest dirties less the harder it is throttled.
     assert!(r0.dirty_pages_s > 0.0);
     assert!(p.rows[2].dirty_pages_s < r0.dirty_pages_s, "{:?}", p.rows);

@@ -38,3 +38,15 @@ for w in random sequential hotcold; do
     baseline "calibrated-kvm-$w" "scenarios/calibrated-kvm-$w.toml" \
         --grid cpu-throttle-initial=10,20,40 --grid cpu-throttle-tailslow=off,on
 done
+# autoconv.policy: QEMU's staircase against autoconv's predictive policy.
+for s in heavy hotcold qemu-7.2-reference calibrated-kvm-random; do
+    baseline "policy-$s" "scenarios/$s.toml" --grid autoconv.policy=qemu,predictive
+done
+baseline policy-one-hot-writer scenarios/one-hot-writer.toml \
+    --grid autoconv.policy=qemu,predictive --grid cpu-throttle-initial=10,20
+# dirty-limit (QEMU 8.1+): quota and period.
+baseline dirty-limit-one-hot-writer scenarios/one-hot-writer.toml \
+    --set auto-converge=off --set dirty-limit=on \
+    --grid vcpu-dirty-limit=1,50,200 --grid x-vcpu-dirty-limit-period=500,1000
+baseline dirty-limit-heavy scenarios/heavy.toml \
+    --set auto-converge=off --set dirty-limit=on --grid vcpu-dirty-limit=1,100

@@ -7,6 +7,7 @@
 //! complete have no time to compare: only their status is. Simulated runs are deterministic, so
 //! the default tolerance is 0: any worsening is reported; the tolerance serves real runs.
 
+pub mod calibration;
 pub mod compare;
 
 use crate::scenario::doc::parse_override;

@@ -57,6 +57,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     let from_run = sets.len();
     sets.extend(args.sets.iter().cloned());
     let scenario = Scenario::load(&args.scenario, &sets)?;
+    // A real run says how fast its guest wrote before the migration; a calibration made on
+    // another host or guest predicts something else.
+    if let Some(rate) = summary["guest"]["write_pages_s_before"].as_f64() {
+        for w in autoconv::check::calibration::scenario_rate_warnings(&scenario, rate) {
+            eprintln!("autoconv: {w}");
+        }
+    }
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
     let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);

@@ -11,6 +11,7 @@ mod kvm_guest;
 mod plot;
 mod profile;
 mod profile_kvm;
+mod profile_qmp;
 mod run_kvm;
 mod sim;
 mod sweep;

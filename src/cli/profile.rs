@@ -1,4 +1,5 @@
-//! `autoconv profile FILE.toml`: the throttle vs dirty-rate curve of a simulated guest.
+//! `autoconv profile FILE.toml`: the throttle vs dirty-rate curve of a simulated guest (or,
+//! with `--kvm`, a real one; with `--qmp`, a running QEMU VM's, fitted and modelled).
 
 use super::exit;
 use super::kvm_guest::KvmGuestArgs;
@@ -22,7 +23,13 @@ use std::path::PathBuf;
 /// bytes sent, so the migration settles at the first level under that line, or never
 /// converges if even 99% stays above it.
 ///
-/// Both write the same CSV (format in the README and src/report/profile.rs), which a scenario
+/// With --qmp SOCKET, a running QEMU VM is measured from outside, unthrottled and changing
+/// nothing: QEMU's calc-dirty-rate at each --calc-times interval gives the distinct pages
+/// dirtied in it; a fit of U(T) = N(1 - e^(-wT/N)) gives the working set N and write rate w;
+/// the throttled rows are modelled (CPU-bound writes, slowed in proportion), and
+/// --scenario-out writes a scenario of the VM that `autoconv sim` runs as is.
+///
+/// All write the same CSV (format in the README and src/report/profile.rs), which a scenario
 /// region can use as its workload: pattern = "profile", profile = "FILE.csv".
 ///
 /// Examples:
@@ -30,19 +37,47 @@ use std::path::PathBuf;
 ///   autoconv profile scenarios/dma.toml --levels 0,50,90,99 --hold 10s
 ///   autoconv profile --kvm rnd.img --mem 1GiB -o rnd-profile.csv
 ///   autoconv plot rnd-profile.csv --bandwidth 1GiB/s
+///   autoconv profile --qmp /run/vm1.qmp -o vm1-profile.csv --scenario-out vm1.toml
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
-    override_usage = "autoconv profile FILE.toml [OPTIONS]\n       autoconv profile --kvm IMAGE [OPTIONS]"
+    override_usage = "autoconv profile FILE.toml [OPTIONS]\n       autoconv profile --kvm IMAGE [OPTIONS]\n       autoconv profile --qmp SOCKET [-o PROFILE.csv] [--scenario-out VM.toml] [OPTIONS]"
 )]
 pub struct ProfileArgs {
     /// Scenario file (TOML) of a simulated guest; or --kvm IMAGE for a real one.
     #[arg(
         value_name = "FILE.toml",
-        required_unless_present = "image",
-        conflicts_with = "image"
+        required_unless_present_any = ["image", "qmp"],
+        conflicts_with_all = ["image", "qmp"]
     )]
     pub scenario: Option<PathBuf>,
+    /// A running QEMU VM's QMP socket (a unix socket the VM serves with -qmp
+    /// unix:PATH,server=on,wait=off; give the VM a spare one if something else holds its QMP).
+    #[arg(long, value_name = "SOCKET", conflicts_with = "image")]
+    pub qmp: Option<PathBuf>,
+    /// --qmp: calc-time values (s) to measure at, comma-separated; spread them around the
+    /// time the guest takes to write its working set over.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,8",
+        requires = "qmp"
+    )]
+    pub calc_times: Vec<u64>,
+    /// --qmp: measurements at each calc-time (the fit uses them all).
+    #[arg(long, default_value_t = 1, requires = "qmp")]
+    pub repeats: u32,
+    /// --qmp: calc-dirty-rate's mode: auto (dirty-ring if the VM has rings, else dirty-bitmap,
+    /// else page-sampling), page-sampling, dirty-bitmap or dirty-ring.
+    #[arg(long, default_value = "auto", requires = "qmp")]
+    pub mode: String,
+    /// --qmp, page-sampling: pages sampled per GiB (QEMU's sample-pages; QEMU's default 512
+    /// when not given). More samples, less noise.
+    #[arg(long, requires = "qmp")]
+    pub sample_pages: Option<u64>,
+    /// --qmp: also write a scenario of the VM here (runs with `autoconv sim` as is).
+    #[arg(long, value_name = "VM.toml", requires = "qmp")]
+    pub scenario_out: Option<PathBuf>,
     /// A real guest under KVM (`--kvm IMAGE` and its machine options).
     #[command(flatten)]
     pub kvm: Option<KvmGuestArgs>,
@@ -160,6 +195,9 @@ fn bandwidth_arg(text: &str) -> anyhow::Result<f64> {
 pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
     check_levels(&args.levels)?;
     let bandwidth = args.bandwidth.as_deref().map(bandwidth_arg).transpose()?;
+    if let Some(socket) = args.qmp.clone() {
+        return super::profile_qmp::run(&args, &socket, bandwidth);
+    }
     if let Some(guest) = args.kvm.clone() {
         return run_kvm(args, guest, bandwidth);
     }
@@ -199,7 +237,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn print_rows(p: &Profile) {
+pub(super) fn print_rows(p: &Profile) {
     println!(
         "  {:>8}  {:>14}  {:>12}  {:>16}  {:>10}",
         "throttle", "dirty pages/s", "dirty rate", "guest writes/s", "guest CPU"
@@ -219,7 +257,7 @@ fn print_rows(p: &Profile) {
     }
 }
 
-fn plot_to(
+pub(super) fn plot_to(
     p: &Profile,
     title: &str,
     bandwidth: f64,

@@ -95,6 +95,8 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         // The profile CSV the simulator reads (src/report/profile.rs), so a scenario region can
         // take this guest's curve as its workload.
         let vcpus = machine.vcpu_count();
+        // The calibration holds on a host like this one: record which it was.
+        let host = autoconv::report::host::HostInfo::this_host();
         let profile = autoconv::report::profile::Profile {
             rows: rows
                 .iter()
@@ -112,6 +114,8 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
                     memory_bytes: Some(args.guest.mem),
                     vcpus: Some(vcpus),
                     source: Some(format!("kvm:{}", args.guest.image.display())),
+                    host_cpu_model: Some(host.cpu_model.clone()),
+                    host_cores: Some(host.cores),
                 })
                 .collect(),
         };

@@ -45,6 +45,11 @@ pub struct KvmRunArgs {
     /// on the source if not).
     #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
     pub after: u64,
+    /// The calibrated scenario meant to predict this run (a FILE.toml whose workload is a
+    /// measured profile): warn if this guest's unthrottled write rate, measured in the
+    /// warm-up, is more than 10% off its profile's (the calibration would not hold).
+    #[arg(long, value_name = "FILE.toml")]
+    pub calibrated: Option<PathBuf>,
 }
 
 const RUN_HELP: &str = "\
@@ -65,6 +70,11 @@ Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
+    let calibrated = args
+        .calibrated
+        .as_ref()
+        .map(|p| autoconv::scenario::Scenario::load(p, &[]))
+        .transpose()?;
     if config.params.dirty_limit {
         if !matches!(
             args.guest.dirty_log,
@@ -104,6 +114,14 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     done.store(true, Ordering::SeqCst);
     let report = report?;
     print_run_report(&report, &config);
+    if let Some(s) = &calibrated {
+        for w in autoconv::check::calibration::scenario_rate_warnings(
+            s,
+            report.before.pages_written_per_s,
+        ) {
+            eprintln!("autoconv: {w}");
+        }
+    }
     if let Some(dir) = &args.out {
         let summary = kvm_summary(&report, &config, args);
         autoconv::report::write_run_dir(

@@ -52,6 +52,10 @@ pub struct ParamsArgs {}
 
 pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let scenario = Scenario::load(&args.scenario, &args.sets)?;
+    // A calibration made on another host may not describe the guest as it runs here.
+    for w in autoconv::check::calibration::scenario_host_warnings(&scenario) {
+        eprintln!("autoconv: {w}");
+    }
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
     let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);

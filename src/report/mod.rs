@@ -5,6 +5,7 @@
 //! A run directory appears whole or not at all: files are written into a hidden sibling and
 //! renamed into place at the end.
 
+pub mod host;
 pub mod profile;
 
 use crate::migration::{Event, MigrationOutcome, Sample, Timeline};

@@ -19,10 +19,13 @@
 //! | `page_size_bytes` | page size (4096) |
 //! | `memory_bytes` | guest RAM |
 //! | `vcpus` | guest vCPUs |
-//! | `source` | what was measured: `sim:<scenario> seed=<n>` or `kvm:<image>` |
+//! | `source` | what was measured: `sim:<scenario> seed=<n>`, `kvm:<image>` or `qmp:<socket> ...` |
+//! | `host_cpu_model` | the host a real guest was measured on: `model name` of its /proc/cpuinfo |
+//! | `host_cores` | that host's logical CPUs |
 //!
 //! The metadata columns repeat on every row so the file stays one self-describing table that
-//! any CSV tool reads. `dirty_pages_per_s` and `guest_write_pages_per_s` are accepted as
+//! any CSV tool reads. The guest's unthrottled write rate, which tells whether a guest runs as
+//! it did when profiled, is `guest_write_pages_s` of the `throttle_pct` 0 row. `dirty_pages_per_s` and `guest_write_pages_per_s` are accepted as
 //! older spellings of the two rate columns.
 
 use serde::Deserialize;
@@ -44,6 +47,8 @@ pub const PROFILE_COLUMNS: &[&str] = &[
     "memory_bytes",
     "vcpus",
     "source",
+    "host_cpu_model",
+    "host_cores",
 ];
 
 /// One throttle level.
@@ -86,6 +91,12 @@ pub struct ProfileRow {
     /// What was measured.
     #[serde(default)]
     pub source: Option<String>,
+    /// CPU model of the host a real guest was measured on (profiles before it: absent).
+    #[serde(default)]
+    pub host_cpu_model: Option<String>,
+    /// Logical CPUs of that host.
+    #[serde(default)]
+    pub host_cores: Option<u32>,
 }
 
 /// A whole profile, rows in increasing throttle order.
@@ -263,10 +274,31 @@ impl Profile {
                 opt_u(r.memory_bytes),
                 opt_u(r.vcpus.map(u64::from)),
                 r.source.clone().unwrap_or_default(),
+                r.host_cpu_model.clone().unwrap_or_default(),
+                opt_u(r.host_cores.map(u64::from)),
             ])?;
         }
         w.flush()?;
         Ok(())
+    }
+
+    /// The guest's own page writes per second unthrottled (`guest_write_pages_s` at 0%), if
+    /// measured.
+    pub fn unthrottled_write_pages_s(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.throttle_pct == 0)
+            .and_then(|r| r.guest_write_pages_s)
+    }
+
+    /// The host a real guest was measured on, if the profile says.
+    pub fn host(&self) -> Option<crate::report::host::HostInfo> {
+        let r = &self.rows[0];
+        let cpu_model = r.host_cpu_model.clone().filter(|m| !m.is_empty())?;
+        Some(crate::report::host::HostInfo {
+            cpu_model,
+            cores: r.host_cores.unwrap_or(0),
+        })
     }
 
     /// The harvest period the rates were measured over (ms).

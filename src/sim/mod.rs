@@ -15,6 +15,7 @@ pub mod model;
 pub mod profile;
 pub mod rng;
 pub mod segments;
+pub mod working_set_fit;
 
 use crate::migration::{migrate, CancelToken, MigrationOutcome, Recorder};
 use crate::scenario::{ModelKind, Scenario};

@@ -126,6 +126,9 @@ pub fn profile_with_model<M: RamModel>(
             memory_bytes: Some(scenario.guest.memory_bytes),
             vcpus: Some(scenario.guest.vcpus),
             source: Some(opts.source.clone()),
+            // A model runs the same on every host.
+            host_cpu_model: None,
+            host_cores: None,
         });
     }
     guest.set_throttle_pct(0);

@@ -1,0 +1,197 @@
+//! `autoconv profile --qmp` against a real QEMU VM running an autoconv image: the fitted
+//! working set is the image's, the scenario it writes runs under `sim`, and a paused VM or a
+//! socket nobody serves is refused with one line. Needs qemu-system-x86_64 and /dev/kvm:
+//! skipped with a printed reason where they are missing, a failure when
+//! AUTOCONV_REQUIRE_ALL=1 (CI).
+
+mod common;
+use autoconv::guest_image::{build_image, GuestSpec, Pace, Pattern};
+use autoconv::report::profile::Profile;
+use common::{autoconv, stderr, text};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why QEMU with KVM cannot run here, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    if let Some(why) = autoconv::kvm::unavailable_reason() {
+        return Some(why);
+    }
+    match Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("qemu-system-x86_64 --version exited with {s}")),
+        Err(e) => Some(format!(
+            "qemu-system-x86_64 not found ({e}); apt-get install qemu-system-x86"
+        )),
+    }
+}
+
+fn skip_or_fail(test: &str) -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return false;
+    };
+    if std::env::var("AUTOCONV_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("{test}: AUTOCONV_REQUIRE_ALL=1 and {why}");
+    }
+    println!("SKIPPED {test}: {why}");
+    eprintln!("SKIPPED {test}: {why}");
+    true
+}
+
+/// A QEMU process killed when dropped, whatever the test does.
+struct Vm {
+    child: Child,
+    qmp: PathBuf,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Boot `image` with `mem_mib` MiB and a QMP socket; wait for the workload's first COM1 marker
+/// (the image's 32-bit multiboot start runs emulated here and takes 4-15 s).
+fn boot(dir: &Path, image: &Path, mem_mib: u32) -> Vm {
+    let qmp = dir.join("vm.qmp");
+    let serial = dir.join("serial.txt");
+    let child = Command::new("qemu-system-x86_64")
+        .args(["-enable-kvm", "-m", &mem_mib.to_string(), "-kernel"])
+        .arg(image)
+        .args(["-display", "none", "-monitor", "none", "-serial"])
+        .arg(format!("file:{}", serial.display()))
+        .arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start qemu-system-x86_64");
+    let mut vm = Vm { child, qmp };
+    let t0 = Instant::now();
+    loop {
+        let bytes = std::fs::metadata(&serial).map_or(0, |m| m.len());
+        if bytes > 0 && vm.qmp.exists() {
+            return vm;
+        }
+        if let Ok(Some(status)) = vm.child.try_wait() {
+            panic!("QEMU exited before the guest ran: {status}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no COM1 marker from the guest within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_running_vm_is_profiled_fitted_and_written_as_a_scenario() {
+    if skip_or_fail("a_running_vm_is_profiled_fitted_and_written_as_a_scenario") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 32 MiB written at random: at this host's ~5-12K writes/s the working set fills within
+    // the measured intervals, so the fit sees the curve bend.
+    let spec = GuestSpec {
+        pattern: Pattern::Random,
+        wss_bytes: 32 << 20,
+        pace: Pace::CpuSpin {
+            iterations_per_write: 100_000,
+        },
+        ..GuestSpec::default()
+    };
+    let image = d.join("rnd.img");
+    std::fs::write(&image, build_image(&spec).unwrap()).unwrap();
+    let vm = boot(d, &image, 256);
+    let sock = vm.qmp.to_str().unwrap().to_string();
+
+    let o = autoconv(
+        &[
+            "profile",
+            "--qmp",
+            &sock,
+            "--calc-times",
+            "1,2,4",
+            "-o",
+            "p.csv",
+            "--scenario-out",
+            "vm.toml",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let p = Profile::read(&d.join("p.csv")).unwrap();
+    let r0 = &p.rows[0];
+    assert_eq!(r0.memory_bytes, Some(256 << 20));
+    assert_eq!(r0.vcpus, Some(1));
+    assert!(r0.source.as_deref().unwrap().starts_with("qmp:"), "{r0:?}");
+    assert!(p.host().is_some());
+    // The fitted working set is the image's 8192 pages, within what integer MiB/s readings
+    // and a busy host allow.
+    let toml = std::fs::read_to_string(d.join("vm.toml")).unwrap();
+    let s = autoconv::scenario::Scenario::load(&d.join("vm.toml"), &[]).unwrap();
+    let ws_pages = s.regions[0].size_bytes / 4096;
+    assert!(
+        (6000..=10500).contains(&ws_pages),
+        "working set {ws_pages} pages, the image writes 8192\n{toml}\n{}",
+        text(&o)
+    );
+    // Throttled rows fall with the throttle (CPU-bound model).
+    assert!(p
+        .rows
+        .windows(2)
+        .all(|w| w[1].dirty_pages_s < w[0].dirty_pages_s));
+    let o = autoconv(&["sim", "vm.toml", "--no-out"], d);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // A paused VM dirties nothing: refused before measuring, one line, exit 2.
+    let mut q = autoconv::qemu::qmp::QmpClient::connect(&vm.qmp, Duration::from_secs(5)).unwrap();
+    q.execute("stop", None).unwrap();
+    drop(q);
+    let o = autoconv(&["profile", "--qmp", &sock, "-o", "paused.csv"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is paused, not running"), "{err}");
+    assert!(!d.join("paused.csv").exists());
+    drop(vm);
+}
+
+#[test]
+fn a_socket_nobody_serves_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = autoconv(
+        &[
+            "profile",
+            "--qmp",
+            "no-such.qmp",
+            "--scenario-out",
+            "vm.toml",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no-such.qmp"), "{err}");
+    assert!(!dir.path().join("vm.toml").exists());
+    // Bad options are refused before connecting.
+    let o = autoconv(
+        &["profile", "--qmp", "no-such.qmp", "--calc-times", "2,2"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(stderr(&o).contains("at least two different intervals"));
+    let o = autoconv(
+        &["profile", "--qmp", "no-such.qmp", "--mode", "psychic"],
+        dir.path(),
+    );
+    assert!(stderr(&o).contains("--mode \"psychic\""), "{}", text(&o));
+}
