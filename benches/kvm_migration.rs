@@ -80,6 +80,15 @@ fn opts(image: std::path::PathBuf, mem: u64, config: MigrationConfig) -> RunOpti
 
 fn main() {
     if let Some(why) = autoconv::kvm::unavailable_reason() {
+        // Under AUTOCONV_REQUIRE_ALL=1 (CI) a benchmark that measured nothing is a failure.
+        if std::env::var("AUTOCONV_REQUIRE_ALL")
+            .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+        {
+            eprintln!(
+                "kvm_migration benchmark: prerequisite missing under AUTOCONV_REQUIRE_ALL: {why}"
+            );
+            std::process::exit(1);
+        }
         println!("SKIPPED kvm_migration benchmark: {why}");
         return;
     }

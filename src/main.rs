@@ -5,11 +5,18 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match cli::main() {
-        Ok(code) => ExitCode::from(code),
+    let code = match cli::main() {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("autoconv: error: {e:#}");
-            ExitCode::from(cli::exit::ERROR)
+            eprintln!("autoconv: error: {}", cli::one_line(&e));
+            cli::exit::ERROR
         }
+    };
+    // The command ran to its end whatever happened to stdout; a closed pipe is the reader's
+    // choice and stays quiet, any other lost output (a full disk) is an error.
+    if let Err(e) = cli::out::finish() {
+        eprintln!("autoconv: error: writing standard output: {e}");
+        return ExitCode::from(cli::exit::ERROR);
     }
+    ExitCode::from(code)
 }

@@ -1,7 +1,9 @@
 //! `autoconv check`: re-run baselines and fail on regressions.
 
 use super::exit;
+use super::out::{out, outln};
 use super::sweep::{parse_metric, pool, progress};
+use anyhow::Context;
 use autoconv::check::{check, format_report};
 use autoconv::report::write_file_atomically;
 use autoconv::sweep::{Metric, RunsTable};
@@ -76,7 +78,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let mut regressed = 0;
     let mut outputs = Vec::new();
     for (path, table) in &tables {
-        let report = pool.install(|| check(table, &metrics, args.tolerance, &|| pb.inc(1)))?;
+        // Scenario paths in a baseline are relative to where the sweep ran: name the baseline,
+        // or an error from another directory says nothing of which file it came from.
+        let report = pool
+            .install(|| check(table, &metrics, args.tolerance, &|| pb.inc(1)))
+            .with_context(|| format!("checking {}", path.display()))?;
         regressed += report.regressions();
         outputs.push(format_report(
             &path.display().to_string(),
@@ -92,13 +98,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     }
     pb.finish_and_clear();
     for o in outputs {
-        print!("{o}");
+        out!("{o}");
     }
     if regressed > 0 {
-        println!("FAILED: {regressed} run(s) regressed");
+        outln!("FAILED: {regressed} run(s) regressed");
         Ok(exit::NOT_COMPLETED)
     } else {
-        println!("ok: no regression");
+        outln!("ok: no regression");
         Ok(exit::OK)
     }
 }

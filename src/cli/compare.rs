@@ -1,6 +1,7 @@
 //! `autoconv compare`: a recorded run next to a simulation of a scenario with its parameters.
 
 use super::exit;
+use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::check::compare::{format_comparison, metrics_from_summary, overrides_from_summary};
 use autoconv::migration::Timeline;
@@ -69,20 +70,20 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);
     let sim = RunMetrics::from(&outcome);
     let backend = summary["backend"].as_str().unwrap_or("run");
-    println!(
+    outln!(
         "{} ({backend}) vs {} simulated (seed {seed})",
         args.run.display(),
         args.scenario.display()
     );
     if from_run > 0 {
-        println!(
+        outln!(
             "  parameters from the run: --set {}",
             sets[..from_run].join(" --set ")
         );
     } else {
-        println!("  the run's summary names no parameters: the scenario's own are used");
+        outln!("  the run's summary names no parameters: the scenario's own are used");
     }
-    print!(
+    out!(
         "{}",
         format_comparison(&format!("recorded ({backend})"), &real, &sim)
     );
@@ -90,7 +91,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
         let summary = super::sim::sim_summary(&scenario, seed, &outcome);
         write_run_dir(dir, &timeline, &summary, &[])
             .with_context(|| format!("writing results to {}", dir.display()))?;
-        println!("  wrote {}", dir.display());
+        outln!("  wrote {}", dir.display());
     }
     Ok(exit::OK)
 }

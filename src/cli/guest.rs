@@ -1,5 +1,6 @@
 //! `autoconv guest build`: write a workload guest image.
 
+use super::out::outln;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -71,7 +72,7 @@ pub fn guest_build(args: &GuestBuildArgs) -> anyhow::Result<u8> {
     };
     let image = guest_image::build_image(&spec)?;
     autoconv::report::write_file_atomically(&args.output, &image)?;
-    println!(
+    outln!(
         "wrote {} ({} bytes): {} {} working set on {} vCPU(s), pace {}; needs --mem >= {}",
         args.output.display(),
         image.len(),

@@ -1,6 +1,6 @@
 //! `autoconv incoming tcp:HOST:PORT`: be the destination of a real guest's live migration.
 
-use std::io::Write as _;
+use super::out::outln;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -48,8 +48,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
             source,
         })?;
     let bound = listener.local_addr()?;
-    println!("listening on tcp:{bound}");
-    let _ = std::io::stdout().flush();
+    outln!("listening on tcp:{bound}");
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
     let received = incoming::accept_one(&listener, &cancel, DirtyLogMode::Bitmap);
@@ -67,7 +66,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         }
     };
     let at_resume = inc.counters_at_resume.clone();
-    println!(
+    outln!(
         "migration received in {} ms: memory verified ({} pages, {:.1} ms), guest resumed at {}",
         t0.elapsed().as_millis(),
         inc.stats.verified_pages,
@@ -83,13 +82,13 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         let p = session::watch(&inc.machine, left.min(1000), &cancel);
         rates.push(p.pages_written_per_s);
         last = p.end.clone();
-        println!(
+        outln!(
             "guest running: {} ({:.0} page writes/s)",
             counters_text(&last),
             p.pages_written_per_s
         );
         if !inc.machine.failures().is_empty() {
-            println!("guest vCPU failed: {:?}", inc.machine.failures());
+            outln!("guest vCPU failed: {:?}", inc.machine.failures());
             break;
         }
     }

@@ -8,10 +8,12 @@ mod ctrl_c;
 mod guest;
 mod incoming;
 mod kvm_guest;
+pub mod out;
 mod plot;
 mod profile;
 mod profile_kvm;
 mod profile_qmp;
+mod qemu;
 mod run_kvm;
 mod sim;
 mod sweep;
@@ -50,8 +52,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sim(sim::SimArgs),
-    /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
+    /// Run a real guest and live-migrate it: autoconv's VMM (`run --kvm IMAGE`) or real QEMU
+    /// (`run --qemu IMAGE`).
     Run(run_kvm::KvmRunArgs),
+    Record(qemu::RecordArgs),
     /// Be the destination of a live migration of a real guest.
     Incoming(incoming::IncomingArgs),
     Profile(profile::ProfileArgs),
@@ -81,6 +85,7 @@ pub fn main() -> anyhow::Result<u8> {
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Run(args) => run_kvm::run_kvm(&args),
+        Command::Record(args) => qemu::record(&args),
         Command::Incoming(args) => incoming::incoming(&args),
         Command::Profile(args) => profile::run(args),
         Command::Guest {
@@ -93,5 +98,56 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Advise(args) => advise::run(args),
+    }
+}
+
+/// An error as one line, each cause said once. anyhow's `{:#}` appends every source, and an
+/// error that already formats its source into its message (`cannot write x: Is a directory`)
+/// would say it twice; a cause whose text is already in the line is left out.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    // Multi-line messages (a parser's excerpt) still make one line on stderr.
+    line.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write out/summary.json: {0}")]
+    struct Write(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_in_the_message_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(libc::EISDIR);
+        let e = anyhow::Error::new(Write(io));
+        let line = one_line(&e);
+        assert_eq!(line.matches("Is a directory").count(), 1, "{line}");
+        assert_eq!(
+            line,
+            "cannot write out/summary.json: Is a directory (os error 21)"
+        );
+    }
+
+    #[test]
+    fn context_and_cause_both_appear() {
+        let e = anyhow::anyhow!("bad value\n  at line 3").context("reading a.toml");
+        assert_eq!(one_line(&e), "reading a.toml: bad value; at line 3");
     }
 }

@@ -1,6 +1,7 @@
 //! `autoconv plot`: a run directory, a sweep, or a profile, to PNG or SVG.
 
 use super::exit;
+use super::out::outln;
 use super::sweep::parse_metric;
 use anyhow::Context;
 use autoconv::plot::{
@@ -177,7 +178,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<u8> {
         }
     };
     write_file_atomically(&out, &bytes)?;
-    println!("wrote {} ({}x{})", out.display(), args.size.0, args.size.1);
+    outln!("wrote {} ({}x{})", out.display(), args.size.0, args.size.1);
     let _ = DEFAULT_SIZE;
     Ok(exit::OK)
 }

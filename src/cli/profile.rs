@@ -3,6 +3,7 @@
 
 use super::exit;
 use super::kvm_guest::KvmGuestArgs;
+use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::report::profile::{Profile, Verdict};
 use autoconv::report::write_file_atomically;
@@ -213,19 +214,21 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
         source: format!("sim:{} seed={seed}", path.display()),
     };
     let p = profile(&scenario, seed, &opts);
-    println!(
+    outln!(
         "{} (seed {seed}): dirty rate per {} ms harvest, {} ms held at each level",
-        scenario.name, args.sync_interval, args.hold
+        scenario.name,
+        args.sync_interval,
+        args.hold
     );
     print_rows(&p);
     let bw = bandwidth.unwrap_or(migration_bandwidth_bytes_s(&scenario) as f64);
     let trigger = scenario.migration.params.throttle_trigger_threshold;
-    print!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
+    out!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
         p.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     if let Some(path) = &args.plot {
         let title = format!(
@@ -238,12 +241,16 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
 }
 
 pub(super) fn print_rows(p: &Profile) {
-    println!(
+    outln!(
         "  {:>8}  {:>14}  {:>12}  {:>16}  {:>10}",
-        "throttle", "dirty pages/s", "dirty rate", "guest writes/s", "guest CPU"
+        "throttle",
+        "dirty pages/s",
+        "dirty rate",
+        "guest writes/s",
+        "guest CPU"
     );
     for r in &p.rows {
-        println!(
+        outln!(
             "  {:>7}%  {:>14.0}  {:>12}  {:>16.0}  {:>9.1}%",
             r.throttle_pct,
             r.dirty_pages_s,
@@ -267,14 +274,14 @@ pub(super) fn plot_to(
     let bytes = autoconv::plot::profile_plot(p, title, bandwidth, trigger, path)
         .with_context(|| format!("plotting {}", path.display()))?;
     write_file_atomically(path, &bytes)?;
-    println!("wrote {}", path.display());
+    outln!("wrote {}", path.display());
     Ok(())
 }
 
 /// `profile --kvm`: the KVM backend measures and writes the CSV; the verdict and plot are
 /// drawn from the file it wrote.
 fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
-    let image = guest.image.clone();
+    let image = guest.image()?.to_path_buf();
     // The plot is drawn from the CSV, so keep one even if only a plot was asked for.
     let scratch = args
         .plot
@@ -296,7 +303,7 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
     if let Some(csv) = &output {
         let p = Profile::read(csv)?;
         let bw = bandwidth.unwrap_or(128.0 * 1024.0 * 1024.0);
-        print!("{}", verdict_text(&p, &p.verdict(bw, 50)));
+        out!("{}", verdict_text(&p, &p.verdict(bw, 50)));
         if let Some(plot) = &args.plot {
             let title = format!("{}: dirty rate vs throttle (KVM)", image.display());
             plot_to(&p, &title, bw, 50, plot)?;

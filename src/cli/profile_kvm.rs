@@ -1,6 +1,7 @@
 //! `autoconv profile --kvm IMAGE`: boot a real guest and measure its throttle vs dirty-rate
 //! curve into the profile CSV.
 
+use super::out::outln;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -58,13 +59,14 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
     if let Some(bad) = args.levels.iter().find(|&&p| p > 99) {
         anyhow::bail!("throttle level {bad}%: levels are 0..=99");
     }
-    let plan = autoconv::kvm::LoadPlan::from_file(&args.guest.image, args.guest.mem)?;
+    let plan_path = args.guest.image()?;
+    let plan = autoconv::kvm::LoadPlan::from_file(plan_path, args.guest.mem)?;
     let mut cfg = args.guest.machine();
     if cfg.vcpus == 0 {
         cfg.vcpus = plan.info.as_ref().map_or(1, |i| i.vcpus);
     }
     if let Some(info) = &plan.info {
-        println!("guest: {info}");
+        outln!("guest: {info}");
     }
     let mut machine = autoconv::kvm::Machine::boot(cfg, &plan, args.guest.boot)?;
     machine.set_dma(args.guest.dma())?;
@@ -80,9 +82,9 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
     );
     done.store(true, Ordering::SeqCst);
     let rows = rows?;
-    println!("throttle_pct  dirty_pages/s  dirty_MiB/s  guest_writes/s  guest_cpu_pct");
+    outln!("throttle_pct  dirty_pages/s  dirty_MiB/s  guest_writes/s  guest_cpu_pct");
     for r in &rows {
-        println!(
+        outln!(
             "{:>12}  {:>13.0}  {:>11.1}  {:>14.0}  {:>13.1}",
             r.throttle_pct,
             r.dirty_pages_per_s,
@@ -113,7 +115,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
                     page_size_bytes: Some(4096),
                     memory_bytes: Some(args.guest.mem),
                     vcpus: Some(vcpus),
-                    source: Some(format!("kvm:{}", args.guest.image.display())),
+                    source: Some(format!("kvm:{}", plan_path.display())),
                     host_cpu_model: Some(host.cpu_model.clone()),
                     host_cores: Some(host.cores),
                 })
@@ -122,7 +124,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
         let mut bytes = Vec::new();
         profile.write(&mut bytes)?;
         autoconv::report::write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     Ok(super::exit::OK)
 }

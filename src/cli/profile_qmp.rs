@@ -2,6 +2,7 @@
 //! working-set fit, and the profile and scenario written from it.
 
 use super::exit;
+use super::out::{out, outln};
 use super::profile::{plot_to, print_rows, verdict_text, ProfileArgs};
 use autoconv::qemu::dirty_rate::{measure_series, query_vm_shape, DirtyRateMode, DirtyRateReading};
 use autoconv::qemu::measured_vm::MeasuredVm;
@@ -62,7 +63,7 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
         );
     }
     let total_s: u64 = args.calc_times.iter().sum::<u64>() * u64::from(args.repeats);
-    println!(
+    outln!(
         "{}: QEMU {}, {} RAM, {} vCPU(s); measuring the dirty rate over {} s (calc-time {} s){}",
         socket.display(),
         version.major_minor(),
@@ -76,9 +77,13 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
             String::new()
         }
     );
-    println!(
+    outln!(
         "  {:>9}  {:>13}  {:>12}  {:>14}  {:>14}",
-        "calc-time", "mode", "dirty-rate", "pages/s", "distinct pages"
+        "calc-time",
+        "mode",
+        "dirty-rate",
+        "pages/s",
+        "distinct pages"
     );
     let readings = measure_series(
         &mut qmp,
@@ -129,7 +134,7 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
         ),
         host: HostInfo::this_host(),
     };
-    println!(
+    outln!(
         "fit U(T) = N(1 - e^(-wT/N)): working set N = {} pages ({}), write rate w = {:.0} pages/s, rms {:.0} pages; the longest interval reached {:.0}% of N",
         vm.working_set_pages(),
         format_bytes(vm.working_set_pages() * 4096),
@@ -138,24 +143,24 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
         100.0 * f.saturation
     );
     if f.at_ceiling {
-        println!("  the curve had not bent by the longest interval: the working set is only known to be large (N set to the guest's memory); measure longer calc-times");
+        outln!("  the curve had not bent by the longest interval: the working set is only known to be large (N set to the guest's memory); measure longer calc-times");
     } else if f.saturation > 0.95 {
-        println!("  every interval was long enough to nearly fill the working set: N is well measured, w only roughly; add shorter calc-times for w");
+        outln!("  every interval was long enough to nearly fill the working set: N is well measured, w only roughly; add shorter calc-times for w");
     } else if f.saturation < 0.3 {
-        println!(
+        outln!(
             "  the curve barely bent over the intervals: N is uncertain; measure longer calc-times"
         );
     }
     let profile = vm.profile();
-    println!("modelled throttle curve (CPU-bound writes: a throttle of p% leaves (1 - p/100) of the rate), per 1 s harvest:");
+    outln!("modelled throttle curve (CPU-bound writes: a throttle of p% leaves (1 - p/100) of the rate), per 1 s harvest:");
     print_rows(&profile);
     let bw = bandwidth.unwrap_or(128.0 * 1024.0 * 1024.0);
-    print!("{}", verdict_text(&profile, &profile.verdict(bw, 50)));
+    out!("{}", verdict_text(&profile, &profile.verdict(bw, 50)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
         profile.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
-        println!("wrote {}", out.display());
+        outln!("wrote {}", out.display());
     }
     if let Some(out) = &args.scenario_out {
         let name = out
@@ -167,7 +172,7 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
             .collect::<Vec<_>>()
             .join(" ");
         write_file_atomically(out, vm.scenario_toml(&name, &command).as_bytes())?;
-        println!(
+        outln!(
             "wrote {} (autoconv sim {} runs it)",
             out.display(),
             out.display()
@@ -184,7 +189,7 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
 }
 
 fn print_reading(r: &DirtyRateReading) {
-    println!(
+    outln!(
         "  {:>7} s  {:>13}  {:>8} MiB/s  {:>14.0}  {:>14.0}",
         r.calc_time_s,
         r.mode.name(),
@@ -198,7 +203,7 @@ fn print_reading(r: &DirtyRateReading) {
             .iter()
             .map(|(id, v)| format!("vCPU {id}: {v} MiB/s"))
             .collect();
-        println!("  {:>9}  {}", "", per.join(", "));
+        outln!("  {:>9}  {}", "", per.join(", "));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `autoconv sim` and `autoconv params`.
 
 use super::exit;
+use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
 use autoconv::report::{summary_json, write_run_dir, Summary};
@@ -78,7 +79,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("writing results to {}", dir.display()))?;
     }
     if args.json {
-        print!("{}", summary_json(&summary)?);
+        out!("{}", summary_json(&summary)?);
     } else {
         print_summary(&scenario, seed, &outcome, out_dir.as_deref());
     }
@@ -112,7 +113,7 @@ fn print_summary(
     out: Option<&std::path::Path>,
 ) {
     let p = &scenario.migration.params;
-    println!(
+    outln!(
         "{} (seed {seed}): auto-converge {}{}, cpu-throttle-initial {}, cpu-throttle-increment {}, max-bandwidth {}, downtime-limit {} ms",
         scenario.name,
         if p.auto_converge { "on" } else { "off" },
@@ -131,14 +132,14 @@ fn print_summary(
         p.downtime_limit,
     );
     match o.status {
-        MigrationStatus::Completed => println!(
+        MigrationStatus::Completed => outln!(
             "  completed in {:.1} s, downtime {} ms, {} dirty syncs, {} transferred",
             o.elapsed_ms as f64 / 1000.0,
             o.downtime_ms.unwrap_or(0),
             o.dirty_sync_count,
             format_bytes(o.transferred_bytes)
         ),
-        status => println!(
+        status => outln!(
             "  {} after {:.1} s: {}; {} dirty syncs, {} transferred",
             status.as_str().to_uppercase(),
             o.elapsed_ms as f64 / 1000.0,
@@ -150,20 +151,20 @@ fn print_summary(
     if p.dirty_limit {
         // The line this run's policy adds: dirty-limit, not auto-converge.
         match o.dirty_limit_throttle_time_per_round_us {
-            Some(us) if o.guest_cpu_lost_s > 0.0 => println!(
+            Some(us) if o.guest_cpu_lost_s > 0.0 => outln!(
                 "  dirty-limit: {} MB/s per vCPU, period {} ms; sleep per ring-full {:.1} ms at switchover, guest lost {:.1} vCPU-s to it",
                 p.vcpu_dirty_limit,
                 p.x_vcpu_dirty_limit_period,
                 us as f64 / 1000.0,
                 o.guest_cpu_lost_s
             ),
-            _ => println!("  dirty-limit: never engaged"),
+            _ => outln!("  dirty-limit: never engaged"),
         }
     } else if o.throttle_steps.is_empty() {
-        println!("  throttle: never engaged");
+        outln!("  throttle: never engaged");
     } else {
         let steps: Vec<String> = o.throttle_steps.iter().map(u32::to_string).collect();
-        println!(
+        outln!(
             "  throttle: {} % (max {} %), guest lost {:.1} vCPU-s to throttling",
             steps.join(" -> "),
             o.max_throttle_pct,
@@ -171,7 +172,7 @@ fn print_summary(
         );
     }
     if let Some(dir) = out {
-        println!(
+        outln!(
             "  wrote {}/{{timeseries.csv,events.csv,summary.json}}",
             dir.display()
         );
@@ -266,22 +267,25 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
             "how often each vCPU's dirty rate is measured and its sleep adjusted",
         ),
     ];
-    println!(
+    outln!(
         "{:<28} {:<10} {:>10}  {:<14} meaning",
-        "parameter", "unit", "default", "range"
+        "parameter",
+        "unit",
+        "default",
+        "range"
     );
     for (name, unit, default, range, meaning) in rows {
-        println!("{name:<28} {unit:<10} {default:>10}  {range:<14} {meaning}");
+        outln!("{name:<28} {unit:<10} {default:>10}  {range:<14} {meaning}");
     }
-    println!();
-    println!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
-    println!(
+    outln!();
+    outln!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
+    outln!(
         "  time_limit_s   600   stop a migration that has not converged and report `not-converged`"
     );
-    println!(
+    outln!(
         "  qemu_version   10.2  reproduce this QEMU release where releases differ (7.2 .. 10.2)"
     );
-    println!(
+    outln!(
         "  policy         qemu  who picks the throttle: qemu (QEMU's staircase) or predictive (autoconv's own)"
     );
     Ok(exit::OK)

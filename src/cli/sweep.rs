@@ -1,6 +1,7 @@
 //! `autoconv sweep` and `autoconv merge`.
 
 use super::exit;
+use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::report::{write_dir_atomically, write_file_atomically};
 use autoconv::scenario::ScenarioSource;
@@ -184,12 +185,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
 
     let combos = summarize(&table);
     if shard.is_some() {
-        println!(
+        outln!(
             "shard {}: ranking of this slice only (merge the shards for the whole sweep)",
             shard.map(|s| s.to_string()).unwrap_or_default()
         );
     }
-    print!(
+    out!(
         "{}",
         format_ranking(&table.axes, &combos, args.objective, args.top)
     );
@@ -215,9 +216,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         write_dir_atomically(&dir, &parts)
             .with_context(|| format!("writing results to {}", dir.display()))?;
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
-        println!("wrote {}/{{{}}}", dir.display(), names.join(","));
+        outln!("wrote {}/{{{}}}", dir.display(), names.join(","));
     }
-    println!(
+    outln!(
         "{} runs in {:.2} s ({:.0} runs/s)",
         table.rows.len(),
         secs,
@@ -262,7 +263,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let merged = merge_tables(&parts)?;
     let combos = summarize(&merged);
-    print!(
+    out!(
         "{}",
         format_ranking(&merged.axes, &combos, args.objective, args.top)
     );
@@ -270,7 +271,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         let mut bytes = Vec::new();
         merged.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
-        println!(
+        outln!(
             "wrote {} ({} runs from {} files)",
             out.display(),
             merged.rows.len(),
@@ -281,7 +282,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         let mut bytes = Vec::new();
         write_combos(&mut bytes, &merged.axes, &combos)?;
         write_file_atomically(path, &bytes)?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(exit::OK)
 }

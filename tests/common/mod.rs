@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod require;
+
 use autoconv::migration::{Event, MigrationOutcome, SyncReason, Timeline};
 use autoconv::scenario::{Scenario, ScenarioSource};
 
