@@ -249,14 +249,14 @@ pub fn run(args: AdviseArgs) -> anyhow::Result<u8> {
     }
     if args.json {
         let v = advice_json(&req, &advice, apply.as_ref(), secs, threads);
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!(
+        out!(
             "{}",
             format_advice(&req, &advice, apply.as_ref(), secs, threads, args.top)
         );
         if let Some(out) = &args.output {
-            println!("wrote {}", out.display());
+            outln!("wrote {}", out.display());
         }
     }
     Ok(if advice.recommended.is_some() {
