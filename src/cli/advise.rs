@@ -1,6 +1,7 @@
 //! `autoconv advise`: the policy to set, as settings to paste.
 
 use super::exit;
+use super::out::{out, outln};
 use anyhow::{bail, Context};
 use autoconv::advise::apply::{forms, ApplyForms};
 use autoconv::advise::{advise, Advice, Constraints, Point, Request, Space};
