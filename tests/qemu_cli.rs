@@ -6,6 +6,8 @@
 //! Tests that need qemu-system-x86_64 and /dev/kvm skip with a printed reason where they are
 //! missing, and fail instead when AUTOCONV_REQUIRE_ALL=1 (CI).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -22,20 +24,7 @@ use serde_json::Value;
 static QEMU: Mutex<()> = Mutex::new(());
 
 fn qemu_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    let why = match (
-        find_binary("qemu-system-x86_64"),
-        autoconv::kvm::unavailable_reason(),
-    ) {
-        (Err(e), _) => Some(e.to_string()),
-        (_, Some(why)) => Some(why),
-        _ => None,
-    };
-    if let Some(why) = why {
-        if std::env::var("AUTOCONV_REQUIRE_ALL").as_deref() == Ok("1") {
-            panic!("{test}: AUTOCONV_REQUIRE_ALL=1 but QEMU cannot run: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        println!("SKIPPED {test}: {why}");
+    if !(common::require::require_qemu(test) && common::require::require_kvm(test)) {
         return None;
     }
     Some(QEMU.lock().unwrap_or_else(|e| e.into_inner()))

@@ -11,7 +11,6 @@ mod kvm_guest;
 pub mod out;
 mod plot;
 mod profile;
-mod profile_kvm;
 mod profile_qmp;
 mod qemu;
 mod run_kvm;

@@ -57,7 +57,8 @@ pub struct KvmRunArgs {
     /// source guest's COM1 output) there.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// How long the guest runs before the migration starts.
+    /// How long the guest runs before the migration starts (with --qemu: after its first
+    /// COM1 output, which QEMU's slow multiboot path delays by seconds).
     #[arg(long, default_value = "4s", value_parser = parse_duration_ms)]
     pub warmup: u64,
     /// How long to watch the guest after the migration (on the destination if it completed,
@@ -112,9 +113,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             autoconv::migration::env::DIRTY_RING_REQUIRED
         );
     }
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        anyhow::bail!("{why}");
-    }
+    args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
@@ -226,6 +225,7 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
             p.pages_written_per_s, r.source_throttle_after_pct
         );
     }
+    println!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
         eprintln!("autoconv: warning: {w}");
     }
@@ -242,8 +242,8 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
                 "image": args.guest.image.as_deref().map(|p| p.display().to_string()),
                 "memory_bytes": r.ram_bytes,
                 "vcpus": r.vcpus,
-                "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
-                "boot": format!("{:?}", args.guest.boot).to_lowercase(),
+                "dirty_log": args.guest.dirty_log.to_string(),
+                "boot": args.guest.boot.to_string(),
                 "dma": r.dma,
                 "warmup_ms": args.warmup,
             }),
@@ -276,6 +276,10 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
         // the migration, so these figures measure no workload.
         ("guest_progress", serde_json::json!(r.guest_progress())),
         ("warnings", serde_json::json!(r.warnings)),
+        (
+            "host_cpu",
+            serde_json::to_value(r.host_cpu).unwrap_or_default(),
+        ),
         (
             "guest",
             serde_json::json!({

@@ -51,6 +51,16 @@ pub enum BootPath {
     Multiboot,
 }
 
+/// The spelling `--boot` takes.
+impl std::fmt::Display for BootPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BootPath::Auto => "auto",
+            BootPath::Multiboot => "multiboot",
+        })
+    }
+}
+
 impl std::str::FromStr for BootPath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -376,6 +386,21 @@ impl Machine {
     /// Wait until throttle sleeps in progress are over (see [`Control::wait_throttle_idle`]).
     pub fn wait_throttle_idle(&self, timeout: Duration) -> bool {
         self.control.wait_throttle_idle(timeout)
+    }
+
+    /// Host CPU used by this machine's vCPU threads since creation (ns).
+    pub fn vcpu_cpu_ns(&self) -> u64 {
+        self.control.vcpu_cpu_ns()
+    }
+
+    /// Host CPU used by its throttle timer thread since creation (ns).
+    pub fn timer_cpu_ns(&self) -> u64 {
+        use std::os::unix::thread::JoinHandleExt;
+        self.timer
+            .as_ref()
+            // SAFETY: the timer thread lives until Drop joins it, after which `timer` is None.
+            .and_then(|t| unsafe { super::host_cpu::thread_ns(t.as_pthread_t()) })
+            .unwrap_or(0)
     }
 
     /// vCPU-nanoseconds slept in the throttle since creation.
