@@ -282,16 +282,18 @@ pub(super) fn plot_to(
 /// drawn from the file it wrote.
 fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
     let image = guest.image.clone();
-    // The plot is drawn from the CSV, so keep one even if only a plot was asked for.
-    let scratch = args
-        .plot
-        .as_ref()
-        .filter(|_| args.output.is_none())
-        .map(|plot| {
-            let mut p = plot.clone().into_os_string();
-            p.push(".csv");
-            PathBuf::from(p)
-        });
+    // The plot is drawn from the CSV, so keep one even if only a plot was asked for: in a
+    // directory of its own under the temporary directory, never beside the user's files
+    // (`p.png.csv` may be theirs).
+    let scratch_dir = match args.plot.as_ref().filter(|_| args.output.is_none()) {
+        Some(_) => {
+            let d = std::env::temp_dir().join(format!("autoconv-profile-{}", std::process::id()));
+            std::fs::create_dir(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            Some(d)
+        }
+        None => None,
+    };
+    let scratch = scratch_dir.as_ref().map(|d| d.join("profile.csv"));
     let output = args.output.clone().or_else(|| scratch.clone());
     let code = super::profile_kvm::profile_kvm(&super::profile_kvm::KvmProfileArgs {
         guest,
@@ -309,8 +311,9 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
             plot_to(&p, &title, bw, 50, plot)?;
         }
     }
-    if let Some(s) = scratch {
+    if let (Some(s), Some(d)) = (scratch, scratch_dir) {
         let _ = std::fs::remove_file(s);
+        let _ = std::fs::remove_dir(d);
     }
     Ok(code)
 }

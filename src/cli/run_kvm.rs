@@ -70,6 +70,9 @@ Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
 
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
+    if let Some(dir) = &args.out {
+        autoconv::report::check_output_dir(dir)?;
+    }
     let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
     let calibrated = args
         .calibrated
