@@ -14,7 +14,7 @@ pub struct KvmGuestArgs {
     /// The guest: a multiboot v1 image (from `autoconv guest build`, or any multiboot v1 kernel
     /// that needs only memory, the CPU and COM1).
     #[arg(long = "kvm", value_name = "IMAGE")]
-    pub image: PathBuf,
+    pub image: Option<PathBuf>,
     /// Guest memory (as QEMU's -m).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     pub mem: u64,
@@ -40,6 +40,13 @@ pub struct KvmGuestArgs {
 }
 
 impl KvmGuestArgs {
+    /// The image (`--kvm IMAGE`; optional to clap only so `run --qemu` can share the options).
+    pub(super) fn image(&self) -> anyhow::Result<&std::path::Path> {
+        self.image
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--kvm IMAGE is required"))
+    }
+
     pub(super) fn machine(&self) -> MachineConfig {
         MachineConfig {
             mem_bytes: self.mem,

@@ -12,6 +12,7 @@ mod plot;
 mod profile;
 mod profile_kvm;
 mod profile_qmp;
+mod qemu;
 mod run_kvm;
 mod sim;
 mod sweep;
@@ -50,8 +51,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sim(sim::SimArgs),
-    /// Run a real guest under KVM and live-migrate it (`run --kvm IMAGE`).
+    /// Run a real guest and live-migrate it: autoconv's VMM (`run --kvm IMAGE`) or real QEMU
+    /// (`run --qemu IMAGE`).
     Run(run_kvm::KvmRunArgs),
+    Record(qemu::RecordArgs),
     /// Be the destination of a live migration of a real guest.
     Incoming(incoming::IncomingArgs),
     Profile(profile::ProfileArgs),
@@ -80,6 +83,7 @@ pub fn main() -> anyhow::Result<u8> {
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Run(args) => run_kvm::run_kvm(&args),
+        Command::Record(args) => qemu::record(&args),
         Command::Incoming(args) => incoming::incoming(&args),
         Command::Profile(args) => profile::run(args),
         Command::Guest {

@@ -281,7 +281,7 @@ pub(super) fn plot_to(
 /// `profile --kvm`: the KVM backend measures and writes the CSV; the verdict and plot are
 /// drawn from the file it wrote.
 fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
-    let image = guest.image.clone();
+    let image = guest.image()?.to_path_buf();
     // The plot is drawn from the CSV, so keep one even if only a plot was asked for: in a
     // directory of its own under the temporary directory, never beside the user's files
     // (`p.png.csv` may be theirs).

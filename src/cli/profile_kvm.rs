@@ -59,7 +59,8 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
     if let Some(bad) = args.levels.iter().find(|&&p| p > 99) {
         anyhow::bail!("throttle level {bad}%: levels are 0..=99");
     }
-    let plan = autoconv::kvm::LoadPlan::from_file(&args.guest.image, args.guest.mem)?;
+    let plan_path = args.guest.image()?;
+    let plan = autoconv::kvm::LoadPlan::from_file(plan_path, args.guest.mem)?;
     let mut cfg = args.guest.machine();
     if cfg.vcpus == 0 {
         cfg.vcpus = plan.info.as_ref().map_or(1, |i| i.vcpus);
@@ -114,7 +115,7 @@ pub fn profile_kvm(args: &KvmProfileArgs) -> anyhow::Result<u8> {
                     page_size_bytes: Some(4096),
                     memory_bytes: Some(args.guest.mem),
                     vcpus: Some(vcpus),
-                    source: Some(format!("kvm:{}", args.guest.image.display())),
+                    source: Some(format!("kvm:{}", plan_path.display())),
                     host_cpu_model: Some(host.cpu_model.clone()),
                     host_cores: Some(host.cores),
                 })

@@ -15,13 +15,31 @@ use autoconv::report::Summary;
 use autoconv::session::kvm::{self as session, Destination, RunOptions, RunReport};
 use autoconv::transport;
 
-/// `autoconv run --kvm IMAGE`: run a real guest and live-migrate it.
+/// `autoconv run --kvm IMAGE` or `autoconv run --qemu IMAGE`: run a real guest and
+/// live-migrate it.
 #[derive(Args, Debug, Clone)]
-#[command(after_help = RUN_HELP)]
+#[command(
+    after_help = RUN_HELP,
+    group(clap::ArgGroup::new("backend").required(true).args(["image", "qemu"])),
+    override_usage = "autoconv run --kvm IMAGE [OPTIONS]\n       autoconv run --qemu IMAGE [--mem SIZE] [--vcpus N] [--set NAME=VALUE]... [--warmup D] [--after D] [--out DIR] [--qemu-binary PATH]"
+)]
 pub struct KvmRunArgs {
     /// The guest and its VM.
     #[command(flatten)]
     pub guest: KvmGuestArgs,
+    /// Run the guest under real QEMU instead (a source and an -incoming destination
+    /// qemu-system-x86_64 -enable-kvm on this host, driven over QMP): QEMU's own migration,
+    /// recorded into the same files. Takes --mem, --vcpus, --set, --warmup, --after, --out.
+    #[arg(
+        long = "qemu",
+        value_name = "IMAGE",
+        conflicts_with_all = ["image", "migrate", "dirty_log", "boot", "dma", "dma_wss"]
+    )]
+    pub qemu: Option<PathBuf>,
+    /// The QEMU binary for --qemu (a path, or a name looked up on PATH).
+    /// [default: qemu-system-x86_64]
+    #[arg(long, value_name = "PATH", requires = "qemu")]
+    pub qemu_binary: Option<String>,
     /// Migrate to `autoconv incoming` listening there (tcp:HOST:PORT). Without it, autoconv
     /// starts a destination itself on 127.0.0.1, so one command shows a whole migration.
     #[arg(long, value_name = "tcp:HOST:PORT")]
@@ -66,12 +84,18 @@ Examples:
   autoconv incoming tcp:127.0.0.1:4444 &          # a destination in its own process
   autoconv run --kvm seq.img --migrate tcp:127.0.0.1:4444 --set max-bandwidth=0
 
-Ctrl-C cancels the migration; the source guest keeps running, unthrottled.";
+Ctrl-C cancels the migration; the source guest keeps running, unthrottled.
+
+With --qemu IMAGE, QEMU migrates instead of autoconv (see README, \"Real QEMU in the loop\"):
+  autoconv run --qemu seq.img --set auto-converge=on --set max-bandwidth=64MiB/s --out runs/q";
 
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &args.out {
         autoconv::report::check_output_dir(dir)?;
+    }
+    if let Some(image) = &args.qemu {
+        return super::qemu::run_qemu(args, image);
     }
     let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
     let calibrated = args
@@ -102,7 +126,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
     };
     let opts = RunOptions {
-        image: args.guest.image.clone(),
+        image: args.guest.image()?.to_path_buf(),
         machine: args.guest.machine(),
         boot: args.guest.boot,
         config: config.clone(),
@@ -221,7 +245,7 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
         obj.insert(
             "guest".into(),
             serde_json::json!({
-                "image": args.guest.image.display().to_string(),
+                "image": args.guest.image.as_deref().map(|p| p.display().to_string()),
                 "memory_bytes": r.ram_bytes,
                 "vcpus": r.vcpus,
                 "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
@@ -234,7 +258,8 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
     let name = args
         .guest
         .image
-        .file_stem()
+        .as_deref()
+        .and_then(|p| p.file_stem())
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "guest".into());
     let mut summary = Summary::new(&name, None, "kvm", &r.outcome, parameters);

@@ -33,23 +33,21 @@ pub const MAX_LINE_BYTES: u64 = 4 << 20;
 /// What goes wrong talking QMP. Each message is one line naming the socket or command.
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
-    /// cannot connect to QMP socket {path}: {source}
-    #[error("cannot connect to QMP socket {path}: {source}")]
+    /// cannot connect to QMP socket {path}: {error}
+    #[error("cannot connect to QMP socket {path}: {error}")]
     Connect {
         /// The socket.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// QMP socket {path}: {source}
-    #[error("QMP socket {path}: {source}")]
+    /// QMP socket {path}: {error}
+    #[error("QMP socket {path}: {error}")]
     Io {
         /// The socket.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// QMP socket {path}: no reply within {timeout_ms} ms
     #[error("QMP socket {path}: no reply within {timeout_ms} ms")]
@@ -347,6 +345,10 @@ pub struct MigrationInfo {
     pub ram: Option<RamStats>,
     /// `error-desc` (a failed migration's reason).
     pub error_desc: Option<String>,
+    /// `dirty-limit-throttle-time-per-round` (us; QEMU 8.1+, with the dirty-limit capability).
+    pub dirty_limit_throttle_time_per_round_us: Option<u64>,
+    /// `dirty-limit-ring-full-time` (us; likewise).
+    pub dirty_limit_ring_full_time_us: Option<u64>,
     /// The whole reply.
     pub raw: Map<String, Value>,
 }
@@ -403,6 +405,12 @@ impl MigrationInfo {
             cpu_throttle_percentage: opt_u64(obj, "", "cpu-throttle-percentage")?,
             ram,
             error_desc,
+            dirty_limit_throttle_time_per_round_us: opt_u64(
+                obj,
+                "",
+                "dirty-limit-throttle-time-per-round",
+            )?,
+            dirty_limit_ring_full_time_us: opt_u64(obj, "", "dirty-limit-ring-full-time")?,
             raw: obj.clone(),
         })
     }
@@ -447,9 +455,9 @@ impl QmpClient {
     /// Connect to the socket at `path`, read QEMU's greeting and send `qmp_capabilities`.
     /// `timeout` bounds every later wait for a reply, too.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, QmpError> {
-        let stream = UnixStream::connect(path).map_err(|source| QmpError::Connect {
+        let stream = UnixStream::connect(path).map_err(|error| QmpError::Connect {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_stream(stream, path, timeout)
     }
@@ -460,9 +468,9 @@ impl QmpClient {
         path: &Path,
         timeout: Duration,
     ) -> Result<Self, QmpError> {
-        let io_err = |source| QmpError::Io {
+        let io_err = |error| QmpError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         stream
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
@@ -583,7 +591,7 @@ impl QmpClient {
             }
             _ => QmpError::Io {
                 path: self.path.clone(),
-                source,
+                error: source,
             },
         }
     }

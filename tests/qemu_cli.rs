@@ -1,0 +1,716 @@
+//! Real QEMU in the loop, as a user runs it: `run --qemu`, `record --qmp` of a migration
+//! another QMP client starts, `record --from-log`, `record --virsh` (with a stand-in virsh),
+//! and bad input: a missing binary, a parameter QEMU refuses, a socket that is not QMP, a
+//! malformed reply, a source QEMU killed mid-run, Ctrl-C. No QEMU is ever left behind.
+//!
+//! Tests that need qemu-system-x86_64 and /dev/kvm skip with a printed reason where they are
+//! missing, and fail instead when AUTOCONV_REQUIRE_ALL=1 (CI).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use autoconv::guest_image::{build_image, GuestSpec};
+use autoconv::qemu::process::{find_binary, QemuProcess, RunDir};
+use autoconv::qemu::qmp::QmpClient;
+use serde_json::Value;
+
+/// One QEMU test at a time: each boots guests on a 2-core machine.
+static QEMU: Mutex<()> = Mutex::new(());
+
+fn qemu_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let why = match (
+        find_binary("qemu-system-x86_64"),
+        autoconv::kvm::unavailable_reason(),
+    ) {
+        (Err(e), _) => Some(e.to_string()),
+        (_, Some(why)) => Some(why),
+        _ => None,
+    };
+    if let Some(why) = why {
+        if std::env::var("AUTOCONV_REQUIRE_ALL").as_deref() == Ok("1") {
+            panic!("{test}: AUTOCONV_REQUIRE_ALL=1 but QEMU cannot run: {why}");
+        }
+        eprintln!("SKIPPED {test}: {why}");
+        println!("SKIPPED {test}: {why}");
+        return None;
+    }
+    Some(QEMU.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_autoconv"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run autoconv")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A small sequential workload: 32 MiB, one vCPU, a marker per sweep.
+fn small_image(dir: &Path) -> String {
+    let p = dir.join("seq32.img");
+    let spec = GuestSpec {
+        wss_bytes: 32 << 20,
+        ..GuestSpec::default()
+    };
+    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Pids of live processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // A zombie is already dead; only its parent's wait is missing.
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The QEMUs a given autoconv process started live under this name.
+fn run_dir_of(autoconv_pid: u32) -> String {
+    format!("autoconv-qemu-{autoconv_pid}-")
+}
+
+fn assert_nothing_left(autoconv_pid: u32) {
+    let needle = run_dir_of(autoconv_pid);
+    let t = Instant::now();
+    while !processes_with(&needle).is_empty() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        processes_with(&needle),
+        Vec::<u32>::new(),
+        "QEMU left behind"
+    );
+    let leftover: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&needle))
+        .collect();
+    assert!(leftover.is_empty(), "run dir left behind: {leftover:?}");
+}
+
+/// Start `autoconv run --qemu` and wait until it says it is migrating.
+// The child goes back to the caller, which waits for it (`finish`).
+#[allow(clippy::zombie_processes)]
+fn start_migrating(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            let status = child.wait();
+            panic!("autoconv ended ({status:?}) before migrating: {seen}{err}");
+        }
+        seen.push_str(&line);
+        if line.starts_with("migrating to") {
+            return (child, out, seen);
+        }
+    }
+}
+
+fn finish(
+    mut child: Child,
+    mut out: BufReader<std::process::ChildStdout>,
+    mut seen: String,
+) -> (i32, String, String) {
+    std::io::Read::read_to_string(&mut out, &mut seen).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), seen, err)
+}
+
+#[test]
+fn run_qemu_completes_writes_the_files_and_from_log_replays_them() {
+    let Some(_g) = qemu_guard("run_qemu_completes_writes_the_files_and_from_log_replays_them")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = small_image(dir.path());
+    let out = dir.path().join("run");
+    let o = run(&[
+        "run",
+        "--qemu",
+        &img,
+        "--mem",
+        "64MiB",
+        "--set",
+        "auto-converge=on",
+        "--set",
+        "max-bandwidth=1GiB/s",
+        "--warmup",
+        "500ms",
+        "--after",
+        "500ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{}", text(&o.stderr));
+    assert!(stdout.contains("migration completed"), "{stdout}");
+    let s = summary(&out);
+    assert_eq!(s["backend"], "qemu");
+    assert_eq!(s["status"], "completed");
+    // QEMU's version from query-version, and what `--version` of the same binary says.
+    let version = s["qemu"]["version"].as_str().unwrap().to_string();
+    let banner = text(
+        &Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        banner.contains(&format!("version {version}")),
+        "{version} vs {banner}"
+    );
+    let mm: Vec<&str> = version.split('.').take(2).collect();
+    assert_eq!(s["parameters"]["autoconv"]["qemu_version"], mm.join("."));
+    // The figures are QEMU's own: the summary's and the last query-migrate reply agree.
+    let q = &s["query_migrate"];
+    assert_eq!(q["status"], "completed");
+    assert_eq!(s["total_time_ms"], q["total-time"]);
+    assert_eq!(s["downtime_ms"], q["downtime"]);
+    assert_eq!(s["transferred_bytes"], q["ram"]["transferred"]);
+    assert_eq!(s["dirty_sync_count"], q["ram"]["dirty-sync-count"]);
+    // The whole working set was sent at least once, and the parameter was QEMU's.
+    assert!(q["ram"]["transferred"].as_u64().unwrap() >= 32 << 20);
+    assert_eq!(
+        s["parameters"]["qemu"]["parameters"]["max-bandwidth"],
+        1u64 << 30
+    );
+    assert_eq!(
+        s["parameters"]["qemu"]["capabilities_on"],
+        serde_json::json!(["auto-converge"])
+    );
+    // The guest ran on the destination afterwards.
+    assert_eq!(s["after"]["side"], "destination");
+    assert_eq!(s["after"]["destination_running"], true);
+    assert_eq!(s["guest_progress"], true);
+    assert!(
+        s["after"]["progress"]["markers"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    let serial = std::fs::read(out.join("serial.txt")).unwrap();
+    assert!(!serial.is_empty() && serial.iter().all(|&b| b == b'B'));
+    let ts = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    assert!(ts.starts_with("t_ms,status,throttle_pct,"));
+    assert!(
+        ts.lines().last().unwrap().split(',').nth(1) == Some("completed"),
+        "{ts}"
+    );
+
+    // The polls replay through --from-log into the same events and outcome.
+    let replay = dir.path().join("replay");
+    let o = run(&[
+        "record",
+        "--from-log",
+        out.join("query-migrate.jsonl").to_str().unwrap(),
+        "--out",
+        replay.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out.join("events.csv")).unwrap(),
+        std::fs::read_to_string(replay.join("events.csv")).unwrap()
+    );
+    let r = summary(&replay);
+    for k in [
+        "status",
+        "total_time_ms",
+        "downtime_ms",
+        "transferred_bytes",
+        "throttle_steps",
+    ] {
+        assert_eq!(r[k], s[k], "{k}");
+    }
+}
+
+#[test]
+fn a_source_qemu_killed_mid_run_is_a_failed_migration_and_nothing_is_left() {
+    let Some(_g) =
+        qemu_guard("a_source_qemu_killed_mid_run_is_a_failed_migration_and_nothing_is_left")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = small_image(dir.path());
+    let out = dir.path().join("run");
+    // 8 MiB/s: the migration takes seconds, long enough to kill the source in it.
+    let (child, stdout, seen) = start_migrating(&[
+        "run",
+        "--qemu",
+        &img,
+        "--mem",
+        "64MiB",
+        "--set",
+        "max-bandwidth=8MiB/s",
+        "--warmup",
+        "200ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(700));
+    let sources = processes_with(&format!("{}0/source.qmp", run_dir_of(pid)));
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    // kill(1) the one source QEMU this autoconv started, by its pid.
+    Command::new("kill")
+        .args(["-9", &sources[0].to_string()])
+        .status()
+        .unwrap();
+    let (code, stdout, stderr) = finish(child, stdout, seen);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("migration failed"), "{stdout}");
+    assert!(stdout.contains("source QEMU exited (signal: 9"), "{stdout}");
+    assert_eq!(summary(&out)["status"], "failed");
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn ctrl_c_cancels_qemus_migration_and_nothing_is_left() {
+    let Some(_g) = qemu_guard("ctrl_c_cancels_qemus_migration_and_nothing_is_left") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = small_image(dir.path());
+    let (child, stdout, seen) = start_migrating(&[
+        "run",
+        "--qemu",
+        &img,
+        "--mem",
+        "64MiB",
+        "--set",
+        "max-bandwidth=8MiB/s",
+        "--warmup",
+        "200ms",
+        "--after",
+        "300ms",
+    ]);
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let (code, stdout, stderr) = finish(child, stdout, seen);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("migration cancelled"), "{stdout}");
+    // The source guest ran on after the cancel.
+    assert!(stdout.contains("source after the migration"), "{stdout}");
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_runs() {
+    // No QEMU needed for these two.
+    let dir = tempfile::tempdir().unwrap();
+    let img = small_image(dir.path());
+    let o = run(&[
+        "run",
+        "--qemu",
+        &img,
+        "--qemu-binary",
+        "/nonexistent/qemu-system-x86_64",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("QEMU binary /nonexistent/qemu-system-x86_64 not found"),
+        "{err}"
+    );
+    let o = run(&["run", "--qemu", &img, "--set", "cpu-throttle-initial=0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("Parameter 'cpu-throttle-initial' expects"));
+
+    let Some(_g) = qemu_guard(
+        "refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_runs",
+    ) else {
+        return;
+    };
+    let t = Instant::now();
+    // autoconv knows avail-switchover-bandwidth (QEMU 8.2+); a 7.2 refuses it in its words.
+    let o = bin()
+        .args([
+            "run",
+            "--qemu",
+            &img,
+            "--mem",
+            "64MiB",
+            "--set",
+            "avail-switchover-bandwidth=1000",
+        ])
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    let qemu = text(
+        &Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    if qemu.contains("version 7.") || qemu.contains("version 8.0") || qemu.contains("version 8.1") {
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("source QEMU: migrate-set-parameters: Parameter 'avail-switchover-bandwidth' is unexpected"),
+            "{err}"
+        );
+        // Refused while the source was still paused (-S), long before a guest boot.
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    }
+    let o = run(&[
+        "run",
+        "--qemu",
+        &img,
+        "--mem",
+        "64MiB",
+        "--set",
+        "autoconv.qemu_version=9.2",
+    ]);
+    let err = text(&o.stderr);
+    if !qemu.contains("version 9.2") {
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("autoconv.qemu_version=9.2 disagrees with the QEMU being run"),
+            "{err}"
+        );
+    }
+}
+
+/// A fake QMP server: a greeting, `qmp_capabilities` answered, then `replies` in turn.
+fn fake_qmp(first: &'static str, replies: Vec<&'static str>) -> (PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.qmp");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let _ = s.write_all(first.as_bytes());
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut replies = replies.into_iter();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            let id = v["id"].clone();
+            let reply = match v["execute"].as_str() {
+                Some("qmp_capabilities") => format!("{{\"return\": {{}}, \"id\": {id}}}\n"),
+                Some("query-migrate") => match replies.next() {
+                    Some(r) => r.to_string(),
+                    None => return,
+                },
+                _ => format!("{{\"error\": {{\"class\": \"CommandNotFound\", \"desc\": \"no\"}}, \"id\": {id}}}\n"),
+            };
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (path, dir)
+}
+
+const GREETING: &str = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\n";
+
+#[test]
+fn record_names_a_socket_that_is_not_qmp_and_a_malformed_reply() {
+    let (path, _d) = fake_qmp("SSH-2.0-OpenSSH_9.2p1\r\n", vec![]);
+    let o = run(&["record", "--qmp", path.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("is not a QMP socket") && err.contains("SSH-2.0"),
+        "{err}"
+    );
+
+    let (path, _d) = fake_qmp(
+        GREETING,
+        vec!["{\"return\": {\"status\": \"active\", \"ram\": {\"transferred\": \"lots\"}}}\n"],
+    );
+    let out = _d.path().join("out");
+    let o = run(&[
+        "record",
+        "--qmp",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("malformed QMP message") && err.contains("ram.transferred"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no half-written output");
+
+    let (path, _d) = fake_qmp(GREETING, vec!["{\"return\": {\"status\": \"active\"\n"]);
+    let o = run(&["record", "--qmp", path.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("malformed QMP message: not JSON"), "{err}");
+}
+
+#[test]
+fn record_from_log_reads_t_and_refuses_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("m.jsonl");
+    let lines = [
+        r#"{"return": {}}"#,
+        r#"{"t": 0.5, "return": {"status": "active", "total-time": 0, "ram": {"transferred": 100, "remaining": 4096, "dirty-sync-count": 1}}}"#,
+        "",
+        r#"{"t": 1.5, "return": {"status": "active", "total-time": 1000, "cpu-throttle-percentage": 20, "ram": {"transferred": 200, "remaining": 4096, "dirty-sync-count": 3}}}"#,
+        r#"{"t": 2.0, "return": {"status": "completed", "total-time": 1450, "downtime": 20, "setup-time": 3, "ram": {"transferred": 300, "remaining": 0, "dirty-sync-count": 4, "normal": 7, "duplicate": 9}}}"#,
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let out = dir.path().join("out");
+    let o = run(&[
+        "record",
+        "--from-log",
+        log.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let s = summary(&out);
+    assert_eq!(s["total_time_ms"], 1450);
+    assert_eq!(s["downtime_ms"], 20);
+    assert_eq!(s["throttle_steps"], serde_json::json!([20]));
+    assert_eq!(s["query_migrate"]["ram"]["normal"], 7);
+    let ts = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let t: Vec<&str> = ts
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    // The migration started at t = 0.5 s (its total-time was 0 then).
+    assert_eq!(t, ["0", "1000", "1500"]);
+    let ev = std::fs::read_to_string(out.join("events.csv")).unwrap();
+    assert!(ev.contains("1000,throttle-set,20,"), "{ev}");
+    assert!(ev.contains("1430,switchover,4096,"), "{ev}");
+
+    for (bad, want) in [
+        (
+            "{\"t\": 1, \"return\": {\"status\": \"active\"}}\n{\"t\": 0.5, \"return\": {}}",
+            ":2: \"t\" goes backwards",
+        ),
+        ("{\"event\": \"STOP\"}", ":1: not a query-migrate reply"),
+        (
+            "{\"return\": {\"status\": \"flying\"}}",
+            ":1: unknown migration status \"flying\"",
+        ),
+        ("{\"return\": {}}", "no migration was seen"),
+    ] {
+        std::fs::write(&log, bad).unwrap();
+        let o = run(&["record", "--from-log", log.to_str().unwrap()]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn record_virsh_polls_through_virsh_qemu_monitor_command() {
+    // libvirt cannot run here: a stand-in `virsh` on PATH answers as libvirt does (QMP's
+    // reply on stdout) and logs the commands it got.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("virsh");
+    let calls = dir.path().join("calls");
+    let count = dir.path().join("n");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+echo "$@" >> {calls}
+[ "$1" = qemu-monitor-command ] && [ "$2" = vm1 ] || {{ echo "error: failed to get domain '$2'" >&2; exit 1; }}
+case "$3" in
+  *query-version*) echo '{{"return":{{"qemu":{{"major":7,"minor":2,"micro":0}},"package":""}},"id":"libvirt-1"}}' ;;
+  *query-cpus-fast*) echo '{{"return":[{{"cpu-index":0}},{{"cpu-index":1}}],"id":"libvirt-2"}}' ;;
+  *query-migrate-parameters*) echo '{{"return":{{"downtime-limit":300}},"id":"libvirt-3"}}' ;;
+  *query-migrate-capabilities*) echo '{{"return":[{{"capability":"auto-converge","state":true}}],"id":"libvirt-4"}}' ;;
+  *query-migrate*)
+    n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}
+    if [ $n -lt 3 ]; then echo '{{"return":{{"status":"active","total-time":'$((n*100))',"cpu-throttle-percentage":20,"ram":{{"transferred":1,"remaining":2,"dirty-sync-count":2}}}},"id":"libvirt-5"}}'
+    else echo '{{"return":{{"status":"completed","total-time":300,"downtime":9,"ram":{{"transferred":5,"remaining":0,"dirty-sync-count":3}}}},"id":"libvirt-6"}}'; fi ;;
+  *) echo "error: unexpected $3" >&2; exit 1 ;;
+esac
+"#,
+            calls = calls.display(),
+            count = count.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = dir.path().join("out");
+    let o = bin()
+        .args(["record", "--virsh", "vm1", "--out", out.to_str().unwrap()])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["status"], "completed");
+    assert_eq!(s["total_time_ms"], 300);
+    assert_eq!(s["vcpus"], 2);
+    assert_eq!(s["recorded_from"], "virsh:vm1");
+    assert_eq!(s["qemu"]["version"], "7.2.0");
+    // Read-only: nothing but queries was sent.
+    let sent = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        sent.lines().all(|l| l.contains("\"execute\":\"query-")),
+        "{sent}"
+    );
+    // A domain virsh does not know: virsh's own message, exit 2.
+    let o = bin()
+        .args(["record", "--virsh", "nosuch"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("failed to get domain 'nosuch'"), "{err}");
+}
+
+#[test]
+fn record_qmp_records_a_migration_another_client_starts() {
+    let Some(_g) = qemu_guard("record_qmp_records_a_migration_another_client_starts") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = small_image(dir.path());
+    let rd = RunDir::new().unwrap();
+    let qemu = find_binary("qemu-system-x86_64").unwrap();
+    let second = rd.path().join("autoconv.qmp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base: Vec<String> = [
+        "-enable-kvm",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-m",
+        "64M",
+        "-kernel",
+        &img,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut src_args = base.clone();
+    src_args.extend([
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", second.display()),
+    ]);
+    let mut src = QemuProcess::spawn("source", &qemu, &src_args, rd.path()).unwrap();
+    let mut dst_args = base;
+    dst_args.extend(["-incoming".into(), format!("tcp:127.0.0.1:{port}")]);
+    let mut dst = QemuProcess::spawn("destination", &qemu, &dst_args, rd.path()).unwrap();
+    src.wait_for_socket(Duration::from_secs(20)).unwrap();
+    dst.wait_for_socket(Duration::from_secs(20)).unwrap();
+    while !second.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The user's own client holds the first socket; autoconv attaches to the second.
+    let mut user = QmpClient::connect(&src.qmp_path, Duration::from_secs(10)).unwrap();
+    user.execute(
+        "migrate-set-parameters",
+        Some(serde_json::json!({"max-bandwidth": 256u64 << 20})),
+    )
+    .unwrap();
+    let out = dir.path().join("rec");
+    let recorder = bin()
+        .args([
+            "record",
+            "--qmp",
+            second.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    user.execute(
+        "migrate",
+        Some(serde_json::json!({"uri": format!("tcp:127.0.0.1:{port}")})),
+    )
+    .unwrap();
+    let o = recorder.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let mine = user.query_migrate().unwrap();
+    let s = summary(&out);
+    assert_eq!(s["status"], "completed");
+    assert_eq!(s["backend"], "qemu");
+    // Exactly QEMU's final figures, as the user's own client sees them.
+    assert_eq!(s["total_time_ms"].as_u64(), mine.total_time_ms);
+    assert_eq!(
+        s["transferred_bytes"].as_u64(),
+        mine.ram.as_ref().map(|r| r.transferred)
+    );
+    // Read-only: the recorder changed nothing (the user's max-bandwidth stands).
+    assert_eq!(
+        s["parameters"]["qemu"]["parameters"]["max-bandwidth"],
+        256u64 << 20
+    );
+    let after = user.execute("query-migrate-parameters", None).unwrap();
+    assert_eq!(after["max-bandwidth"], 256u64 << 20);
+    src.kill();
+    dst.kill();
+}
