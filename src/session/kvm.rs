@@ -269,14 +269,16 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     let mut timeline = Timeline::default();
     let ram = machine.ram().clone();
     let serial_at_start = machine.serial_bytes();
+    let connect_start = Instant::now();
     let (outcome, sync_timing, link_stats, dirty_logged_pages) =
         match TcpLink::connect(addr, ram, cfg.vcpus) {
-            Err(e) => (
-                failed_outcome(crate::migration::error_chain(&e)),
-                SyncTiming::default(),
-                LinkStats::default(),
-                0,
-            ),
+            Err(e) => {
+                let mut outcome = failed_outcome(crate::migration::error_chain(&e));
+                // The real time it took to fail (a destination that never answers the
+                // handshake costs the whole timeout), not 0.
+                outcome.elapsed_ms = connect_start.elapsed().as_millis() as u64;
+                (outcome, SyncTiming::default(), LinkStats::default(), 0)
+            }
             Ok(mut link) => {
                 let mut source = KvmSource::new(&mut machine);
                 if let Some(gfn) = opts.drop_dirty_gfn {
