@@ -12,35 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Why QEMU with KVM cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        return Some(why);
-    }
-    match Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => None,
-        Ok(s) => Some(format!("qemu-system-x86_64 --version exited with {s}")),
-        Err(e) => Some(format!(
-            "qemu-system-x86_64 not found ({e}); apt-get install qemu-system-x86"
-        )),
-    }
-}
-
 fn skip_or_fail(test: &str) -> bool {
-    let Some(why) = missing_prerequisite() else {
-        return false;
-    };
-    if std::env::var("AUTOCONV_REQUIRE_ALL").as_deref() == Ok("1") {
-        panic!("{test}: AUTOCONV_REQUIRE_ALL=1 and {why}");
-    }
-    println!("SKIPPED {test}: {why}");
-    eprintln!("SKIPPED {test}: {why}");
-    true
+    !(common::require::require_kvm(test) && common::require::require_qemu(test))
 }
 
 /// A QEMU process killed when dropped, whatever the test does.

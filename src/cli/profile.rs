@@ -68,8 +68,9 @@ pub struct ProfileArgs {
     /// --qmp: measurements at each calc-time (the fit uses them all).
     #[arg(long, default_value_t = 1, requires = "qmp")]
     pub repeats: u32,
-    /// --qmp: calc-dirty-rate's mode: auto (dirty-ring if the VM has rings, else dirty-bitmap,
-    /// else page-sampling), page-sampling, dirty-bitmap or dirty-ring.
+    /// --qmp: calc-dirty-rate's mode for the curve: auto (dirty-bitmap, else page-sampling;
+    /// plus one dirty-ring reading for per-vCPU rates when the VM has dirty rings),
+    /// dirty-bitmap or page-sampling.
     #[arg(long, default_value = "auto", requires = "qmp")]
     pub mode: String,
     /// --qmp, page-sampling: pages sampled per GiB (QEMU's sample-pages; QEMU's default 512

@@ -4,7 +4,9 @@
 use super::exit;
 use super::out::{out, outln};
 use super::profile::{plot_to, print_rows, verdict_text, ProfileArgs};
-use autoconv::qemu::dirty_rate::{measure_series, query_vm_shape, DirtyRateMode, DirtyRateReading};
+use autoconv::qemu::dirty_rate::{
+    measure_series, per_vcpu_rates, query_vm_shape, DirtyRateMode, DirtyRateReading,
+};
 use autoconv::qemu::measured_vm::MeasuredVm;
 use autoconv::qemu::qmp::QmpClient;
 use autoconv::report::host::HostInfo;
@@ -45,6 +47,9 @@ fn mode_arg(text: &str) -> anyhow::Result<Option<DirtyRateMode>> {
 pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> anyhow::Result<u8> {
     check_calc_times(&args.calc_times)?;
     let mode = mode_arg(&args.mode)?;
+    if mode == Some(DirtyRateMode::DirtyRing) {
+        anyhow::bail!("--mode dirty-ring: its rate counts pages per ring harvest, not distinct pages over calc-time, so it does not show the working set; use dirty-bitmap or page-sampling (auto also takes per-vCPU rates from the dirty rings when the VM has them)");
+    }
     if args.repeats == 0 {
         anyhow::bail!("--repeats must be at least 1");
     }
@@ -98,6 +103,21 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
         &mut |r| print_reading(r),
     )?;
     let used = readings[0].mode;
+    // Which vCPUs write: only dirty rings tell, and only VMs started with them have them.
+    let rings = if mode.is_none() {
+        let shortest = *args.calc_times.iter().min().unwrap_or(&1);
+        let r = per_vcpu_rates(&mut qmp, shortest, &mut |d| {
+            std::thread::sleep(d);
+            true
+        })?;
+        if let Some(r) = &r {
+            outln!("  per-vCPU rates (dirty-ring; not in the fit: rings count a re-written page again):");
+            print_reading(r);
+        }
+        r
+    } else {
+        None
+    };
     let samples: Vec<IntervalSample> = readings
         .iter()
         .map(|r| IntervalSample {
@@ -108,9 +128,8 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
     let memory_pages = (shape.memory_bytes / 4096) as f64;
     let f = fit(&samples, memory_pages)?;
     // vCPUs seen writing, where QEMU gives per-vCPU rates.
-    let writing = readings
+    let writing = rings
         .iter()
-        .filter(|r| !r.vcpu_dirty_rate_mib_s.is_empty())
         .map(|r| {
             r.vcpu_dirty_rate_mib_s
                 .iter()
