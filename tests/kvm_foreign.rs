@@ -4,6 +4,8 @@
 //! A prerequisite that is missing (/dev/kvm, gcc, ld) skips a test with a printed reason, or
 //! fails it when AUTOCONV_REQUIRE_ALL=1 (as CI sets it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -14,10 +16,6 @@ use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 
 /// The VMs of these tests run one at a time (two host cores, shared).
 static KVM: Mutex<()> = Mutex::new(());
-
-fn require_all() -> bool {
-    std::env::var("AUTOCONV_REQUIRE_ALL").is_ok_and(|v| v == "1")
-}
 
 /// None (after printing why) when `test` cannot run here; panics instead under
 /// AUTOCONV_REQUIRE_ALL=1. Holds the KVM lock otherwise.
@@ -37,15 +35,11 @@ fn prerequisites(test: &str, needs_gcc: bool) -> Option<MutexGuard<'static, ()>>
             }
         }
     }
-    match missing {
-        None => Some(KVM.lock().unwrap_or_else(|e| e.into_inner())),
-        Some(why) if require_all() => panic!("{test}: {why} (AUTOCONV_REQUIRE_ALL=1)"),
-        Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            println!("SKIPPED {test}: {why}");
-            None
-        }
+    // The shared skip policy: SKIPPED with the reason, or a failure under CI.
+    if !common::require::decide(test, missing, common::require::required()) {
+        return None;
     }
+    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Build tests/fixtures/longmode-cpl3 with its own build script.

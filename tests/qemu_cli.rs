@@ -13,6 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use autoconv::guest_image::{build_image, GuestSpec};
 use autoconv::qemu::process::{find_binary, QemuProcess, RunDir};
 use autoconv::qemu::qmp::QmpClient;
@@ -30,12 +32,8 @@ fn qemu_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
         (_, Some(why)) => Some(why),
         _ => None,
     };
-    if let Some(why) = why {
-        if std::env::var("AUTOCONV_REQUIRE_ALL").as_deref() == Ok("1") {
-            panic!("{test}: AUTOCONV_REQUIRE_ALL=1 but QEMU cannot run: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        println!("SKIPPED {test}: {why}");
+    // The shared skip policy: SKIPPED with the reason, or a failure under CI.
+    if !common::require::decide(test, why, common::require::required()) {
         return None;
     }
     Some(QEMU.lock().unwrap_or_else(|e| e.into_inner()))
