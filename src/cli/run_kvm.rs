@@ -103,19 +103,16 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         .as_ref()
         .map(|p| autoconv::scenario::Scenario::load(p, &[]))
         .transpose()?;
-    if config.params.dirty_limit {
-        if !matches!(
+    if config.params.dirty_limit
+        && !matches!(
             args.guest.dirty_log,
             autoconv::kvm::DirtyLogMode::Ring { .. }
-        ) {
-            // QEMU refuses the capability without dirty rings.
-            anyhow::bail!(
-                "{} (here: --dirty-log ring)",
-                autoconv::migration::env::DIRTY_RING_REQUIRED
-            );
-        }
+        )
+    {
+        // QEMU refuses the capability without dirty rings.
         anyhow::bail!(
-            "dirty-limit is not implemented in autoconv's KVM backend yet (the per-vCPU sleep on a full dirty ring is missing); it runs in the simulator (autoconv sim)"
+            "{} (here: --dirty-log ring)",
+            autoconv::migration::env::DIRTY_RING_REQUIRED
         );
     }
     if let Some(why) = autoconv::kvm::unavailable_reason() {

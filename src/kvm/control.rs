@@ -21,6 +21,8 @@ struct PerVcpu {
     throttle_scheduled: AtomicBool,
     /// Nanoseconds spent asleep in the throttle, since the VM was created.
     slept_ns: AtomicU64,
+    /// Dirty-limit: sleep served each time this vCPU's dirty ring fills (us; 0 = none).
+    dirty_limit_sleep_us: AtomicU64,
 }
 
 #[derive(Default)]
@@ -252,6 +254,41 @@ impl Control {
                 .fetch_add(start.elapsed().as_nanos() as u64, Ordering::SeqCst);
         }
         v.throttle_scheduled.store(false, Ordering::SeqCst);
+    }
+
+    /// Dirty-limit's controller: the sleep vCPU `index` serves at each full dirty ring.
+    pub fn set_dirty_limit_sleep_us(&self, index: u32, us: u64) {
+        if let Some(v) = self.vcpus.get(index as usize) {
+            v.dirty_limit_sleep_us.store(us, Ordering::SeqCst);
+        }
+    }
+
+    /// vCPU thread, after its full dirty ring was harvested: serve dirty-limit's sleep
+    /// (`dirtylimit_vcpu_execute`), cut short if the vCPUs are being stopped. Counted with the
+    /// throttle's sleeps as guest CPU lost.
+    pub fn serve_dirty_limit(&self, index: u32) {
+        let v = &self.vcpus[index as usize];
+        let us = v.dirty_limit_sleep_us.load(Ordering::SeqCst);
+        if us == 0 {
+            return;
+        }
+        let start = Instant::now();
+        let deadline = start + Duration::from_micros(us);
+        let mut st = self.lock();
+        while !st.stop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .cvar
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(st);
+        v.slept_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::SeqCst);
     }
 
     /// Wait (up to `timeout`) until no vCPU has a throttle sleep scheduled or in progress. A

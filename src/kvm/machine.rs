@@ -230,6 +230,11 @@ impl Machine {
         &self.vm
     }
 
+    /// The state shared with the vCPU threads (throttle and dirty-limit sleeps).
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
     /// vCPUs.
     pub fn vcpu_count(&self) -> u32 {
         self.slots.len() as u32

@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod dirty_limit;
 pub mod dma;
 pub mod error;
 pub mod loader;

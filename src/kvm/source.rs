@@ -3,10 +3,13 @@
 
 use std::time::Instant;
 
+use super::dirty_limit::DirtyLimitThread;
 use super::machine::Machine;
 use super::memory::PAGE_BYTES;
 use super::vstate::vm::DirtyLogMode;
 use crate::migration::bitmap::DirtyBitmap;
+use crate::migration::dirty_limit::VcpuDirtyLimit;
+use crate::migration::env::DIRTY_RING_REQUIRED;
 use crate::migration::{BackendError, Guest, GuestObservation, PageBatch, PageCost, PageRef};
 
 /// QEMU's default `clear-bitmap-shift`: in manual-clear mode, pages are re-protected in chunks
@@ -36,6 +39,8 @@ pub struct KvmSource<'m> {
     timing: SyncTiming,
     /// Pages KVM's dirty log reported, summed over the syncs (the guest's own writes).
     dirty_logged_pages: u64,
+    /// dirty-limit's controller, once its trigger has fired (ring mode only).
+    dirty_limit: Option<DirtyLimitThread>,
 }
 
 impl<'m> KvmSource<'m> {
@@ -50,6 +55,7 @@ impl<'m> KvmSource<'m> {
             drop_dirty_gfn: None,
             timing: SyncTiming::default(),
             dirty_logged_pages: 0,
+            dirty_limit: None,
         }
     }
 
@@ -206,13 +212,50 @@ impl Guest for KvmSource<'_> {
         Ok(())
     }
 
+    fn check_dirty_limit(&self) -> Result<(), BackendError> {
+        match self.machine.vm().dirty_rings() {
+            Some(_) => Ok(()),
+            None => Err(DIRTY_RING_REQUIRED.into()),
+        }
+    }
+
+    fn set_vcpu_dirty_limit(&mut self, limit: Option<VcpuDirtyLimit>) -> Result<(), BackendError> {
+        match (limit, self.dirty_limit.as_ref()) {
+            (None, _) => {
+                if let Some(t) = self.dirty_limit.take() {
+                    t.stop();
+                }
+            }
+            (Some(l), Some(running)) => running.set_quota(l.quota_mb_s),
+            (Some(l), None) => {
+                let rings = self
+                    .machine
+                    .vm()
+                    .dirty_rings()
+                    .ok_or_else(|| BackendError::from(DIRTY_RING_REQUIRED))?;
+                let t = DirtyLimitThread::start(
+                    l,
+                    rings,
+                    self.machine.control(),
+                    self.machine.vcpu_count(),
+                )?;
+                self.dirty_limit = Some(t);
+            }
+        }
+        Ok(())
+    }
+
     fn observe(&mut self) -> GuestObservation {
+        let (per_round_us, ring_full_us) = self
+            .dirty_limit
+            .as_ref()
+            .map_or((0, 0), DirtyLimitThread::figures_us);
         GuestObservation {
             vcpus: self.machine.vcpu_count(),
             throttle_sleep_vcpu_ns: self.machine.throttle_slept_ns(),
             pages_written: self.machine.pages_written(),
-            // No dirty ring (bitmap dirty log): dirty-limit is refused, these stay 0.
-            ..GuestObservation::default()
+            dirty_limit_throttle_time_per_round_us: per_round_us,
+            dirty_limit_ring_full_time_us: ring_full_us,
         }
     }
 }

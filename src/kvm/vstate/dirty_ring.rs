@@ -34,6 +34,9 @@ struct Ring {
     bytes: usize,
     /// Next entry to look at (the ring's fetch index), under the lock that serialises harvests.
     fetch: Mutex<u32>,
+    /// Entries harvested from this ring since it was mapped: the pages this vCPU dirtied, as
+    /// QEMU's per-vCPU dirty rate counts them (dirty-limit).
+    harvested_total: AtomicU64,
 }
 
 // SAFETY: `base` is a MAP_SHARED mapping owned by this Ring until Drop; all accesses to the
@@ -107,6 +110,7 @@ impl DirtyRings {
             entries: (self.bytes_per_ring / std::mem::size_of::<kvm_dirty_gfn>()) as u32,
             bytes: self.bytes_per_ring,
             fetch: Mutex::new(0),
+            harvested_total: AtomicU64::new(0),
         };
         let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
         if rings.len() <= index as usize {
@@ -142,6 +146,7 @@ impl DirtyRings {
             *fetch = fetch.wrapping_add(1);
             n += 1;
         }
+        ring.harvested_total.fetch_add(n, Ordering::Relaxed);
         n
     }
 
@@ -166,6 +171,32 @@ impl DirtyRings {
             }
         }
         self.reset()
+    }
+
+    /// Harvest every ring (keeping the pages for the next [`DirtyRings::collect`]) and return
+    /// each vCPU's entries harvested since its ring was mapped: QEMU's flush before it measures
+    /// per-vCPU dirty rates.
+    pub fn flush_counts(&self) -> Result<Vec<u64>, KvmError> {
+        let counts = {
+            let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+            rings
+                .iter()
+                .map(|r| match r {
+                    Some(r) => {
+                        self.harvest_ring(r);
+                        r.harvested_total.load(Ordering::Relaxed)
+                    }
+                    None => 0,
+                })
+                .collect()
+        };
+        self.reset()?;
+        Ok(counts)
+    }
+
+    /// Entries of each ring.
+    pub fn entries_per_ring(&self) -> u64 {
+        (self.bytes_per_ring / std::mem::size_of::<kvm_dirty_gfn>()) as u64
     }
 
     /// Harvest every ring and take all pages harvested so far (one bit per page).

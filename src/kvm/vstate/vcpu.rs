@@ -342,6 +342,7 @@ impl Vcpu {
                         if let Err(why) = harvested {
                             break VcpuEnd::Failed(why);
                         }
+                        control.serve_dirty_limit(i);
                     }
                     Ok(other) => break VcpuEnd::Failed(format!("unexpected exit {other:?}")),
                     Err(err) if err.errno() == libc::EINTR => {

@@ -208,6 +208,11 @@ impl Vm {
         self.mode
     }
 
+    /// The per-vCPU dirty rings, in ring mode.
+    pub fn dirty_rings(&self) -> Option<Arc<DirtyRings>> {
+        self.rings.clone()
+    }
+
     /// Create vCPU `index` with the host's supported CPUID (its APIC ID set to `index`).
     pub fn create_vcpu(&self, index: u32) -> Result<Vcpu, KvmError> {
         let fd = self
