@@ -6,14 +6,14 @@
 //! Tests that need qemu-system-x86_64 and /dev/kvm skip with a printed reason where they are
 //! missing, and fail instead when AUTOCONV_REQUIRE_ALL=1 (CI).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-mod common;
 
 use autoconv::guest_image::{build_image, GuestSpec};
 use autoconv::qemu::process::{find_binary, QemuProcess, RunDir};
@@ -24,16 +24,7 @@ use serde_json::Value;
 static QEMU: Mutex<()> = Mutex::new(());
 
 fn qemu_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    let why = match (
-        find_binary("qemu-system-x86_64"),
-        autoconv::kvm::unavailable_reason(),
-    ) {
-        (Err(e), _) => Some(e.to_string()),
-        (_, Some(why)) => Some(why),
-        _ => None,
-    };
-    // The shared skip policy: SKIPPED with the reason, or a failure under CI.
-    if !common::require::decide(test, why, common::require::required()) {
+    if !(common::require::require_qemu(test) && common::require::require_kvm(test)) {
         return None;
     }
     Some(QEMU.lock().unwrap_or_else(|e| e.into_inner()))

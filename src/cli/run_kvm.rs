@@ -57,7 +57,8 @@ pub struct KvmRunArgs {
     /// source guest's COM1 output) there.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// How long the guest runs before the migration starts.
+    /// How long the guest runs before the migration starts (with --qemu: after its first
+    /// COM1 output, which QEMU's slow multiboot path delays by seconds).
     #[arg(long, default_value = "4s", value_parser = parse_duration_ms)]
     pub warmup: u64,
     /// How long to watch the guest after the migration (on the destination if it completed,

@@ -20,6 +20,9 @@ pub const POLL_MS: u64 = 100;
 /// How long an autoconv image may take to write its first COM1 marker under QEMU (its 32-bit
 /// multiboot path runs emulated CPL0 code here: 4-15 s when the host is idle).
 pub const BOOT_TIMEOUT_MS: u64 = 180_000;
+/// How long another kernel gets to write its first COM1 byte before it is taken for a guest
+/// that writes none (then it runs for --warmup only).
+pub const FOREIGN_MARKER_WAIT_MS: u64 = 30_000;
 const QMP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `run --qemu` needs.
@@ -338,26 +341,34 @@ pub fn run_migration(
         dst.pid()
     ));
 
-    // Wait for the workload (its first COM1 marker), then the warmup.
+    // Wait for the workload (its first COM1 marker), then the warmup. An autoconv image
+    // must write one; another kernel may not (then it runs for --warmup only).
     let t_boot = Instant::now();
-    if per_marker.is_some() {
-        while src.serial_len() == 0 {
-            if cancel.is_cancelled() {
-                return Err(QemuRunError::Interrupted);
-            }
-            src.check_alive("while the guest booted")?;
-            if t_boot.elapsed() > Duration::from_millis(BOOT_TIMEOUT_MS) {
-                return Err(QemuRunError::NoMarkers {
-                    timeout_ms: BOOT_TIMEOUT_MS,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let wait_ms = if per_marker.is_some() {
+        BOOT_TIMEOUT_MS
+    } else {
+        FOREIGN_MARKER_WAIT_MS
+    };
+    while src.serial_len() == 0 && t_boot.elapsed() < Duration::from_millis(wait_ms) {
+        if cancel.is_cancelled() {
+            return Err(QemuRunError::Interrupted);
         }
+        src.check_alive("while the guest booted")?;
+        std::thread::sleep(Duration::from_millis(50));
     }
-    if per_marker.is_some() {
+    if src.serial_len() > 0 {
         say(&format!(
-            "guest running: first COM1 marker {} ms after start; warming up for {} ms",
+            "guest running: first COM1 output {} ms after start; warming up for {} ms",
             t_boot.elapsed().as_millis(),
+            opts.warmup_ms
+        ));
+    } else if per_marker.is_some() {
+        return Err(QemuRunError::NoMarkers {
+            timeout_ms: BOOT_TIMEOUT_MS,
+        });
+    } else {
+        say(&format!(
+            "no COM1 output within {wait_ms} ms: running the guest for --warmup {} ms instead",
             opts.warmup_ms
         ));
     }
