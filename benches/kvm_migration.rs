@@ -6,6 +6,8 @@
 //! 3. Time per dirty-log sync (KVM_GET_DIRTY_LOG + merge), per GiB, with few and many pages
 //!    dirty.
 //! 4. Achieved downtime against downtime-limit for a guest that keeps writing.
+//! 5. Host CPU per thread of an idle guest and of a vCPU throttled at 99% (busy waiting shows
+//!    here); parts 2 and 4 print the host CPU of each migration by thread too.
 //!
 //! Set AUTOCONV_BENCH_RUNS=N to change the repetitions (default 3).
 
@@ -99,7 +101,7 @@ fn main() {
         .max(1);
     let dir = tempfile::tempdir().unwrap();
     // AUTOCONV_BENCH_PARTS=24 runs parts 2 and 4 only.
-    let parts = std::env::var("AUTOCONV_BENCH_PARTS").unwrap_or_else(|_| "1234".into());
+    let parts = std::env::var("AUTOCONV_BENCH_PARTS").unwrap_or_else(|_| "12345".into());
     let part = |n: char| parts.contains(n);
 
     // 1. Loopback ceiling.
@@ -160,6 +162,7 @@ fn main() {
             r.outcome.guest_pause_ms.unwrap_or(0),
             verify.last().unwrap()
         );
+        println!("    {}", r.host_cpu.summary_line());
     }
     if part('2') {
         let (p, g) = (median(&mut pages_s), median(&mut gb_s));
@@ -258,6 +261,7 @@ fn main() {
             .set("downtime-limit", &ParamValue::Int(limit))
             .unwrap();
         let (mut d, mut p, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cpu_vcpu, mut cpu_mig, mut cpu_dst) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let r = run_migration(
                 &opts(writer.clone(), 512 << 20, c.clone()),
@@ -270,6 +274,10 @@ fn main() {
                 "{:?}",
                 r.outcome
             );
+            let c = r.host_cpu;
+            cpu_vcpu.push(c.pct_of_core(c.source_vcpus_ms));
+            cpu_mig.push(c.pct_of_core(c.migration_thread_ms));
+            cpu_dst.push(c.pct_of_core(c.destination_thread_ms));
             d.push(r.outcome.downtime_ms.unwrap_or(0) as f64);
             p.push(r.outcome.guest_pause_ms.unwrap_or(0) as f64);
             v.push(
@@ -283,5 +291,54 @@ fn main() {
             median(&mut p),
             median(&mut v)
         );
+        println!(
+            "             host CPU (median, % of one core over connect + migration): source vCPU {:.0}%, migration thread {:.0}%, destination thread {:.0}%",
+            median(&mut cpu_vcpu),
+            median(&mut cpu_mig),
+            median(&mut cpu_dst)
+        );
     }
+
+    // 5. Host CPU of a guest with nothing to do, and of a vCPU throttled at 99%.
+    if part('5') {
+        idle_cpu(&idle, None);
+        idle_cpu(&seq, Some(99));
+    }
+}
+
+/// Boot `image` (1 GiB, 1 vCPU), optionally throttle it, and print what each thread of this
+/// process used over 2 s, from /proc/self/task/*/stat.
+fn idle_cpu(image: &Path, throttle_pct: Option<u32>) {
+    use autoconv::kvm::host_cpu;
+    let plan = LoadPlan::from_file(image, 1 << 30).unwrap();
+    let cfg = MachineConfig {
+        mem_bytes: 1 << 30,
+        vcpus: 1,
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::boot(cfg, &plan, BootPath::Auto).unwrap();
+    m.start().unwrap();
+    if let Some(pct) = throttle_pct {
+        m.set_throttle_pct(pct);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (t0, before, p0) = (Instant::now(), host_cpu::tasks(), host_cpu::process_ns());
+    std::thread::sleep(Duration::from_secs(2));
+    let (after, p1) = (host_cpu::tasks(), host_cpu::process_ns());
+    let wall_ns = t0.elapsed().as_nanos() as f64;
+    let threads: Vec<String> = host_cpu::tasks_delta(&before, &after)
+        .iter()
+        .filter(|t| t.cpu_ns > 0 || t.name.starts_with("vcpu") || t.name == "throttle-timer")
+        .map(|t| format!("{} {:.1}%", t.name, 100.0 * t.cpu_ns as f64 / wall_ns))
+        .collect();
+    let what = match throttle_pct {
+        None => "idle guest".to_string(),
+        Some(p) => format!("sequential writer throttled at {p}%"),
+    };
+    println!(
+        "host CPU, {what}, 1 GiB, over {:.1} s (% of one core): process {:.1}%; by thread (/proc/self/task): {}",
+        wall_ns / 1e9,
+        100.0 * (p1 - p0) as f64 / wall_ns,
+        threads.join(", ")
+    );
 }

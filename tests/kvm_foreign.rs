@@ -4,42 +4,19 @@
 //! A prerequisite that is missing (/dev/kvm, gcc, ld) skips a test with a printed reason, or
 //! fails it when AUTOCONV_REQUIRE_ALL=1 (as CI sets it).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 
 use autoconv::kvm::{BootPath, MachineConfig};
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 
-/// The VMs of these tests run one at a time (two host cores, shared).
-static KVM: Mutex<()> = Mutex::new(());
+mod common;
 
-/// None (after printing why) when `test` cannot run here; panics instead under
-/// AUTOCONV_REQUIRE_ALL=1. Holds the KVM lock otherwise.
-fn prerequisites(test: &str, needs_gcc: bool) -> Option<MutexGuard<'static, ()>> {
-    let mut missing = autoconv::kvm::unavailable_reason();
-    if missing.is_none() && needs_gcc {
-        for tool in ["gcc", "ld"] {
-            let ok = Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !ok {
-                missing = Some(format!(
-                    "`{tool}` is not installed (apt-get install gcc binutils)"
-                ));
-                break;
-            }
-        }
-    }
-    // The shared skip policy: SKIPPED with the reason, or a failure under CI.
-    if !common::require::decide(test, missing, common::require::required()) {
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
+/// The KVM lock, or None (skipped) when /dev/kvm (and gcc and ld, if needed) are missing.
+fn prerequisites(test: &str, needs_gcc: bool) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let tools: &[&str] = if needs_gcc { &["gcc", "ld"] } else { &[] };
+    common::prereq::kvm_with_tools(test, tools)
 }
 
 /// Build tests/fixtures/longmode-cpl3 with its own build script.

@@ -230,6 +230,7 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
             p.pages_written_per_s, r.source_throttle_after_pct
         );
     }
+    outln!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
         eprintln!("autoconv: warning: {w}");
     }
@@ -280,6 +281,10 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
         // the migration, so these figures measure no workload.
         ("guest_progress", serde_json::json!(r.guest_progress())),
         ("warnings", serde_json::json!(r.warnings)),
+        (
+            "host_cpu",
+            serde_json::to_value(r.host_cpu).unwrap_or_default(),
+        ),
         (
             "guest",
             serde_json::json!({

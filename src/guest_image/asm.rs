@@ -3,7 +3,8 @@
 //! Three pieces, placed back to back at [`CODE_GPA`]:
 //! 1. the 32-bit multiboot entry (CPL0, ~12 instructions): load the GDT, enable PAE, long mode
 //!    and paging with the image's prebuilt page tables, far-jump to 64-bit code;
-//! 2. the 64-bit CPL0 trampoline (~10 instructions): `iretq` to CPL3 with IOPL 3, vCPU index 0;
+//! 2. the 64-bit CPL0 trampoline (~10 instructions): `iretq` to CPL3 with IOPL 3, vCPU index 0
+//!    (the `idle` image's trampoline halts at CPL0 instead);
 //! 3. the CPL3 workload, entered with the vCPU index in `rdi` (by the trampoline, or directly
 //!    by a VMM that starts vCPUs at CPL3).
 //!
@@ -41,7 +42,11 @@ fn generate_inner(spec: &GuestSpec) -> Result<Result<Code, String>, IcedError> {
     // entry32 is position-independent in size, so assemble it again with the right target.
     let entry32 = entry32_with_target(tramp_gpa)?;
     let user_gpa_guess = tramp_gpa + 64;
-    let tramp = trampoline64(user_gpa_guess)?;
+    let tramp = if spec.pattern == Pattern::Idle {
+        idle64()?
+    } else {
+        trampoline64(user_gpa_guess)?
+    };
     if tramp.len() as u64 > 64 {
         return Ok(Err(format!(
             "trampoline of {} bytes grew past its slot",
@@ -106,6 +111,27 @@ fn trampoline64(user_entry: u64) -> Result<Vec<u8>, IcedError> {
     a.assemble(0)
 }
 
+/// The idle "workload": stay at CPL0 and `hlt` with interrupts off, as an idle kernel does. A
+/// halted vCPU costs the host nothing (KVM blocks its thread in the kernel; a kick, a throttle
+/// sleep or a stop still gets it out, and it halts again), where a CPL3 `pause` loop cost ~65%
+/// of a host core: `pause` exits are handled inside KVM here and never reach a VMM that could
+/// sleep on them, and CPL3 has no instruction that waits. Only the emulated `hlt` runs at CPL0,
+/// once per wake-up. Marks the vCPU's workload as running, writes nothing else.
+fn idle64() -> Result<Vec<u8>, IcedError> {
+    let mut a = CodeAssembler::new(64)?;
+    a.mov(rax, rdi)?;
+    a.shl(rax, 6)?;
+    a.mov(rsi, layout::STATUS_GPA + layout::STATUS_SLOT_BYTES)?;
+    a.add(rax, rsi)?;
+    a.mov(qword_ptr(rax + layout::SLOT_RUNNING_OFFSET as i32), 1)?;
+    let mut halt = a.create_label();
+    a.set_label(&mut halt)?;
+    a.cli()?;
+    a.hlt()?;
+    a.jmp(halt)?;
+    a.assemble(0)
+}
+
 fn workload(spec: &GuestSpec, ip: u64) -> Result<Vec<u8>, IcedError> {
     let mut a = CodeAssembler::new(64)?;
     let slice_pages = spec.slice_pages();
@@ -165,9 +191,9 @@ fn workload(spec: &GuestSpec, ip: u64) -> Result<Vec<u8>, IcedError> {
 
     match spec.pattern {
         Pattern::Idle => {
-            // No memory writes: `pause` in a loop, then count a "sweep" in the status page.
-            // Under the nested KVM of these hosts `pause` exits and yields the host CPU, so an
-            // idle guest leaves the cores to the VMM.
+            // Not reached through the trampoline (the image idles in `hlt` at CPL0, see
+            // `idle64`); a VMM that starts vCPUs at CPL3 gets this: no memory writes, `pause`
+            // in a loop, a "sweep" counted every 1024 of them.
             a.mov(r10, 1u64 << 10)?;
             let mut spin = a.create_label();
             a.set_label(&mut spin)?;

@@ -21,6 +21,8 @@ struct PerVcpu {
     throttle_scheduled: AtomicBool,
     /// Nanoseconds spent asleep in the throttle, since the VM was created.
     slept_ns: AtomicU64,
+    /// Host CPU of this vCPU's threads that have ended (each start makes a new one).
+    ended_threads_cpu_ns: AtomicU64,
     /// Dirty-limit: sleep served each time this vCPU's dirty ring fills (us; 0 = none).
     dirty_limit_sleep_us: AtomicU64,
 }
@@ -75,10 +77,35 @@ impl Control {
         self.lock().threads[index as usize] = Some(me);
     }
 
-    /// Called by each vCPU thread just before it ends: no kick may target it afterwards.
+    /// Called by each vCPU thread just before it ends: no kick may target it afterwards. Its
+    /// CPU time is banked under the same lock, so [`Control::vcpu_cpu_ns`] never misses it.
     pub fn unregister_thread(&self, index: u32) {
-        self.lock().threads[index as usize] = None;
+        let mut st = self.lock();
+        self.vcpus[index as usize]
+            .ended_threads_cpu_ns
+            .fetch_add(super::host_cpu::this_thread_ns(), Ordering::SeqCst);
+        st.threads[index as usize] = None;
+        drop(st);
         self.cvar.notify_all();
+    }
+
+    /// Host CPU used by all vCPU threads so far, ended and running (ns).
+    pub fn vcpu_cpu_ns(&self) -> u64 {
+        let st = self.lock();
+        let ended: u64 = self
+            .vcpus
+            .iter()
+            .map(|v| v.ended_threads_cpu_ns.load(Ordering::SeqCst))
+            .sum();
+        let live: u64 = st
+            .threads
+            .iter()
+            .flatten()
+            // SAFETY: a registered thread unregisters (under this lock) before it ends, and we
+            // hold the lock, so `t` is a live thread of this process.
+            .filter_map(|t| unsafe { super::host_cpu::thread_ns(*t) })
+            .sum();
+        ended + live
     }
 
     /// Allow vCPU threads to run (before starting them).

@@ -378,6 +378,21 @@ impl Machine {
         self.control.wait_throttle_idle(timeout)
     }
 
+    /// Host CPU used by this machine's vCPU threads since creation (ns).
+    pub fn vcpu_cpu_ns(&self) -> u64 {
+        self.control.vcpu_cpu_ns()
+    }
+
+    /// Host CPU used by its throttle timer thread since creation (ns).
+    pub fn timer_cpu_ns(&self) -> u64 {
+        use std::os::unix::thread::JoinHandleExt;
+        self.timer
+            .as_ref()
+            // SAFETY: the timer thread lives until Drop joins it, after which `timer` is None.
+            .and_then(|t| unsafe { super::host_cpu::thread_ns(t.as_pthread_t()) })
+            .unwrap_or(0)
+    }
+
     /// vCPU-nanoseconds slept in the throttle since creation.
     pub fn throttle_slept_ns(&self) -> u64 {
         self.control.throttle_slept_ns()

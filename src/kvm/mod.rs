@@ -6,6 +6,7 @@
 //! * [`loader`]: multiboot v1 images, checked before any VM exists.
 //! * [`source`]: the core's [`Guest`](crate::migration::Guest) on a running machine.
 //! * [`profile`]: the throttle vs dirty-rate curve of a running machine.
+//! * [`host_cpu`]: host CPU time of the VMM's threads.
 //! * [`progress`]: whether the guest did anything while it was migrated.
 
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod control;
 pub mod dirty_limit;
 pub mod dma;
 pub mod error;
+pub mod host_cpu;
 pub mod loader;
 pub mod machine;
 pub mod memory;

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::kvm::clock::MonotonicClock;
 use crate::kvm::dma::DmaConfig;
+use crate::kvm::host_cpu::{self, HostCpu};
 use crate::kvm::loader::LoadPlan;
 use crate::kvm::machine::{BootPath, Machine, MachineConfig, VcpuCounters};
 use crate::kvm::progress::{run_warnings, GuestActivity};
@@ -112,6 +113,8 @@ pub struct DestinationReport {
     pub stats: IncomingStats,
     /// vCPUs that failed on the destination.
     pub vcpu_failures: Vec<(u32, String)>,
+    /// Host CPU of the destination's vCPU threads while the resumed guest was watched (ms).
+    pub vcpus_cpu_ms_after: f64,
 }
 
 /// Everything a run found out.
@@ -158,6 +161,8 @@ pub struct RunReport {
     pub source_serial: Vec<u8>,
     /// What the source guest did during the migration.
     pub activity: GuestActivity,
+    /// Host CPU during the migration, by thread.
+    pub host_cpu: HostCpu,
     /// Source vCPUs that stopped with an error (index, reason).
     pub source_vcpu_failures: Vec<(u32, String)>,
     /// What makes this run's figures suspect (a guest that made no progress, a failed vCPU),
@@ -203,7 +208,10 @@ pub fn spawn_local_destination(
             Ok(incoming) => {
                 let at_resume = incoming.counters_at_resume.clone();
                 let _ = resumed_tx.send(());
+                let vcpus0 = incoming.machine.vcpu_cpu_ns();
                 let progress = watch(&incoming.machine, after_ms, &cancel);
+                let vcpus_cpu_ms_after =
+                    incoming.machine.vcpu_cpu_ns().saturating_sub(vcpus0) as f64 / 1e6;
                 DestinationReport {
                     resumed: true,
                     error: None,
@@ -211,6 +219,7 @@ pub fn spawn_local_destination(
                     progress: Some(progress),
                     stats: incoming.stats,
                     vcpu_failures: incoming.machine.failures(),
+                    vcpus_cpu_ms_after,
                 }
             }
             Err(e) => DestinationReport {
@@ -269,15 +278,23 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     let mut timeline = Timeline::default();
     let ram = machine.ram().clone();
     let serial_at_start = machine.serial_bytes();
+    // The local destination's thread, to read its CPU clock while it receives.
+    let dest_thread = local.as_ref().map(|(h, _)| h);
     let connect_start = Instant::now();
-    let (outcome, sync_timing, link_stats, dirty_logged_pages) =
+    let (outcome, sync_timing, link_stats, dirty_logged_pages, host_cpu) =
         match TcpLink::connect(addr, ram, cfg.vcpus) {
             Err(e) => {
                 let mut outcome = failed_outcome(crate::migration::error_chain(&e));
                 // The real time it took to fail (a destination that never answers the
                 // handshake costs the whole timeout), not 0.
                 outcome.elapsed_ms = connect_start.elapsed().as_millis() as u64;
-                (outcome, SyncTiming::default(), LinkStats::default(), 0)
+                (
+                    outcome,
+                    SyncTiming::default(),
+                    LinkStats::default(),
+                    0,
+                    HostCpu::default(),
+                )
             }
             Ok(mut link) => {
                 let mut source = KvmSource::new(&mut machine);
@@ -285,6 +302,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                     source.inject_dropped_dirty_page(gfn);
                 }
                 let mut clock = MonotonicClock::new(cancel.clone());
+                let mark = CpuMark::now(source.machine(), dest_thread);
                 let outcome = migrate(
                     &opts.config,
                     &mut clock,
@@ -293,8 +311,15 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                     &mut timeline,
                     cancel,
                 );
+                let host_cpu = mark.until_now(source.machine(), dest_thread);
                 let logged = source.dirty_logged_pages();
-                (outcome, source.sync_timing(), link.stats(), logged)
+                (
+                    outcome,
+                    source.sync_timing(),
+                    link.stats(),
+                    logged,
+                    host_cpu,
+                )
             }
         };
     let activity = GuestActivity {
@@ -367,9 +392,60 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         dma_pages_written,
         source_serial,
         activity,
+        host_cpu,
         source_vcpu_failures,
         warnings,
     })
+}
+
+/// CPU clocks at the start of a migration, to measure [`HostCpu`] over it.
+struct CpuMark {
+    at: Instant,
+    process_ns: u64,
+    this_thread_ns: u64,
+    vcpus_ns: u64,
+    timer_ns: u64,
+    destination_ns: u64,
+}
+
+impl CpuMark {
+    fn now(m: &Machine, destination: Option<&JoinHandle<DestinationReport>>) -> Self {
+        Self {
+            at: Instant::now(),
+            process_ns: host_cpu::process_ns(),
+            this_thread_ns: host_cpu::this_thread_ns(),
+            vcpus_ns: m.vcpu_cpu_ns(),
+            timer_ns: m.timer_cpu_ns(),
+            destination_ns: destination_ns(destination),
+        }
+    }
+
+    fn until_now(
+        &self,
+        m: &Machine,
+        destination: Option<&JoinHandle<DestinationReport>>,
+    ) -> HostCpu {
+        let ms = |now: u64, then: u64| now.saturating_sub(then) as f64 / 1e6;
+        HostCpu {
+            wall_ms: self.at.elapsed().as_secs_f64() * 1e3,
+            process_ms: ms(host_cpu::process_ns(), self.process_ns),
+            migration_thread_ms: ms(host_cpu::this_thread_ns(), self.this_thread_ns),
+            source_vcpus_ms: ms(m.vcpu_cpu_ns(), self.vcpus_ns),
+            throttle_timer_ms: ms(m.timer_cpu_ns(), self.timer_ns),
+            destination_thread_ms: ms(destination_ns(destination), self.destination_ns),
+        }
+    }
+}
+
+/// CPU of the local destination's thread so far (0 once it has ended: its clock is gone).
+fn destination_ns(thread: Option<&JoinHandle<DestinationReport>>) -> u64 {
+    use std::os::unix::thread::JoinHandleExt;
+    let Some(h) = thread.filter(|h| !h.is_finished()) else {
+        return 0;
+    };
+    // SAFETY: the thread is not joined (we hold its handle) and was running just above; a
+    // destination ends only after the migration it serves, which is still going on here.
+    unsafe { host_cpu::thread_ns(h.as_pthread_t()) }.unwrap_or(0)
 }
 
 /// Non-zero data in every page from 4 MiB up (the guest has not started yet).

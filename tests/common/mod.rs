@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod prereq;
 pub mod require;
 
 use autoconv::migration::{Event, MigrationOutcome, SyncReason, Timeline};
