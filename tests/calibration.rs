@@ -38,7 +38,7 @@ fn profile_of_a_uniform_writer_matches_the_saturation_closed_form() {
         "#,
         &[],
     );
-    let p = profile(&s, 1, &opts(&[0, 20, 50, 80, 99]));
+    let p = profile(&s, 1, &opts(&[0, 20, 50, 80, 99])).unwrap();
     let n = (1u64 << 30) as f64 / 4096.0;
     for r in &p.rows {
         let share = 1.0 - f64::from(r.throttle_pct) / 100.0;
@@ -66,11 +66,11 @@ fn profile_of_a_uniform_writer_matches_the_saturation_closed_form() {
 #[test]
 fn dma_keeps_dirtying_at_full_throttle_cpu_writes_do_not() {
     let dma = common::shipped("dma", &[]);
-    let p = profile(&dma, 1, &opts(&[0, 99]));
+    let p = profile(&dma, 1, &opts(&[0, 99])).unwrap();
     // 90% of the io-buffers' 110,000 pages/s is DMA; the throttle cannot touch it.
     assert!(p.rows[1].dirty_pages_s > 0.85 * 99_000.0, "{:?}", p.rows[1]);
     let heavy = common::shipped("heavy", &[]);
-    let p = profile(&heavy, 1, &opts(&[0, 50, 99]));
+    let p = profile(&heavy, 1, &opts(&[0, 50, 99])).unwrap();
     assert!(p.rows[0].dirty_pages_s > p.rows[1].dirty_pages_s);
     assert!(p.rows[1].dirty_pages_s > 10.0 * p.rows[2].dirty_pages_s);
 }
@@ -78,8 +78,8 @@ fn dma_keeps_dirtying_at_full_throttle_cpu_writes_do_not() {
 #[test]
 fn profile_csv_round_trips_and_is_deterministic() {
     let heavy = common::shipped("heavy", &[]);
-    let a = profile(&heavy, 3, &opts(&[0, 30, 60, 99]));
-    let b = profile(&heavy, 3, &opts(&[0, 30, 60, 99]));
+    let a = profile(&heavy, 3, &opts(&[0, 30, 60, 99])).unwrap();
+    let b = profile(&heavy, 3, &opts(&[0, 30, 60, 99])).unwrap();
     let mut ta = Vec::new();
     a.write(&mut ta).unwrap();
     let mut tb = Vec::new();
@@ -98,7 +98,7 @@ fn profile_csv_round_trips_and_is_deterministic() {
 /// heavy.toml with its heap replaced by a profile of itself.
 fn calibrated_heavy(dir: &Path, sets: &[&str]) -> Scenario {
     let heavy = common::shipped("heavy", &[]);
-    let p = profile(&heavy, 1, &ProfileOptions::default());
+    let p = profile(&heavy, 1, &ProfileOptions::default()).unwrap();
     let mut csv = Vec::new();
     p.write(&mut csv).unwrap();
     std::fs::write(dir.join("heavy-profile.csv"), csv).unwrap();

@@ -47,6 +47,16 @@ impl KvmGuestArgs {
             .ok_or_else(|| anyhow::anyhow!("--kvm IMAGE is required"))
     }
 
+    /// Refuse what cannot run: the image first (read and checked against --mem, the same on
+    /// any machine), then a host without a usable /dev/kvm.
+    pub(super) fn check_runnable(&self) -> anyhow::Result<()> {
+        autoconv::kvm::LoadPlan::from_file(self.image()?, self.mem)?;
+        if let Some(why) = autoconv::kvm::unavailable_reason() {
+            anyhow::bail!("{why}");
+        }
+        Ok(())
+    }
+
     pub(super) fn machine(&self) -> MachineConfig {
         MachineConfig {
             mem_bytes: self.mem,

@@ -10,7 +10,6 @@ mod kvm_guest;
 pub mod out;
 mod plot;
 mod profile;
-mod profile_kvm;
 mod profile_qmp;
 mod qemu;
 mod run_kvm;

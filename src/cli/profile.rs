@@ -1,18 +1,25 @@
 //! `autoconv profile FILE.toml`: the throttle vs dirty-rate curve of a simulated guest (or,
 //! with `--kvm`, a real one; with `--qmp`, a running QEMU VM's, fitted and modelled).
 
+use super::ctrl_c::ctrl_c_token;
 use super::exit;
 use super::kvm_guest::KvmGuestArgs;
 use super::out::{out, outln};
+use super::values::parse_positive_duration_ms;
 use anyhow::Context;
+use autoconv::migration::dirty_rate::DirtyRateOptions;
+use autoconv::migration::{error_chain, MigrationParameters};
 use autoconv::report::profile::{Profile, Verdict};
 use autoconv::report::write_file_atomically;
 use autoconv::scenario::Scenario;
+use autoconv::session::kvm_profile;
 use autoconv::sim::profile::{profile, ProfileOptions};
 use autoconv::units::format_bytes;
 use autoconv::units::parse_rate_bytes_s;
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Measure a workload's dirty rate at each throttle level (the throttle vs dirty-rate curve).
 ///
@@ -97,10 +104,10 @@ pub struct ProfileArgs {
     )]
     pub levels: Vec<u32>,
     /// Time measured at each level, after settling (e.g. 3s, 1500ms).
-    #[arg(long, default_value = "3s", value_parser = parse_duration_ms)]
+    #[arg(long, default_value = "3s", value_parser = parse_positive_duration_ms)]
     pub hold: u64,
     /// Dirty-log harvest period (QEMU computes its rate over periods of at least 1 s).
-    #[arg(long, alias = "interval", default_value = "1s", value_parser = parse_duration_ms)]
+    #[arg(long, alias = "interval", default_value = "1s", value_parser = parse_positive_duration_ms)]
     pub sync_interval: u64,
     /// Write the profile CSV here.
     #[arg(short = 'o', long = "output", value_name = "OUT.csv")]
@@ -112,29 +119,6 @@ pub struct ProfileArgs {
     /// within its link; for --kvm, QEMU's default 128MiB/s].
     #[arg(long, value_name = "RATE")]
     pub bandwidth: Option<String>,
-}
-
-/// "5s", "1500ms", "2min" or a bare number of milliseconds.
-pub(super) fn parse_duration_ms(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix("min") {
-        (n, 60_000.0)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1000.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("cannot read {s:?} as a duration (e.g. 5s, 1500ms, 2min)"))?;
-    let ms = (v * scale).round();
-    if !ms.is_finite() || ms < 1.0 {
-        return Err(format!("{s:?}: a duration of at least 1 ms is needed"));
-    }
-    Ok(ms as u64)
 }
 
 /// The bandwidth a migration of `s` gets: max-bandwidth within the link (0 = the link).
@@ -214,7 +198,8 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
         interval_ms: args.sync_interval,
         source: format!("sim:{} seed={seed}", path.display()),
     };
-    let p = profile(&scenario, seed, &opts);
+    let p =
+        profile(&scenario, seed, &opts).map_err(|e| anyhow::anyhow!(error_chain(e.as_ref())))?;
     outln!(
         "{} (seed {seed}): dirty rate per {} ms harvest, {} ms held at each level",
         scenario.name,
@@ -279,39 +264,50 @@ pub(super) fn plot_to(
     Ok(())
 }
 
-/// `profile --kvm`: the KVM backend measures and writes the CSV; the verdict and plot are
-/// drawn from the file it wrote.
+/// `profile --kvm`: boot the guest, measure it with the core's dirty-rate routine, then the
+/// same report as for a scenario.
 fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> anyhow::Result<u8> {
+    guest.check_runnable()?;
     let image = guest.image()?.to_path_buf();
-    // The plot is drawn from the CSV, so keep one even if only a plot was asked for.
-    let scratch = args
-        .plot
-        .as_ref()
-        .filter(|_| args.output.is_none())
-        .map(|plot| {
-            let mut p = plot.clone().into_os_string();
-            p.push(".csv");
-            PathBuf::from(p)
-        });
-    let output = args.output.clone().or_else(|| scratch.clone());
-    let code = super::profile_kvm::profile_kvm(&super::profile_kvm::KvmProfileArgs {
-        guest,
-        levels: args.levels.clone(),
-        hold: args.hold,
-        sync_interval: args.sync_interval,
-        output: output.clone(),
-    })?;
-    if let Some(csv) = &output {
-        let p = Profile::read(csv)?;
-        let bw = bandwidth.unwrap_or(128.0 * 1024.0 * 1024.0);
-        out!("{}", verdict_text(&p, &p.verdict(bw, 50)));
-        if let Some(plot) = &args.plot {
-            let title = format!("{}: dirty rate vs throttle (KVM)", image.display());
-            plot_to(&p, &title, bw, 50, plot)?;
-        }
+    let (mut machine, info) =
+        kvm_profile::start_guest(&image, guest.machine(), guest.boot, guest.dma())?;
+    if let Some(info) = &info {
+        outln!("guest: {info}");
     }
-    if let Some(s) = scratch {
-        let _ = std::fs::remove_file(s);
+    let (cancel, done) = ctrl_c_token();
+    // Let the workload get going before the first level.
+    cancel.wait_timeout(Duration::from_millis(1000));
+    let opts = DirtyRateOptions {
+        levels_pct: args.levels.clone(),
+        hold_ms: args.hold,
+        interval_ms: args.sync_interval,
+    };
+    let measured = kvm_profile::profile_machine(&mut machine, &opts, &cancel);
+    done.store(true, Ordering::SeqCst);
+    let measured = measured.map_err(|e| anyhow::anyhow!(error_chain(e.as_ref())))?;
+    // The calibration holds on a host like this one: record which it was.
+    let host = autoconv::report::host::HostInfo::this_host();
+    let p = Profile::from_dirty_rates(&measured, &format!("kvm:{}", image.display()), Some(&host));
+    outln!(
+        "{}: dirty rate per {} ms harvest, {} ms held at each level",
+        image.display(),
+        args.sync_interval,
+        args.hold
+    );
+    print_rows(&p);
+    // QEMU's default max-bandwidth: what a migration of this guest would get unless told.
+    let bw = bandwidth.unwrap_or(MigrationParameters::default().max_bandwidth as f64);
+    let trigger = MigrationParameters::default().throttle_trigger_threshold;
+    out!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
+    if let Some(out) = &args.output {
+        let mut bytes = Vec::new();
+        p.write(&mut bytes)?;
+        write_file_atomically(out, &bytes)?;
+        outln!("wrote {}", out.display());
     }
-    Ok(code)
+    if let Some(plot) = &args.plot {
+        let title = format!("{}: dirty rate vs throttle (KVM)", image.display());
+        plot_to(&p, &title, bw, trigger, plot)?;
+    }
+    Ok(exit::OK)
 }

@@ -113,9 +113,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             autoconv::migration::env::DIRTY_RING_REQUIRED
         );
     }
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        anyhow::bail!("{why}");
-    }
+    args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
         Some(a) => Destination::Remote(transport::parse_tcp_address(a)?),
@@ -244,8 +242,8 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
                 "image": args.guest.image.as_deref().map(|p| p.display().to_string()),
                 "memory_bytes": r.ram_bytes,
                 "vcpus": r.vcpus,
-                "dirty_log": format!("{:?}", args.guest.dirty_log).to_lowercase(),
-                "boot": format!("{:?}", args.guest.boot).to_lowercase(),
+                "dirty_log": args.guest.dirty_log.to_string(),
+                "boot": args.guest.boot.to_string(),
                 "dma": r.dma,
                 "warmup_ms": args.warmup,
             }),

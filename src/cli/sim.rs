@@ -3,7 +3,9 @@
 use super::exit;
 use super::out::{out, outln};
 use anyhow::Context;
-use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
+use autoconv::migration::{
+    AutoconvSettings, MigrationOutcome, MigrationParameters, MigrationStatus, QemuVersion, Timeline,
+};
 use autoconv::report::{summary_json, write_run_dir, Summary};
 use autoconv::scenario::Scenario;
 use autoconv::units::format_bytes;
@@ -271,11 +273,16 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
     }
     outln!();
     outln!("autoconv's own settings ([autoconv] in a scenario; not QEMU's):");
+    let a = AutoconvSettings::default();
     outln!(
-        "  time_limit_s   600   stop a migration that has not converged and report `not-converged`"
+        "  time_limit_s   {:<5} stop a migration that has not converged and report `not-converged`",
+        a.time_limit_ms / 1000
     );
     outln!(
-        "  qemu_version   10.2  reproduce this QEMU release where releases differ (7.2 .. 10.2)"
+        "  qemu_version   {:<5} reproduce this QEMU release where releases differ ({} .. {})",
+        a.qemu_version.to_string(),
+        QemuVersion::OLDEST,
+        QemuVersion::CURRENT
     );
     outln!(
         "  policy         qemu  who picks the throttle: qemu (QEMU's staircase) or predictive (autoconv's own)"

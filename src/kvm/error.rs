@@ -1,60 +1,74 @@
-//! Errors of the KVM backend. Each variant's doc comment is its message.
+//! Errors of the KVM backend. Each variant's doc comment is its message (displaydoc), so the
+//! two cannot drift apart.
 
 use std::io;
 
 /// What can go wrong creating, loading or running a VM.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display)]
 pub enum KvmError {
-    /// cannot open /dev/kvm
-    #[error("cannot open /dev/kvm (is KVM available and are you allowed to use it?)")]
-    OpenKvm(#[source] kvm_ioctls::Error),
-    /// KVM lacks a capability autoconv needs
-    #[error("KVM does not offer {0}, which autoconv needs")]
+    /// cannot open /dev/kvm (is KVM available and are you allowed to use it?)
+    OpenKvm(kvm_ioctls::Error),
+    /// KVM does not offer {0}, which autoconv needs
     MissingCapability(&'static str),
-    /// A KVM ioctl failed.
-    #[error("KVM {op} failed")]
+    /// KVM {op} failed
     Ioctl {
         /// What was attempted (the ioctl's name).
         op: &'static str,
         /// The kernel's answer.
-        #[source]
         source: kvm_ioctls::Error,
     },
-    /// guest memory could not be mapped
-    #[error("cannot map {bytes} bytes of guest memory")]
+    /// cannot map {bytes} bytes of guest memory
     GuestMemory {
         /// Requested size.
         bytes: u64,
         /// Why.
-        #[source]
         source: vm_memory::mmap::FromRangesError,
     },
-    /// bad memory size
-    #[error("guest memory of {0} bytes: it must be a whole number of 2 MiB, from 8 MiB to 1 TiB")]
+    /// guest memory of {0} bytes: it must be a whole number of 2 MiB, from 8 MiB to 1 TiB
     MemorySize(u64),
-    /// bad vCPU count
-    #[error("{0} vCPUs: autoconv runs 1 to 32")]
+    /// {0} vCPUs: autoconv runs 1 to 32
     VcpuCount(u32),
-    /// The image cannot be used.
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    /// A vCPU thread could not be started.
-    #[error("cannot start a vCPU thread")]
-    Thread(#[source] io::Error),
-    /// Saved vCPU state could not be read back.
-    #[error("the vCPU state is malformed: {0}")]
+    /// {0}
+    Image(ImageError),
+    /// cannot start a vCPU thread
+    Thread(io::Error),
+    /// the vCPU state is malformed: {0}
     BadState(String),
-    /// A vCPU stopped with an error.
-    #[error("vCPU {index} stopped: {reason}")]
+    /// vCPU {index} stopped: {reason}
     VcpuFailed {
         /// Which vCPU.
         index: u32,
         /// Why.
         reason: String,
     },
-    /// The dirty ring is full and the ring mode cannot go on.
-    #[error("dirty logging: {0}")]
+    /// dirty logging: {0}
     DirtyLog(String),
+}
+
+// By hand rather than derived: an image error is shown as itself, its cause next (as
+// thiserror's `transparent` does), which a derive cannot say beside displaydoc's messages.
+impl std::error::Error for KvmError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KvmError::OpenKvm(e) => Some(e),
+            KvmError::Ioctl { source, .. } => Some(source),
+            KvmError::GuestMemory { source, .. } => Some(source),
+            KvmError::Image(e) => e.source(),
+            KvmError::Thread(e) => Some(e),
+            KvmError::MissingCapability(_)
+            | KvmError::MemorySize(_)
+            | KvmError::VcpuCount(_)
+            | KvmError::BadState(_)
+            | KvmError::VcpuFailed { .. }
+            | KvmError::DirtyLog(_) => None,
+        }
+    }
+}
+
+impl From<ImageError> for KvmError {
+    fn from(e: ImageError) -> Self {
+        KvmError::Image(e)
+    }
 }
 
 impl KvmError {
@@ -64,10 +78,9 @@ impl KvmError {
 }
 
 /// Why an image was refused (always before any VM is created).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum ImageError {
-    /// cannot read the image file
-    #[error("cannot read {path}")]
+    /// cannot read {path}
     Read {
         /// The file.
         path: String,
@@ -75,37 +88,24 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
-    /// no multiboot header
-    #[error(
-        "not a multiboot v1 kernel: no multiboot header (magic 0x1BADB002 with a valid checksum) in its first 8 KiB"
-    )]
+    /// not a multiboot v1 kernel: no multiboot header (magic 0x1BADB002 with a valid checksum) in its first 8 KiB
     NoMultibootHeader,
-    /// the kernel needs something autoconv does not provide
-    #[error(
-        "the kernel asks for {0}, which autoconv does not provide (only memory, the CPU and COM1)"
-    )]
+    /// the kernel asks for {0}, which autoconv does not provide (only memory, the CPU and COM1)
     UnsupportedFeature(&'static str),
-    /// the kernel is a 64-bit ELF
-    #[error("a 64-bit ELF is not a multiboot v1 kernel (give a 32-bit ELF, as QEMU's -kernel also wants)")]
+    /// a 64-bit ELF is not a multiboot v1 kernel (give a 32-bit ELF, as QEMU's -kernel also wants)
     Elf64,
-    /// the ELF is corrupt or truncated
-    #[error("corrupt or truncated ELF: {0}")]
+    /// corrupt or truncated ELF: {0}
     BadElf(String),
-    /// the a.out-kludge addresses are inconsistent
-    #[error("corrupt multiboot header addresses: {0}")]
+    /// corrupt multiboot header addresses: {0}
     BadAoutKludge(String),
-    /// the image does not fit in guest memory
-    #[error(
-        "the image needs guest memory up to {needed_bytes} bytes but the guest has {mem_bytes}: give it more with --mem, or build a smaller working set"
-    )]
+    /// the image needs guest memory up to {needed_bytes} bytes but the guest has {mem_bytes}: give it more with --mem, or build a smaller working set
     TooLarge {
         /// End of the highest byte the image (or its workload) uses.
         needed_bytes: u64,
         /// Guest memory.
         mem_bytes: u64,
     },
-    /// the image's loadable parts overlap memory autoconv uses for boot information
-    #[error("a segment at {gpa:#x}..{end:#x} overlaps the boot stack and multiboot information area {area_start:#x}..{area_end:#x}")]
+    /// a segment at {gpa:#x}..{end:#x} overlaps the boot stack and multiboot information area {area_start:#x}..{area_end:#x}
     Overlap {
         /// Segment start.
         gpa: u64,
@@ -116,8 +116,7 @@ pub enum ImageError {
         /// Reserved area end.
         area_end: u64,
     },
-    /// the image was built for more vCPUs than the VM has, or the reverse
-    #[error("the image was built for {image} vCPU(s) but --vcpus is {asked}")]
+    /// the image was built for {image} vCPU(s) but --vcpus is {asked}
     VcpuMismatch {
         /// vCPUs in the image.
         image: u32,

@@ -51,6 +51,16 @@ pub enum BootPath {
     Multiboot,
 }
 
+/// The spelling `--boot` takes.
+impl std::fmt::Display for BootPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BootPath::Auto => "auto",
+            BootPath::Multiboot => "multiboot",
+        })
+    }
+}
+
 impl std::str::FromStr for BootPath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -5,7 +5,6 @@
 //! * [`machine`]: a VM with its vCPU threads, COM1 and throttle timer.
 //! * [`loader`]: multiboot v1 images, checked before any VM exists.
 //! * [`source`]: the core's [`Guest`](crate::migration::Guest) on a running machine.
-//! * [`profile`]: the throttle vs dirty-rate curve of a running machine.
 //! * [`host_cpu`]: host CPU time of the VMM's threads.
 //! * [`progress`]: whether the guest did anything while it was migrated.
 
@@ -18,7 +17,6 @@ pub mod host_cpu;
 pub mod loader;
 pub mod machine;
 pub mod memory;
-pub mod profile;
 pub mod progress;
 pub mod serial;
 pub mod source;

@@ -988,12 +988,21 @@ mod tests {
             &CancelToken::new(),
         );
         let budget = cfg.params.max_bandwidth / 10;
+        let (mut windows_checked, mut windows_at_budget) = (0, 0);
         for w in timeline.samples.windows(2) {
             if w[1].status == MigrationStatus::Active && w[0].status == MigrationStatus::Active {
                 let sent = w[1].transferred_bytes - w[0].transferred_bytes;
                 // QEMU checks the budget before each page: at most one page (plus EOS) over.
                 assert!(sent <= budget + 4104 + 8, "window sent {sent} > {budget}");
+                windows_checked += 1;
+                windows_at_budget += u32::from(sent + 4104 >= budget);
             }
         }
+        // The bound was checked, and the limit was what held the migration back.
+        assert!(
+            windows_checked >= 3,
+            "only {windows_checked} windows checked"
+        );
+        assert!(windows_at_budget >= 1, "no window used its budget");
     }
 }

@@ -28,6 +28,7 @@
 //! it did when profiled, is `guest_write_pages_s` of the `throttle_pct` 0 row. `dirty_pages_per_s` and `guest_write_pages_per_s` are accepted as
 //! older spellings of the two rate columns.
 
+use crate::migration::dirty_rate::DirtyRates;
 use serde::Deserialize;
 use std::io::Write;
 use std::path::Path;
@@ -146,6 +147,38 @@ pub struct Verdict {
 }
 
 impl Profile {
+    /// The rows of a measurement by the core's dirty-rate routine, `source` naming what was
+    /// measured (`sim:<scenario> seed=<n>`, `kvm:<image>`) and `host` the machine a real guest
+    /// ran on (None for a model, which runs the same on every host).
+    pub fn from_dirty_rates(
+        rates: &DirtyRates,
+        source: &str,
+        host: Option<&crate::report::host::HostInfo>,
+    ) -> Profile {
+        let rows = rates
+            .levels
+            .iter()
+            .map(|l| ProfileRow {
+                throttle_pct: l.throttle_pct,
+                dirty_pages_s: l.dirty_pages_s,
+                interval_ms: rates.interval_ms,
+                dirty_pages_s_min: Some(l.dirty_pages_s_min),
+                dirty_pages_s_max: Some(l.dirty_pages_s_max),
+                guest_write_pages_s: Some(l.guest_write_pages_s),
+                guest_cpu_pct: Some(l.guest_cpu_pct),
+                hold_ms: Some(l.hold_ms),
+                syncs: Some(l.syncs),
+                page_size_bytes: Some(rates.page_size_bytes),
+                memory_bytes: Some(rates.ram_bytes),
+                vcpus: Some(rates.vcpus),
+                source: Some(source.to_string()),
+                host_cpu_model: host.map(|h| h.cpu_model.clone()),
+                host_cores: host.map(|h| h.cores),
+            })
+            .collect();
+        Profile { rows }
+    }
+
     /// Read a profile CSV.
     pub fn read(path: &Path) -> Result<Profile, ProfileError> {
         let shown = path.display().to_string();

@@ -4,5 +4,7 @@
 //! orchestration.
 //!
 //! * [`kvm`]: a real-KVM migration as `autoconv run --kvm` performs it.
+//! * [`kvm_profile`]: a real guest's throttle vs dirty-rate curve (`autoconv profile --kvm`).
 
 pub mod kvm;
+pub mod kvm_profile;

@@ -54,6 +54,25 @@ pub enum DirtyLogMode {
     },
 }
 
+/// The spelling `--dirty-log` takes (`bitmap`, `clear`, `ring:16KiB`), so a summary names the
+/// mode as the user would type it.
+impl std::fmt::Display for DirtyLogMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DirtyLogMode::Bitmap => f.write_str("bitmap"),
+            DirtyLogMode::ManualClear => f.write_str("clear"),
+            DirtyLogMode::Ring { bytes } => {
+                let b = u64::from(*bytes);
+                let (value, unit) = [(30, "GiB"), (20, "MiB"), (10, "KiB")]
+                    .into_iter()
+                    .find(|(shift, _)| b >= 1 << shift && b % (1 << shift) == 0)
+                    .map_or((b, ""), |(shift, unit)| (b >> shift, unit));
+                write!(f, "ring:{value}{unit}")
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for DirtyLogMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -311,5 +330,24 @@ impl Vm {
     /// Keep the KVM handle alive as long as the VM (and offer it for capability checks).
     pub fn kvm(&self) -> &Kvm {
         &self.kvm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DirtyLogMode;
+
+    #[test]
+    fn dirty_log_modes_print_as_the_option_spells_them() {
+        for (text, mode) in [
+            ("bitmap", DirtyLogMode::Bitmap),
+            ("clear", DirtyLogMode::ManualClear),
+            ("ring:64KiB", DirtyLogMode::Ring { bytes: 64 << 10 }),
+            ("ring:16KiB", DirtyLogMode::Ring { bytes: 16 << 10 }),
+            ("ring:1MiB", DirtyLogMode::Ring { bytes: 1 << 20 }),
+        ] {
+            assert_eq!(mode.to_string(), text);
+            assert_eq!(text.parse::<DirtyLogMode>(), Ok(mode));
+        }
     }
 }
