@@ -1,5 +1,6 @@
 //! autoconv: understand and tune QEMU's auto-converge.
 //!
+//! * [`advise`]: the policy to set for a workload, as QMP/HMP/virsh settings.
 //! * [`migration`]: the one pre-copy migration core (state machine, auto-converge, throttle).
 //! * [`sim`]: the seeded synthetic guest, virtual clock and simulated link.
 //! * [`kvm`]: a small VMM running real guests under KVM, and [`guest_image`] to build them.
@@ -14,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod advise;
 pub mod check;
 pub mod guest_image;
 pub mod kvm;

@@ -1,6 +1,7 @@
 //! The command line: a thin layer over the library. Errors reach the user as one line with
 //! their causes; exit codes mean something (see [`ExitCode`]).
 
+mod advise;
 mod check;
 mod compare;
 mod ctrl_c;
@@ -68,6 +69,7 @@ enum Command {
     Plot(plot::PlotArgs),
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
+    Advise(advise::AdviseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +96,7 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Plot(args) => plot::run(args),
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Advise(args) => advise::run(args),
     }
 }
 

@@ -62,7 +62,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
     let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);
-    let summary = sim_summary(&scenario, seed, &outcome);
+    let mut summary = sim_summary(&scenario, seed, &outcome);
+    // What `advise RUN_DIR` needs to rebuild the workload: the file and the --sets, as given.
+    summary.extra.insert(
+        "scenario_file".into(),
+        args.scenario.display().to_string().into(),
+    );
+    summary
+        .extra
+        .insert("sets".into(), serde_json::json!(args.sets));
     let out_dir = (!args.no_out).then(|| {
         args.out
             .clone()

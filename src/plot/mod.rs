@@ -5,6 +5,7 @@
 //! shipped in `assets/fonts` and embedded in the binary, through plotters' `ab_glyph` renderer:
 //! no fontconfig, freetype or system font is needed, so plots look the same on every machine.
 
+pub mod advise;
 mod heatmap;
 mod line;
 mod profile;

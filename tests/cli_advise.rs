@@ -1,0 +1,229 @@
+//! `autoconv advise`: the "done when" cases, through the command line.
+
+mod common;
+use common::{autoconv, repo, text};
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {}", text(o)))
+}
+
+#[test]
+fn heavy_within_70_pct_is_faster_than_qemus_defaults_and_ready_to_apply() {
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "70",
+            "--json",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&o);
+    assert_eq!(v["format_version"], 1);
+    let rec = &v["recommended"];
+    let run = &rec["run"];
+    assert_eq!(run["converged"], true);
+    assert!(run["max_throttle_pct"].as_u64().unwrap() <= 70);
+    let t = run["total_time_ms"].as_u64().unwrap();
+    let defaults = v["qemu_defaults"]["run"]["total_time_ms"].as_u64().unwrap();
+    assert_eq!(defaults, 64_427);
+    assert!(t < defaults, "{t} ms vs QEMU's defaults {defaults} ms");
+    assert!(v["policies_evaluated"].as_u64().unwrap() > 9801);
+    // The QMP forms are real JSON commands with the recommended values.
+    let qmp = v["apply"]["qmp"].as_array().unwrap();
+    assert_eq!(qmp[0]["execute"], "migrate-set-capabilities");
+    assert_eq!(qmp[1]["execute"], "migrate-set-parameters");
+    let params = &rec["policy"]["parameters"];
+    assert_eq!(
+        qmp[1]["arguments"]["cpu-throttle-initial"],
+        params["cpu-throttle-initial"]
+    );
+    assert_eq!(
+        qmp[1]["arguments"]["max-cpu-throttle"],
+        params["max-cpu-throttle"]
+    );
+    let virsh = v["apply"]["virsh"].as_array().unwrap();
+    let line = virsh.last().unwrap().as_str().unwrap();
+    assert!(
+        line.contains(&format!(
+            "--auto-converge-initial {}",
+            params["cpu-throttle-initial"]
+        )),
+        "{line}"
+    );
+
+    // The text form prints the three forms.
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "70",
+            "--seeds",
+            "2",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "Pareto front",
+        "QEMU's defaults",
+        "Recommended",
+        "\"execute\":\"migrate-set-parameters\"",
+        "migrate_set_capability auto-converge on",
+        "migrate_set_parameter cpu-throttle-initial",
+        "virsh migrate --live DOMAIN DESTINATION-URI --auto-converge --auto-converge-initial",
+        "give the same result",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn heavy_within_60_pct_says_none_converges_and_what_would() {
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "60",
+            "--seeds",
+            "1",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("No policy converges within the limits (max throttle <= 60 %)"),
+        "{out}"
+    );
+    assert!(out.contains("What would converge"), "{out}");
+    assert!(out.contains("downtime-limit="), "{out}");
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "--max-throttle",
+            "60",
+            "--seeds",
+            "1",
+            "--json",
+        ],
+        &repo(),
+    );
+    let v = json(&o);
+    assert!(v["recommended"].is_null());
+    let found = &v["rescue"]["downtime_limit_ms"];
+    assert!(found["value"].as_u64().unwrap() > 300);
+    assert_eq!(found["run"]["converged"], true);
+    assert!(found["run"]["max_throttle_pct"].as_u64().unwrap() <= 60);
+}
+
+#[test]
+fn dma_says_throttling_cannot_help() {
+    let o = autoconv(&["advise", "scenarios/dma.toml", "--seeds", "1"], &repo());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Throttling cannot help"), "{out}");
+    assert!(out.contains("DMA-bound"), "{out}");
+    assert!(out.contains("max-bandwidth="), "{out}");
+}
+
+#[test]
+fn front_plot_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("front.png");
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/light.toml",
+            "--seeds",
+            "1",
+            "-o",
+            png.to_str().unwrap(),
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+
+    let o = autoconv(
+        &["advise", "scenarios/heavy.toml", "--deadline", "soon"],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = autoconv(
+        &["advise", "scenarios/heavy.toml", "--max-throttle", "100"],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/heavy.toml",
+            "-o",
+            dir.path().join("f.jpg").to_str().unwrap(),
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn a_profile_csv_with_the_link() {
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/profiles/heavy-sim.csv",
+            "--bandwidth",
+            "10Gbit/s",
+            "--seeds",
+            "1",
+            "--max-throttle",
+            "80",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Recommended"), "{out}");
+    let o = autoconv(&["advise", "scenarios/profiles/heavy-sim.csv"], &repo());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--bandwidth"), "{}", text(&o));
+}
+
+#[test]
+fn a_run_directory_is_advised_on_its_scenario_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = autoconv(
+        &[
+            "sim",
+            "scenarios/heavy.toml",
+            "--set",
+            "max-bandwidth=512MiB/s",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = autoconv(
+        &["advise", run.to_str().unwrap(), "--seeds", "1", "--json"],
+        &repo(),
+    );
+    let v = json(&o);
+    // The run's max-bandwidth is what the settings carry.
+    assert_eq!(
+        v["apply"]["qmp"][1]["arguments"]["max-bandwidth"],
+        512u64 << 20,
+        "{}",
+        text(&o)
+    );
+}
