@@ -261,3 +261,30 @@ fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
     // The local destination gave up too: it never resumed a guest.
     assert_eq!(src["destination"]["resumed"], false);
 }
+
+/// `incoming --out DIR` checks DIR before it listens: no peer (a port scan, `GET /`) can make
+/// it write into, let alone empty, a directory of the user's.
+#[test]
+fn incoming_refuses_a_directory_of_the_users_before_listening() {
+    let Some(_g) = kvm_guard("incoming_refuses_a_directory_of_the_users_before_listening") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+    let mut child = bin()
+        .args(["incoming", "tcp:127.0.0.1:0", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_limit(&mut child, Duration::from_secs(10), "incoming");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("not autoconv's output"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
+        "mine"
+    );
+}

@@ -2,22 +2,15 @@
 //! sleep served on the vCPU thread at each full ring. Needs /dev/kvm: skipped with a printed
 //! reason where it is missing, failed when AUTOCONV_REQUIRE_ALL=1 (as CI sets it).
 
+mod common;
+
 use std::process::Command;
 
 use autoconv::guest_image::{build_image, GuestSpec, Pattern};
 
 fn kvm_usable(test: &str) -> bool {
-    match autoconv::kvm::unavailable_reason() {
-        None => true,
-        Some(why) if std::env::var("AUTOCONV_REQUIRE_ALL").is_ok_and(|v| v == "1") => {
-            panic!("{test}: {why} (AUTOCONV_REQUIRE_ALL=1)")
-        }
-        Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
-            println!("SKIPPED {test}: {why}");
-            false
-        }
-    }
+    // The shared skip policy: SKIPPED with the reason, or a failure under CI.
+    common::require::require_kvm(test)
 }
 
 #[test]

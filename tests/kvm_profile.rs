@@ -89,3 +89,45 @@ fn a_real_guests_profile_calibrates_a_scenario() {
         );
     }
 }
+
+/// `--plot p.svg` alone draws from a CSV of its own in a private temporary directory: a
+/// user's `p.svg.csv` beside the plot is neither overwritten nor deleted.
+#[test]
+fn a_plot_alone_leaves_the_users_files_beside_it() {
+    if !common::require::require_kvm("a_plot_alone_leaves_the_users_files_beside_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = GuestSpec {
+        wss_bytes: 16 << 20,
+        ..GuestSpec::default()
+    };
+    std::fs::write(d.join("g.img"), build_image(&spec).unwrap()).unwrap();
+    std::fs::write(d.join("p.svg.csv"), "mine").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autoconv"))
+        .args([
+            "profile", "--kvm", "g.img", "--mem", "64MiB", "--levels", "0,90", "--hold", "300ms",
+            "--plot", "p.svg",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(d.join("p.svg").is_file());
+    assert_eq!(
+        std::fs::read_to_string(d.join("p.svg.csv")).unwrap(),
+        "mine"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["g.img", "p.svg", "p.svg.csv"]);
+}

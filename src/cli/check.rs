@@ -72,6 +72,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|p| Ok((p, RunsTable::read(p)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(save) = &args.save {
+        autoconv::report::check_output_file(save)?;
+    }
     let pool = pool(args.jobs)?;
     let total: usize = tables.iter().map(|(_, t)| t.rows.len()).sum();
     let pb = progress(total, "runs re-run");

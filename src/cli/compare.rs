@@ -65,6 +65,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
             eprintln!("autoconv: {w}");
         }
     }
+    if let Some(dir) = &args.out {
+        autoconv::report::check_output_dir(dir)?;
+    }
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut timeline = Timeline::default();
     let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);

@@ -56,6 +56,10 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
     if let Some(why) = autoconv::kvm::unavailable_reason() {
         anyhow::bail!("{why}");
     }
+    // Before listening: no peer can make this command write where it may not.
+    if let Some(dir) = &args.out {
+        autoconv::report::check_output_dir(dir)?;
+    }
     let addr = transport::parse_tcp_address(&args.address)?;
     let tls = match &args.tls_creds {
         Some(dir) => {

@@ -1,6 +1,7 @@
 //! `autoconv run --qemu IMAGE` and `autoconv record`: real QEMU, driven or watched over QMP,
 //! written to the same run files as `sim` and `run --kvm`.
 
+use super::out::outln;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -103,7 +104,7 @@ pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
     };
     let (cancel, done) = ctrl_c_token();
     let report = run_migration(&opts, &cancel, &mut |line| {
-        println!("{line}");
+        outln!("{line}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
     });
     done.store(true, Ordering::SeqCst);
@@ -121,7 +122,7 @@ pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
             ],
         )
         .with_context(|| format!("writing results to {}", dir.display()))?;
-        println!(
+        outln!(
             "wrote {}/{{timeseries.csv,events.csv,summary.json,serial.txt,query-migrate.jsonl}}",
             dir.display()
         );
@@ -139,7 +140,7 @@ fn exit_code(o: &MigrationOutcome) -> u8 {
 
 fn print_outcome(o: &MigrationOutcome, downtime_limit_ms: Option<u64>) {
     let limit = downtime_limit_ms.map_or(String::new(), |l| format!("limit {l} ms; "));
-    println!(
+    outln!(
         "migration {}: {} ms, downtime {} ({}guest paused {} from the source's STOP to the destination's RESUME), {} transferred, {} normal + {} zero pages, {} dirty syncs, throttle steps {:?}",
         o.status,
         o.elapsed_ms,
@@ -153,26 +154,28 @@ fn print_outcome(o: &MigrationOutcome, downtime_limit_ms: Option<u64>) {
         o.throttle_steps
     );
     if let Some(reason) = &o.reason {
-        println!("reason: {reason}");
+        outln!("reason: {reason}");
     }
 }
 
 fn print_run(r: &QemuRunReport) {
     if let Some(img) = &r.image {
-        println!("guest: {img}");
+        outln!("guest: {img}");
     }
-    println!(
+    outln!(
         "QEMU {} ({}), {} vCPU(s)",
         r.qemu_version,
         r.binary.display(),
         r.vcpus
     );
-    println!(
+    outln!(
         "before migrating: {:.0} page writes/s ({} COM1 markers in {} ms)",
-        r.before.pages_written_per_s, r.before.markers, r.before.interval_ms
+        r.before.pages_written_per_s,
+        r.before.markers,
+        r.before.interval_ms
     );
     print_outcome(&r.outcome, Some(r.config.params.downtime_limit));
-    println!(
+    outln!(
         "{} after the migration: {:.0} page writes/s ({} markers in {} ms){}",
         r.after_side,
         r.after.pages_written_per_s,
@@ -283,7 +286,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         let result = if let Some(sock) = &args.qmp {
             let client =
                 autoconv::qemu::qmp::QmpClient::connect(sock, std::time::Duration::from_secs(10))?;
-            println!(
+            outln!(
                 "attached to {} (QEMU {}); {}",
                 sock.display(),
                 client.version(),
@@ -294,7 +297,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
                 .map(|r| (stem(sock), format!("qmp:{}", sock.display()), r))
         } else {
             let domain = args.virsh.clone().unwrap_or_default();
-            println!(
+            outln!(
                 "polling domain {domain} through virsh; {}",
                 waiting_text(args)
             );
@@ -309,9 +312,9 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         result?
     };
     if let Some(v) = &rec.qemu_version {
-        println!("QEMU {v}");
+        outln!("QEMU {v}");
     }
-    println!("{} polls recorded", rec.timeline.samples.len());
+    outln!("{} polls recorded", rec.timeline.samples.len());
     let limit = rec
         .qemu_parameters
         .as_ref()
@@ -359,7 +362,7 @@ fn write_recording(
         &[("query-migrate.jsonl", polls.as_bytes())],
     )
     .with_context(|| format!("writing results to {}", dir.display()))?;
-    println!(
+    outln!(
         "wrote {}/{{timeseries.csv,events.csv,summary.json,query-migrate.jsonl}}",
         dir.display()
     );

@@ -101,6 +101,9 @@ With --qemu IMAGE, QEMU migrates instead of autoconv (see README, \"Real QEMU in
 
 /// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
+    if let Some(dir) = &args.out {
+        autoconv::report::check_output_dir(dir)?;
+    }
     if let Some(image) = &args.qemu {
         return super::qemu::run_qemu(args, image);
     }
@@ -252,7 +255,7 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
             p.pages_written_per_s, r.source_throttle_after_pct
         );
     }
-    println!("{}", r.host_cpu.summary_line());
+    outln!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
         eprintln!("autoconv: warning: {w}");
     }

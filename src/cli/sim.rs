@@ -60,6 +60,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         eprintln!("autoconv: {w}");
     }
     let seed = args.seed.unwrap_or(scenario.seed);
+    let out_dir = (!args.no_out).then(|| {
+        args.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name))
+    });
+    // Refused before the run, not after it.
+    if let Some(dir) = &out_dir {
+        autoconv::report::check_output_dir(dir)?;
+    }
     let mut timeline = Timeline::default();
     let outcome = autoconv::sim::simulate(&scenario, seed, &mut timeline);
     let mut summary = sim_summary(&scenario, seed, &outcome);
@@ -71,11 +80,6 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     summary
         .extra
         .insert("sets".into(), serde_json::json!(args.sets));
-    let out_dir = (!args.no_out).then(|| {
-        args.out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name))
-    });
     if let Some(dir) = &out_dir {
         write_run_dir(dir, &timeline, &summary, &[])
             .with_context(|| format!("writing results to {}", dir.display()))?;

@@ -156,6 +156,19 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         shard,
     };
     let plan = pool.install(|| Plan::new(source, spec))?;
+    let out_dir = (!args.no_out).then(|| {
+        args.out.clone().unwrap_or_else(|| {
+            let mut name = format!("sweep-{}", plan.scenario_name());
+            if let Some(s) = shard {
+                name.push_str(&format!("-shard-{}-of-{}", s.k, s.n));
+            }
+            PathBuf::from("results").join(name)
+        })
+    });
+    // Refused before the runs, not after them.
+    if let Some(dir) = &out_dir {
+        autoconv::report::check_output_dir(dir)?;
+    }
     let mine = plan.run_indices().len();
     let seeds_text = match plan.seeds() {
         Seeds::Scenario => "1 seed (the scenario's)".to_string(),
@@ -194,14 +207,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         "{}",
         format_ranking(&table.axes, &combos, args.objective, args.top)
     );
-    if !args.no_out {
-        let dir = args.out.clone().unwrap_or_else(|| {
-            let mut name = format!("sweep-{}", plan.scenario_name());
-            if let Some(s) = shard {
-                name.push_str(&format!("-shard-{}-of-{}", s.k, s.n));
-            }
-            PathBuf::from("results").join(name)
-        });
+    if let Some(dir) = &out_dir {
         let mut runs_csv = Vec::new();
         table.write(&mut runs_csv)?;
         let mut files = vec![("runs.csv", runs_csv)];
@@ -213,7 +219,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         let meta = sweep_json(&plan, &args, table.rows.len());
         files.push(("sweep.json", meta.into_bytes()));
         let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-        write_dir_atomically(&dir, &parts)
+        write_dir_atomically(dir, &parts)
             .with_context(|| format!("writing results to {}", dir.display()))?;
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         outln!("wrote {}/{{{}}}", dir.display(), names.join(","));

@@ -98,6 +98,7 @@ where
         mbps: 0.0,
         periodic_sync_next_ns: None,
         prev_sync_cnt: 0,
+        syncs_behind: false,
         first_obs,
         last_obs: first_obs,
         last_sample_ns: start_ns,
@@ -159,6 +160,9 @@ struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
     // QEMU 9.2+ periodic sync timer
     periodic_sync_next_ns: Option<u64>,
     prev_sync_cnt: u64,
+    /// A periodic sync ended after the next one was due: syncs cannot keep up (said in the
+    /// reason when the time limit stops the run).
+    syncs_behind: bool,
 
     // Reporting
     first_obs: GuestObservation,
@@ -417,8 +421,14 @@ where
             if self.now_ns() < due_ns {
                 break;
             }
+            // A sync that takes longer than the interval makes the next one due at once:
+            // without this check that never ends (time advances only by syncing).
+            self.check_stop()?;
             if self.dirty_sync_count > 1 && self.dirty_sync_count == self.prev_sync_cnt {
                 self.bitmap_sync(SyncReason::Periodic)?;
+                if self.now_ns() >= due_ns + PERIODIC_SYNC_MS * NS_PER_MS {
+                    self.syncs_behind = true;
+                }
             }
             self.prev_sync_cnt = self.dirty_sync_count;
             self.periodic_sync_next_ns = Some(due_ns + PERIODIC_SYNC_MS * NS_PER_MS);
@@ -538,8 +548,13 @@ where
             Err(Stop::NotConverged) => (
                 MigrationStatus::NotConverged,
                 Some(format!(
-                    "stopped at autoconv's time limit of {} s without converging (QEMU would keep trying)",
-                    self.cfg.autoconv.time_limit_ms as f64 / 1000.0
+                    "stopped at autoconv's time limit of {} s without converging (QEMU would keep trying){}",
+                    self.cfg.autoconv.time_limit_ms as f64 / 1000.0,
+                    if self.syncs_behind {
+                        "; each dirty sync took longer than the 5 s periodic-sync interval, so syncs could not keep up"
+                    } else {
+                        ""
+                    }
                 )),
             ),
         };

@@ -3,7 +3,8 @@
 //! them through here, so a simulated and a real run compare column for column.
 //!
 //! A run directory appears whole or not at all: files are written into a hidden sibling and
-//! renamed into place at the end.
+//! renamed into place at the end. Nothing autoconv did not write is ever replaced, moved or
+//! deleted: see [`write_dir_atomically`] and [`write_file_atomically`].
 
 pub mod host;
 pub mod profile;
@@ -42,6 +43,25 @@ pub enum ReportError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// {path} exists and is not a directory: refusing to replace it
+    #[error("{path} exists and is not a directory: refusing to replace it")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// refusing to write into {path}: it is not empty and not autoconv's output (no
+    /// .autoconv-output in it); choose another directory
+    #[error("refusing to write into {path}: it is not empty and not autoconv's output (no .autoconv-output in it); choose another directory")]
+    NotOurs {
+        /// The path.
+        path: PathBuf,
+    },
+    /// {path} is not a regular file: refusing to replace it
+    #[error("{path} is not a regular file: refusing to replace it")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
     },
     /// cannot encode {what}: {message}
     #[error("cannot encode {what}: {message}")]
@@ -229,18 +249,154 @@ pub fn write_run_dir(
     write_dir_atomically(dir, &files)
 }
 
-/// Write a directory of files (name, contents). It is built beside `dir` under a hidden name
-/// and renamed into place, replacing an older one, so a reader never sees it half-written and
-/// a failure leaves nothing behind.
+/// The file that marks a directory as autoconv's output: a short JSON naming the command that
+/// wrote it and the files it wrote. Only such a directory (or an empty one) is ever written
+/// into; files in it that the marker does not list (a user's notes, `autoconv plot`'s
+/// pictures) are kept when it is written again.
+pub const OUTPUT_MARKER: &str = ".autoconv-output";
+
+/// Files every version of autoconv has written into its output directories: a directory that
+/// holds nothing else (output of a version from before the marker) counts as autoconv's own.
+const KNOWN_OUTPUT_FILES: &[&str] = &[
+    "timeseries.csv",
+    "events.csv",
+    "summary.json",
+    "serial.txt",
+    "incoming.json",
+    "runs.csv",
+    "combos.csv",
+    "sweep.json",
+];
+
+/// What is at an output directory's path.
+enum Existing {
+    Nothing,
+    /// An empty directory, or autoconv's own output (with the files it wrote there).
+    Ours(Vec<String>),
+}
+
+/// Refuse `dir` as an output directory unless it is absent, empty or autoconv's own output
+/// (see [`OUTPUT_MARKER`]). Commands call it before they start, so a long run is not wasted on
+/// a refusal at the end.
+pub fn check_output_dir(dir: &Path) -> Result<(), ReportError> {
+    existing_output(dir).map(|_| ())
+}
+
+fn existing_output(dir: &Path) -> Result<Existing, ReportError> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Nothing),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    if !meta.is_dir() {
+        return Err(ReportError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(Existing::Ours(Vec::new()));
+    }
+    if names.iter().any(|n| n == OUTPUT_MARKER) {
+        let marker = dir.join(OUTPUT_MARKER);
+        let text = fs::read_to_string(&marker).map_err(io(&marker))?;
+        let listed = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.get("files")?.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str())
+                        // Only plain names: a marker cannot make autoconv touch anything
+                        // outside the directory it sits in.
+                        .filter(|f| is_plain_name(f))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .unwrap_or_default();
+        return Ok(Existing::Ours(listed));
+    }
+    if names
+        .iter()
+        .all(|n| KNOWN_OUTPUT_FILES.contains(&n.as_str()))
+    {
+        return Ok(Existing::Ours(names));
+    }
+    Err(ReportError::NotOurs {
+        path: dir.to_path_buf(),
+    })
+}
+
+/// A name that stays inside the directory it is joined to: not empty, no path separator, not
+/// `.` or `..`.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// The marker's contents: the command line and the files written.
+fn marker_json(files: &[&str]) -> Vec<u8> {
+    let command: Vec<String> = std::env::args().collect();
+    let v = serde_json::json!({
+        "written_by": format!("autoconv {}", env!("CARGO_PKG_VERSION")),
+        "command": command,
+        "files": files,
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// Write a directory of files (name, contents) and its [`OUTPUT_MARKER`].
+///
+/// A new directory is built beside `dir` under a hidden name and renamed into place, so it
+/// appears whole or not at all. An existing one is written into only if it is empty or
+/// autoconv's own output: each file is staged under a hidden name first and all are renamed
+/// at the end; files the previous output wrote and this one does not are removed, and every
+/// other file (a user's, a plot) is kept. Anything else at `dir` (a file, a directory of
+/// someone else's) is refused with an error naming it, and nothing is touched.
 pub fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), ReportError> {
+    for (name, _) in files {
+        debug_assert!(is_plain_name(name) && *name != OUTPUT_MARKER, "{name}");
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+    let marker = marker_json(&names);
+    let mut all: Vec<(&str, &[u8])> = files.to_vec();
+    all.push((OUTPUT_MARKER, &marker));
+    match existing_output(dir)? {
+        Existing::Nothing => write_new_dir(dir, &all),
+        Existing::Ours(previous) => {
+            write_into_dir(dir, &all)?;
+            // What the previous output wrote and this one did not (a KVM run's serial.txt
+            // under a simulated run) would be mistaken for part of this one.
+            for old in previous {
+                if !names.contains(&old.as_str()) && old != OUTPUT_MARKER {
+                    let _ = fs::remove_file(dir.join(&old));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_new_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), ReportError> {
     let staging = staging_dir(dir);
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    // create_dir, not create_dir_all: never write into a directory that happens to exist.
+    fs::create_dir(&staging).map_err(io(&staging))?;
     let result = (|| {
-        fs::create_dir_all(&staging).map_err(io(&staging))?;
         for (name, bytes) in files {
             let path = staging.join(name);
             fs::write(&path, bytes).map_err(io(&path))?;
         }
-        replace_dir(&staging, dir)
+        // rename(2) onto a path that appeared meanwhile fails unless it is an empty
+        // directory: nothing of anyone else's can be replaced here.
+        fs::rename(&staging, dir).map_err(io(dir))
     })();
     if result.is_err() {
         let _ = fs::remove_dir_all(&staging);
@@ -248,47 +404,87 @@ pub fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), R
     result
 }
 
-/// Write one file via a hidden sibling and a rename, so it appears whole or not at all.
+fn write_into_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), ReportError> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| {
+        for (name, bytes) in files {
+            let target = dir.join(name);
+            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                return Err(ReportError::NotAFile { path: target });
+            }
+            let tmp = staging_dir(&target);
+            write_new_file(&tmp, bytes)?;
+            staged.push((tmp, target));
+        }
+        for (tmp, target) in &staged {
+            fs::rename(tmp, target).map_err(io(target))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+    result
+}
+
+/// Create `path` (which must not exist) with `bytes`.
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
+    let r = f.write_all(bytes).and_then(|()| f.sync_data());
+    if let Err(e) = r {
+        drop(f);
+        let _ = fs::remove_file(path);
+        return Err(io(path)(e));
+    }
+    Ok(())
+}
+
+/// Refuse `path` as an output file unless it is absent or a regular file (which the write
+/// replaces: the user named it). A directory, a device, a FIFO or a symlink is never replaced.
+pub fn check_output_file(path: &Path) -> Result<(), ReportError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(ReportError::NotAFile {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Write one file via a hidden sibling and a rename, so it appears whole or not at all. An
+/// existing regular file at `path` is replaced; anything else there is refused
+/// ([`check_output_file`]).
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let tmp = staging_dir(path);
+    check_output_file(path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let result = fs::write(&tmp, bytes)
-        .map_err(io(&tmp))
-        .and_then(|()| fs::rename(&tmp, path).map_err(io(path)));
+    let tmp = staging_dir(path);
+    write_new_file(&tmp, bytes)?;
+    let result = check_output_file(path).and_then(|()| fs::rename(&tmp, path).map_err(io(path)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
 }
 
-/// A hidden sibling of `dir` to build it in.
-pub fn staging_dir(dir: &Path) -> PathBuf {
-    let name = dir
+/// A hidden sibling of `path` to build it in.
+pub fn staging_dir(path: &Path) -> PathBuf {
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     let hidden = format!(".{name}.partial-{}", std::process::id());
     match parent {
         Some(p) => p.join(hidden),
         None => PathBuf::from(hidden),
     }
-}
-
-/// Move a finished `staging` directory to `dir`, replacing what was there.
-pub fn replace_dir(staging: &Path, dir: &Path) -> Result<(), ReportError> {
-    if dir.exists() {
-        let old = staging.with_extension("old");
-        fs::rename(dir, &old).map_err(io(dir))?;
-        fs::rename(staging, dir).map_err(io(dir))?;
-        let _ = fs::remove_dir_all(&old);
-    } else {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        fs::rename(staging, dir).map_err(io(dir))?;
-    }
-    Ok(())
 }

@@ -68,6 +68,16 @@ pub(super) fn read_scenario(
 ) -> Result<Scenario, ScenarioError> {
     let top = Fields::new(ctx, "", doc).only(TOP_KEYS)?;
     let name = str_field(&top, "name")?.unwrap_or(stem).to_string();
+    // The name becomes a directory under results/: a path in it would write elsewhere.
+    if let Some(v) = top.get("name") {
+        if !crate::report::is_plain_name(&name) {
+            return Err(top.invalid(
+                v,
+                "name",
+                format!("{name:?} is not a plain name: no '/', '\\', '..', not empty (it names the output directory)"),
+            ));
+        }
+    }
     let description = str_field(&top, "description")?.unwrap_or("").to_string();
     let seed = u64_field(&top, "seed")?.unwrap_or(1);
 

@@ -289,15 +289,22 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     let serial_at_start = machine.serial_bytes();
     // The local destination's thread, to read its CPU clock while it receives.
     let dest_thread = local.as_ref().map(|(h, _)| h);
+    let connect_start = Instant::now();
     let (outcome, sync_timing, link_stats, dirty_logged_pages, host_cpu) =
         match TcpLink::connect_with(addr, ram, cfg.vcpus, opts.tls.as_ref()) {
-            Err(e) => (
-                failed_outcome(crate::migration::error_chain(&e)),
-                SyncTiming::default(),
-                LinkStats::default(),
-                0,
-                HostCpu::default(),
-            ),
+            Err(e) => {
+                let mut outcome = failed_outcome(crate::migration::error_chain(&e));
+                // The real time it took to fail (a destination that never answers the
+                // handshake costs the whole timeout), not 0.
+                outcome.elapsed_ms = connect_start.elapsed().as_millis() as u64;
+                (
+                    outcome,
+                    SyncTiming::default(),
+                    LinkStats::default(),
+                    0,
+                    HostCpu::default(),
+                )
+            }
             Ok(mut link) => {
                 let mut source = KvmSource::new(&mut machine);
                 if let Some(gfn) = opts.drop_dirty_gfn {

@@ -9,7 +9,9 @@ use super::SweepError;
 use crate::units::{parse_rate_bytes_s, parse_size_bytes};
 
 /// Refuse grids larger than this many runs: almost certainly a typo (a step of 1 instead of 10).
-pub const MAX_RUNS: usize = 10_000_000;
+/// A million keeps what a sweep holds before its first run (every value checked, one result
+/// row per run) to a few hundred MB; larger studies are split with --shard.
+pub const MAX_RUNS: usize = 1_000_000;
 
 /// One grid axis: a name and the values it takes, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]

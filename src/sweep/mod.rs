@@ -158,6 +158,17 @@ impl Plan {
             .map(|(i, s)| crate::scenario::doc::parse_override(s, i))
             .collect::<Result<_, _>>()?;
         let scenario = source.build_with(&base)?;
+        // Sized before anything per value or per run is built: checking each value builds a
+        // scenario, and a grid that will be refused must not cost minutes and gigabytes first.
+        let runs = spec
+            .axes
+            .iter()
+            .map(|a| a.values.len() as u128)
+            .product::<u128>()
+            * spec.seeds.count() as u128;
+        if runs > grid::MAX_RUNS as u128 {
+            return Err(SweepError::TooLarge { runs });
+        }
         let mut axis_overrides = Vec::new();
         for (a, axis) in spec.axes.iter().enumerate() {
             let bad = |message: String| SweepError::Grid {
