@@ -16,6 +16,7 @@ use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
 use autoconv::migration::dirty_rate::DirtyRateOptions;
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
+use autoconv::transport::protocol;
 
 static KVM: Mutex<()> = Mutex::new(());
 
@@ -281,13 +282,16 @@ fn connection_dropped_mid_migration_fails_cleanly() {
     let fake = std::thread::spawn(move || {
         use std::io::{Read, Write};
         let (mut s, _) = listener.accept().unwrap();
-        let mut hello = [0u8; 32];
+        // Speak the current handshake (the Hello in, an accepting Reply out), so the source
+        // gets past it and the drop happens mid-stream, not in the handshake.
+        let mut hello = [0u8; protocol::HELLO_BYTES];
         s.read_exact(&mut hello).unwrap();
-        let mut reply = b"ACMIGRAT".to_vec();
-        reply.extend_from_slice(&1u32.to_le_bytes());
-        reply.extend_from_slice(&0u32.to_le_bytes());
-        reply.extend_from_slice(&0u32.to_le_bytes());
-        s.write_all(&reply).unwrap();
+        let reply = protocol::Reply {
+            status: 0,
+            nonce: [9; protocol::NONCE_BYTES],
+            message: String::new(),
+        };
+        s.write_all(&reply.encode()).unwrap();
         let mut sink = vec![0u8; 4 << 20];
         let _ = s.read_exact(&mut sink);
         // Dropping the socket closes it.
