@@ -262,23 +262,7 @@ impl Control {
         }
         let pct = self.throttle_pct();
         if pct != 0 {
-            let start = Instant::now();
-            let deadline = start + Duration::from_nanos(sleep_ns(pct));
-            let mut st = self.lock();
-            while !st.stop {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                st = self
-                    .cvar
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            drop(st);
-            v.slept_ns
-                .fetch_add(start.elapsed().as_nanos() as u64, Ordering::SeqCst);
+            self.sleep_unless_stopped(v, Duration::from_nanos(sleep_ns(pct)));
         }
         v.throttle_scheduled.store(false, Ordering::SeqCst);
     }
@@ -299,8 +283,15 @@ impl Control {
         if us == 0 {
             return;
         }
+        self.sleep_unless_stopped(v, Duration::from_micros(us));
+    }
+
+    /// Sleep on the condvar for `duration` (so a stop cuts it short, unlike `thread::sleep`)
+    /// and count the time slept as the vCPU's guest CPU lost: the throttle's and dirty-limit's
+    /// sleeps are the same kind of wait.
+    fn sleep_unless_stopped(&self, v: &PerVcpu, duration: Duration) {
         let start = Instant::now();
-        let deadline = start + Duration::from_micros(us);
+        let deadline = start + duration;
         let mut st = self.lock();
         while !st.stop {
             let now = Instant::now();
