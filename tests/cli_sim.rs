@@ -57,7 +57,36 @@ fn sim_writes_timeseries_events_and_summary() {
         summary["parameters"]["migration"]["cpu-throttle-initial"],
         20
     );
-    assert_eq!(summary["parameters"]["migration"]["auto-converge"], "on");
+    // Capabilities and boolean parameters are JSON booleans, numbers are numbers.
+    assert_eq!(summary["parameters"]["migration"]["auto-converge"], true);
+    assert_eq!(
+        summary["parameters"]["migration"]["cpu-throttle-tailslow"],
+        false
+    );
+    assert_eq!(summary["format_version"], 1);
+    // QEMU's query-migrate names and units beside autoconv's own fields, the same figures.
+    let q = &summary["query-migrate"];
+    assert_eq!(q["status"], "completed");
+    assert_eq!(q["total-time"], summary["total_time_ms"]);
+    assert_eq!(q["downtime"], summary["downtime_ms"]);
+    assert_eq!(q["setup-time"], summary["setup_time_ms"]);
+    assert_eq!(q["ram"]["transferred"], summary["transferred_bytes"]);
+    assert_eq!(q["ram"]["normal"], summary["normal_pages"]);
+    assert_eq!(q["ram"]["duplicate"], summary["zero_pages"]);
+    assert_eq!(q["ram"]["dirty-sync-count"], summary["dirty_sync_count"]);
+    assert_eq!(
+        q["ram"]["normal-bytes"].as_u64().unwrap(),
+        summary["normal_pages"].as_u64().unwrap() * 4096
+    );
+    assert_eq!(
+        q["cpu-throttle-percentage"],
+        summary["throttle_steps"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    );
     assert!(std::fs::read_to_string(out.join("events.csv"))
         .unwrap()
         .contains("throttle-set,20"));

@@ -43,7 +43,14 @@ pub fn overrides_from_summary(summary: &Value) -> Vec<String> {
     if let Some(m) = params {
         for name in crate::migration::params::PARAMETER_NAMES {
             if let Some(v) = m.get(*name).and_then(text) {
-                sets.push(format!("{name}={v}"));
+                // The run's bytes/s said with their unit, so a slow link the run really had
+                // is not taken for a MiB/s slip (see the bare-bandwidth hint).
+                let bandwidth = matches!(*name, "max-bandwidth" | "avail-switchover-bandwidth");
+                if bandwidth && v.bytes().all(|b| b.is_ascii_digit()) {
+                    sets.push(format!("{name}={v}B/s"));
+                } else {
+                    sets.push(format!("{name}={v}"));
+                }
             }
         }
     }
@@ -205,7 +212,7 @@ mod tests {
             [
                 "auto-converge=on",
                 "cpu-throttle-initial=30",
-                "max-bandwidth=1073741824",
+                "max-bandwidth=1073741824B/s",
                 "autoconv.time_limit_s=120",
                 "autoconv.qemu_version=7.2"
             ]

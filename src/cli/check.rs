@@ -1,13 +1,15 @@
 //! `autoconv check`: re-run baselines and fail on regressions.
 
 use super::exit;
-use super::out::{out, outln};
+use super::out::{out, outln, print_json};
 use super::sweep::{parse_metric, pool, progress};
 use anyhow::Context;
 use autoconv::check::{check, format_report};
-use autoconv::report::write_file_atomically;
+use autoconv::check::{CheckReport, Movement};
+use autoconv::report::{json, write_file_atomically};
 use autoconv::sweep::{Metric, RunsTable};
 use clap::Args;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 
 /// Re-run the runs a baseline CSV names and fail if any got worse.
@@ -56,6 +58,10 @@ pub struct CheckArgs {
     /// Threads [default: one per core].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Print the result as one JSON document on stdout (every row that moved, with its
+    /// values as numbers), instead of the tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
@@ -80,6 +86,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let pb = progress(total, "runs re-run");
     let mut regressed = 0;
     let mut outputs = Vec::new();
+    let mut docs = Vec::new();
     for (path, table) in &tables {
         // Scenario paths in a baseline are relative to where the sweep ran: name the baseline,
         // or an error from another directory says nothing of which file it came from.
@@ -87,6 +94,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             .install(|| check(table, &metrics, args.tolerance, &|| pb.inc(1)))
             .with_context(|| format!("checking {}", path.display()))?;
         regressed += report.regressions();
+        docs.push(report_json(&path.display().to_string(), &report));
         outputs.push(format_report(
             &path.display().to_string(),
             &report,
@@ -100,6 +108,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         }
     }
     pb.finish_and_clear();
+    if args.json {
+        let doc = json!({
+            "format_version": json::FORMAT_VERSION,
+            "ok": regressed == 0,
+            "regressions": regressed,
+            "metrics": metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "tolerance_pct": args.tolerance,
+            "baselines": docs,
+            "saved": args.save.as_ref().map(|p| p.display().to_string()),
+        });
+        print_json(&doc);
+        return Ok(if regressed > 0 {
+            exit::NOT_COMPLETED
+        } else {
+            exit::OK
+        });
+    }
     for o in outputs {
         out!("{o}");
     }
@@ -110,4 +135,59 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         outln!("ok: no regression");
         Ok(exit::OK)
     }
+}
+
+/// One baseline's check: counts, and every row that moved (unchanged rows are counted only).
+fn report_json(name: &str, r: &CheckReport) -> Value {
+    let moved: Vec<Value> = r
+        .rows
+        .iter()
+        .filter(|row| !row.moves.is_empty())
+        .map(|row| {
+            let values: serde_json::Map<String, Value> = r
+                .axes
+                .iter()
+                .zip(&row.baseline.axis_values)
+                .map(|(a, v)| (a.clone(), json::typed_value(v)))
+                .collect();
+            let moves: Vec<Value> = row
+                .moves
+                .iter()
+                .map(|m| match m {
+                    Movement::Status { was, now, worse } => {
+                        json!({"what": "status", "was": was, "now": now, "worse": worse})
+                    }
+                    Movement::Metric {
+                        metric,
+                        was,
+                        now,
+                        worse,
+                    } => json!({
+                        "what": metric.column(),
+                        "was": was,
+                        "now": now,
+                        "worse": worse,
+                    }),
+                })
+                .collect();
+            json!({
+                "run_index": row.baseline.run_index,
+                "scenario": row.baseline.scenario,
+                "sets": row.baseline.sets,
+                "values": values,
+                "seed": row.baseline.seed,
+                "regressed": row.regressed(),
+                "moves": moves,
+                "now": json::run_metrics(&row.now),
+            })
+        })
+        .collect();
+    json!({
+        "baseline": name,
+        "runs": r.rows.len(),
+        "regressions": r.regressions(),
+        "improvements": r.improvements(),
+        "unchanged": r.rows.iter().filter(|row| row.moves.is_empty()).count(),
+        "moved": moved,
+    })
 }

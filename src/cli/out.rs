@@ -8,13 +8,38 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The first failed write to stdout, if any (later output is dropped).
 static FAILED: Mutex<Option<io::Error>> = Mutex::new(None);
 
-/// Write `args` to stdout; a failure is remembered, not raised (see the module doc).
+/// Set by [`json_mode`]: the lines for people go to stderr, stdout carries one JSON document.
+static TEXT_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// For `--json`: from now on [`out!`]/[`outln!`] write to stderr, so that stdout holds only the
+/// document [`print_json`] writes and a script can parse it whatever else the command says.
+pub fn json_mode() {
+    TEXT_TO_STDERR.store(true, Ordering::SeqCst);
+}
+
+/// Write a JSON document (pretty, newline-terminated) to stdout, in `--json` mode or not.
+pub fn print_json(v: &serde_json::Value) {
+    write_stdout(format_args!("{}", autoconv::report::json::to_text(v)));
+}
+
+/// Write `args` to stdout (stderr in [`json_mode`]); a failure is remembered, not raised (see
+/// the module doc).
 pub fn print(args: fmt::Arguments) {
+    if TEXT_TO_STDERR.load(Ordering::SeqCst) {
+        // Best effort, as eprintln! would be, without its panic on a closed stderr.
+        let _ = io::stderr().lock().write_fmt(args);
+        return;
+    }
+    write_stdout(args);
+}
+
+fn write_stdout(args: fmt::Arguments) {
     let mut failed = FAILED.lock().unwrap_or_else(|e| e.into_inner());
     if failed.is_some() {
         return;

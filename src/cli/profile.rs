@@ -4,7 +4,7 @@
 use super::ctrl_c::ctrl_c_token;
 use super::exit;
 use super::kvm_guest::KvmGuestArgs;
-use super::out::{out, outln};
+use super::out::{json_mode, out, outln, print_json};
 use super::values::parse_positive_duration_ms;
 use anyhow::Context;
 use autoconv::migration::dirty_rate::DirtyRateOptions;
@@ -119,6 +119,27 @@ pub struct ProfileArgs {
     /// within its link; for --kvm, QEMU's default 128MiB/s].
     #[arg(long, value_name = "RATE")]
     pub bandwidth: Option<String>,
+    /// Print the profile rows and the verdict as one JSON document on stdout; the text goes
+    /// to stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `profile --json`: the rows as the CSV has them, and the verdict at the bandwidth used.
+pub(super) fn profile_json(p: &Profile, bandwidth: f64, trigger: u32) -> serde_json::Value {
+    let v = p.verdict(bandwidth, trigger);
+    serde_json::json!({
+        "format_version": autoconv::report::json::FORMAT_VERSION,
+        "rows": p.rows,
+        "verdict": {
+            "bandwidth_bytes_s": v.bandwidth_bytes_s,
+            "throttle-trigger-threshold": v.trigger_pct,
+            "threshold_pages_s": v.threshold_pages_s,
+            "bandwidth_pages_s": v.bandwidth_pages_s,
+            "settles_at_pct": v.settles_at_pct,
+            "converges": v.settles_at_pct.is_some(),
+        },
+    })
 }
 
 /// The bandwidth a migration of `s` gets: max-bandwidth within the link (0 = the link).
@@ -180,6 +201,9 @@ fn bandwidth_arg(text: &str) -> anyhow::Result<f64> {
 
 pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
     check_levels(&args.levels)?;
+    if args.json {
+        json_mode();
+    }
     let bandwidth = args.bandwidth.as_deref().map(bandwidth_arg).transpose()?;
     if let Some(socket) = args.qmp.clone() {
         return super::profile_qmp::run(&args, &socket, bandwidth);
@@ -222,6 +246,9 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
             scenario.name
         );
         plot_to(&p, &title, bw, trigger, path)?;
+    }
+    if args.json {
+        print_json(&profile_json(&p, bw, trigger));
     }
     Ok(exit::OK)
 }
@@ -308,6 +335,9 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
     if let Some(plot) = &args.plot {
         let title = format!("{}: dirty rate vs throttle (KVM)", image.display());
         plot_to(&p, &title, bw, trigger, plot)?;
+    }
+    if args.json {
+        print_json(&profile_json(&p, bw, trigger));
     }
     Ok(exit::OK)
 }

@@ -204,6 +204,9 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
         );
         plot_to(&profile, &title, bw, 50, path)?;
     }
+    if args.json {
+        super::out::print_json(&super::profile::profile_json(&profile, bw, 50));
+    }
     Ok(exit::OK)
 }
 

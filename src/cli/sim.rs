@@ -1,7 +1,7 @@
 //! `autoconv sim` and `autoconv params`.
 
 use super::exit;
-use super::out::{out, outln};
+use super::out::{out, outln, print_json};
 use anyhow::Context;
 use autoconv::migration::{
     vocabulary, AutoconvSettings, MigrationOutcome, MigrationParameters, MigrationStatus,
@@ -52,7 +52,11 @@ pub struct SimArgs {
 
 /// List the migration parameters autoconv takes, with QEMU's defaults and ranges.
 #[derive(Debug, Args)]
-pub struct ParamsArgs {}
+pub struct ParamsArgs {
+    /// Print the table as one JSON document (defaults typed: booleans and numbers).
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let scenario = Scenario::load(&args.scenario, &args.sets)?;
@@ -186,7 +190,7 @@ fn print_summary(
     }
 }
 
-pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
+pub fn params(args: ParamsArgs) -> anyhow::Result<u8> {
     let d = MigrationParameters::default();
     let rows = [
         (
@@ -274,6 +278,10 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
             "how often each vCPU's dirty rate is measured and its sleep adjusted",
         ),
     ];
+    if args.json {
+        print_json(&params_json(&d, &rows));
+        return Ok(exit::OK);
+    }
     outln!(
         "{:<28} {:<10} {:>10}  {:<14} meaning",
         "parameter",
@@ -316,4 +324,49 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
         vocabulary::UNMODELLED_CAPABILITIES.join(" ")
     );
     Ok(exit::OK)
+}
+
+/// `params --json`: each parameter with its default as QEMU types it, the aliases, autoconv's
+/// own settings and the QEMU names autoconv does not model.
+fn params_json(
+    d: &MigrationParameters,
+    rows: &[(&str, &str, String, &str, &str)],
+) -> serde_json::Value {
+    use serde_json::json;
+    let defaults = serde_json::to_value(d).unwrap_or_default();
+    let params: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(name, unit, _, range, meaning)| {
+            let aliases: Vec<&str> = vocabulary::ALIASES
+                .iter()
+                .filter(|(_, n)| n == name)
+                .map(|(a, _)| *a)
+                .collect();
+            json!({
+                "name": name,
+                "kind": if *unit == "capability" { "capability" } else { "parameter" },
+                "unit": unit,
+                "default": defaults[*name],
+                "range": range,
+                "meaning": meaning,
+                "aliases": aliases,
+            })
+        })
+        .collect();
+    let a = AutoconvSettings::default();
+    json!({
+        "format_version": autoconv::report::json::FORMAT_VERSION,
+        "parameters": params,
+        "autoconv": {
+            "time_limit_s": a.time_limit_ms as f64 / 1000.0,
+            "qemu_version": a.qemu_version.to_string(),
+            "qemu_versions": [QemuVersion::OLDEST.to_string(), QemuVersion::CURRENT.to_string()],
+            "policy": a.policy.as_str(),
+            "policies": autoconv::migration::Policy::NAMES,
+        },
+        "not_modelled": {
+            "parameters": vocabulary::UNMODELLED_PARAMETERS,
+            "capabilities": vocabulary::UNMODELLED_CAPABILITIES,
+        },
+    })
 }

@@ -1,11 +1,11 @@
 //! `autoconv sweep` and `autoconv merge`.
 
 use super::exit;
-use super::out::{out, outln};
+use super::out::{json_mode, out, outln, print_json};
 use anyhow::Context;
-use autoconv::report::{write_dir_atomically, write_file_atomically};
+use autoconv::report::{json, write_dir_atomically, write_file_atomically};
 use autoconv::scenario::ScenarioSource;
-use autoconv::sweep::rank::{format_ranking, write_combos};
+use autoconv::sweep::rank::{format_ranking, ranking_json, write_combos};
 use autoconv::sweep::{
     merge_tables, summarize, Axis, Metric, Plan, RunsTable, Seeds, Shard, SweepSpec,
 };
@@ -77,6 +77,10 @@ pub struct SweepArgs {
     /// Threads [default: one per core].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Print the sweep (as sweep.json) and its whole ranking as one JSON document on stdout,
+    /// instead of the table; other messages go to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Join the runs.csv of a sharded sweep into the file the unsharded sweep writes.
@@ -137,6 +141,9 @@ pub(super) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
 
 pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
     let t0 = Instant::now();
+    if args.json {
+        json_mode();
+    }
     let axes = args
         .grid
         .iter()
@@ -203,10 +210,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
             shard.map(|s| s.to_string()).unwrap_or_default()
         );
     }
-    out!(
-        "{}",
-        format_ranking(&table.axes, &combos, args.objective, args.top)
-    );
+    if !args.json {
+        out!(
+            "{}",
+            format_ranking(&table.axes, &combos, args.objective, args.top)
+        );
+    }
     if let Some(dir) = &out_dir {
         let mut runs_csv = Vec::new();
         table.write(&mut runs_csv)?;
@@ -216,7 +225,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
             write_combos(&mut combos_csv, &table.axes, &combos)?;
             files.push(("combos.csv", combos_csv));
         }
-        let meta = sweep_json(&plan, &args, table.rows.len());
+        let meta = json::to_text(&sweep_json(&plan, &args, table.rows.len()));
         files.push(("sweep.json", meta.into_bytes()));
         let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         write_dir_atomically(dir, &parts)
@@ -230,20 +239,33 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         secs,
         table.rows.len() as f64 / secs.max(1e-9)
     );
+    if args.json {
+        let mut doc = sweep_json(&plan, &args, table.rows.len());
+        doc["ranking"] = ranking_json(&table.axes, &combos, args.objective);
+        doc["elapsed_s"] = serde_json::Value::from(secs);
+        print_json(&doc);
+    }
     Ok(exit::OK)
 }
 
-fn sweep_json(plan: &Plan, args: &SweepArgs, rows: usize) -> String {
+/// sweep.json: what the sweep ran. Grid values are typed (numbers, booleans, bytes) beside
+/// the text as given.
+fn sweep_json(plan: &Plan, args: &SweepArgs, rows: usize) -> serde_json::Value {
     let axes: Vec<serde_json::Value> = plan
         .axes()
         .iter()
-        .map(|a| serde_json::json!({"name": a.name, "grid": a.arg, "values": a.values}))
+        .map(|a| {
+            let values: Vec<serde_json::Value> =
+                a.values.iter().map(|v| json::typed_value(v)).collect();
+            serde_json::json!({"name": a.name, "grid": a.arg, "values": values, "values_as_given": a.values})
+        })
         .collect();
     let seeds = match plan.seeds() {
         Seeds::Scenario => serde_json::Value::from("scenario"),
         Seeds::List(v) => serde_json::Value::from(v.clone()),
     };
-    let v = serde_json::json!({
+    serde_json::json!({
+        "format_version": json::FORMAT_VERSION,
         "scenario": plan.scenario_path(),
         "scenario_name": plan.scenario_name(),
         "sets": args.sets,
@@ -255,10 +277,7 @@ fn sweep_json(plan: &Plan, args: &SweepArgs, rows: usize) -> String {
         "runs_in_this_file": rows,
         "objective": args.objective.name(),
         "autoconv_version": env!("CARGO_PKG_VERSION"),
-    });
-    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
-    s.push('\n');
-    s
+    })
 }
 
 pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {

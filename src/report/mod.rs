@@ -7,6 +7,7 @@
 //! deleted: see [`write_dir_atomically`] and [`write_file_atomically`].
 
 pub mod host;
+pub mod json;
 pub mod profile;
 
 use crate::migration::{Event, MigrationOutcome, Sample, Timeline};
@@ -84,6 +85,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
 /// status, total_time_ms, downtime_ms, throttle_steps, ...), and every parameter used.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// [`json::FORMAT_VERSION`]: what a reader of this file can rely on.
+    pub format_version: u32,
     /// Scenario name (or guest image for KVM runs).
     pub scenario: String,
     /// Seed (simulator) or null.
@@ -93,6 +96,9 @@ pub struct Summary {
     /// How the migration ended, as the core reports it.
     #[serde(flatten)]
     pub outcome: MigrationOutcome,
+    /// The outcome's figures as QEMU's `query-migrate` names them, in QEMU's units.
+    #[serde(rename = "query-migrate")]
+    pub query_migrate: serde_json::Value,
     /// Every setting used (QEMU parameters under their names, then autoconv's and the guest's).
     pub parameters: serde_json::Value,
     /// Backend-specific fields (e.g. memory_verified for KVM runs).
@@ -112,6 +118,8 @@ impl Summary {
         let mut outcome = outcome.clone();
         outcome.guest_cpu_lost_s = round6(outcome.guest_cpu_lost_s);
         Self {
+            format_version: json::FORMAT_VERSION,
+            query_migrate: json::query_migrate(&outcome),
             scenario: scenario.to_string(),
             seed,
             backend: backend.to_string(),

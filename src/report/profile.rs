@@ -53,7 +53,7 @@ pub const PROFILE_COLUMNS: &[&str] = &[
 ];
 
 /// One throttle level.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 pub struct ProfileRow {
     /// Throttle held (%).
     pub throttle_pct: u32,
@@ -131,7 +131,7 @@ pub enum ProfileError {
 }
 
 /// Where auto-converge stands against a profile at one bandwidth.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Verdict {
     /// Migration bandwidth assumed (bytes/s).
     pub bandwidth_bytes_s: f64,

@@ -62,10 +62,15 @@ pub fn migration_settings_json(config: &MigrationConfig) -> serde_json::Value {
         .to_pairs()
         .into_iter()
         .map(|(k, v)| {
-            let value = v
-                .parse::<u64>()
-                .map(serde_json::Value::from)
-                .unwrap_or(serde_json::Value::from(v));
+            // Capabilities and boolean parameters as JSON booleans, the rest as numbers.
+            let value = match v.as_str() {
+                "on" => serde_json::Value::Bool(true),
+                "off" => serde_json::Value::Bool(false),
+                _ => v
+                    .parse::<u64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or(serde_json::Value::from(v)),
+            };
             (k.to_string(), value)
         })
         .collect();

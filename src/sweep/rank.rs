@@ -438,6 +438,53 @@ pub fn format_ranking(
     out
 }
 
+/// The ranking as JSON: every grid point, best first (as [`format_ranking`] orders them), with
+/// its values typed (numbers, booleans, bytes) and mean/min/max/sd of every metric over the
+/// seeds that converged.
+pub fn ranking_json(
+    axes: &[String],
+    combos: &[ComboSummary],
+    objective: Metric,
+) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let points: Vec<Value> = rank_combos(combos, objective)
+        .into_iter()
+        .enumerate()
+        .map(|(rank, i)| {
+            let c = &combos[i];
+            let values: Map<String, Value> = axes
+                .iter()
+                .zip(&c.axis_values)
+                .map(|(a, v)| (a.clone(), crate::report::json::typed_value(v)))
+                .collect();
+            let stats: Map<String, Value> = Metric::ALL
+                .iter()
+                .zip(&c.stats)
+                .map(|(m, s)| {
+                    let v = s.map_or(
+                        Value::Null,
+                        |s| json!({"mean": s.mean, "min": s.min, "max": s.max, "sd": s.sd}),
+                    );
+                    (m.column().to_string(), v)
+                })
+                .collect();
+            json!({
+                "rank": rank + 1,
+                "values": values,
+                "runs": c.runs,
+                "completed": c.completed,
+                "converged": c.completed == c.runs,
+                "seeds": c.seeds,
+                "stats": stats,
+                "other_statuses": c.other_statuses,
+                "max_throttle_pct": c.max_throttle_pct,
+                "gave_up_after_ms": c.gave_up_after_ms,
+            })
+        })
+        .collect();
+    json!({"objective": objective.name(), "axes": axes, "points": points})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
