@@ -12,9 +12,12 @@
 pub mod grid;
 pub mod rank;
 pub mod select;
+pub mod eta;
+pub mod shard;
 pub mod table;
 
-pub use grid::{Axis, Seeds, Shard};
+pub use grid::{Axis, Seeds};
+pub use shard::{ResolvedShard, Shard};
 pub use rank::{rank_combos, summarize, ComboSummary, Metric, Stats};
 pub use select::{select_axes, AxisSelection, SelectError};
 pub use table::{merge_tables, RunMetrics, RunRow, RunsTable, TableError};
