@@ -24,7 +24,11 @@ fn workdir(name: &str) -> PathBuf {
 /// PATH with the autoconv under test first, as the job's image or module would provide it.
 fn path_with_autoconv() -> String {
     let bin = Path::new(env!("CARGO_BIN_EXE_autoconv")).parent().unwrap();
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn run_shell(program: &str, args: &[&str], cwd: &Path, vars: &[(&str, String)]) {
@@ -62,7 +66,11 @@ fn unsharded(dir: &Path, grids: &[String]) -> Vec<u8> {
         args.extend(["--grid", g.as_str()]);
     }
     let out = common::autoconv(&args, dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(dir.join("whole/runs.csv")).unwrap()
 }
 
@@ -111,9 +119,12 @@ fn the_slurm_array_job_and_its_merge_give_the_unsharded_sweep() {
     );
     assert!(dir.join("results/big-combos.csv").is_file());
     // Each task said which slice it took and why.
-    let json = std::fs::read_to_string(dir.join(format!("results/big-shard-{min}/sweep.json")))
-        .unwrap();
-    assert!(json.contains(&format!("\"shard\": \"1/{}\"", max - min + 1)), "{json}");
+    let json =
+        std::fs::read_to_string(dir.join(format!("results/big-shard-{min}/sweep.json"))).unwrap();
+    assert!(
+        json.contains(&format!("\"shard\": \"1/{}\"", max - min + 1)),
+        "{json}"
+    );
     assert!(json.contains("Slurm array task"), "{json}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -172,7 +183,12 @@ fn the_kubernetes_indexed_job_and_its_merge_give_the_unsharded_sweep() {
 fn shard_auto_outside_a_batch_job_says_what_it_needs() {
     let dir = workdir("noenv");
     let out = Command::new(env!("CARGO_BIN_EXE_autoconv"))
-        .args(["sweep", "scenarios/heavy.toml", "--grid", "cpu-throttle-initial=10:30:10"])
+        .args([
+            "sweep",
+            "scenarios/heavy.toml",
+            "--grid",
+            "cpu-throttle-initial=10:30:10",
+        ])
         .args(["--shard", "auto", "--no-out"])
         .current_dir(&dir)
         .env_remove("SLURM_ARRAY_TASK_ID")

@@ -5,13 +5,13 @@ use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::report::{write_dir_atomically, write_file_atomically};
 use autoconv::scenario::ScenarioSource;
+use autoconv::sweep::eta::long_sweep_notice;
 use autoconv::sweep::rank::{format_ranking, write_combos};
 use autoconv::sweep::{
     merge_tables, summarize, Axis, Metric, Plan, RunsTable, Seeds, Shard, SweepSpec,
 };
 use clap::Args;
 use std::io::IsTerminal;
-use autoconv::sweep::eta::long_sweep_notice;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;

@@ -11,8 +11,15 @@ const SETTLE_SHARE: f64 = 0.05;
 
 /// What to say, if anything, after `done` of `runs` finished in `elapsed_s`; `None` until
 /// enough is known or when the sweep is short. `sharded` changes the advice.
-pub fn long_sweep_notice(done: usize, runs: usize, elapsed_s: f64, sharded: bool) -> Option<String> {
-    if done == 0 || done >= runs || (elapsed_s < SETTLE_S && (done as f64) < SETTLE_SHARE * runs as f64)
+pub fn long_sweep_notice(
+    done: usize,
+    runs: usize,
+    elapsed_s: f64,
+    sharded: bool,
+) -> Option<String> {
+    if done == 0
+        || done >= runs
+        || (elapsed_s < SETTLE_S && (done as f64) < SETTLE_SHARE * runs as f64)
     {
         return None;
     }
@@ -64,13 +71,21 @@ mod tests {
     fn long_sweeps_are_estimated_with_advice() {
         // 100 of 9801 runs in 2.5 s: 245 s.
         let s = long_sweep_notice(100, 9801, 2.5, false).unwrap();
-        assert!(s.starts_with("this sweep will take about 4 min (9801 runs, from the first 100 in 2.5 s)"), "{s}");
+        assert!(
+            s.starts_with(
+                "this sweep will take about 4 min (9801 runs, from the first 100 in 2.5 s)"
+            ),
+            "{s}"
+        );
         assert!(s.contains("N=5"), "{s}");
         assert!(s.contains("--shard auto"), "{s}");
         // A large share done early is enough: 600 of 10 000 in 1 s estimates 16.7 s: silent.
         assert_eq!(long_sweep_notice(600, 10_000, 1.0, false), None);
         let s = long_sweep_notice(10, 1000, 30.0, true).unwrap();
-        assert!(s.contains("about 50 min") && s.contains("more shards"), "{s}");
+        assert!(
+            s.contains("about 50 min") && s.contains("more shards"),
+            "{s}"
+        );
         let s = long_sweep_notice(1, 1000, 30.0, true).unwrap();
         assert!(s.contains("about 8.3 h"), "{s}");
     }

@@ -85,9 +85,10 @@ impl Shard {
             }
             (Some(id), None) => slurm_shard(&id, &env).map_err(bad)?,
             (None, Some(index)) => {
-                let index: usize = index.trim().parse().map_err(|_| {
-                    bad(format!("{K8S_INDEX}={index} is not a whole number"))
-                })?;
+                let index: usize = index
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{K8S_INDEX}={index} is not a whole number")))?;
                 let n = given_n.ok_or_else(|| {
                     bad(format!(
                         "{K8S_INDEX}={index} says which pod of a Kubernetes Indexed Job this is, \
@@ -103,7 +104,10 @@ impl Shard {
                 }
                 (
                     Shard { k: index + 1, n },
-                    format!("Kubernetes Indexed Job pod {index} of 0-{} ({K8S_INDEX}={index})", n - 1),
+                    format!(
+                        "Kubernetes Indexed Job pod {index} of 0-{} ({K8S_INDEX}={index})",
+                        n - 1
+                    ),
                 )
             }
             (None, None) => {
@@ -152,10 +156,7 @@ fn parse_count(arg: &str, n: &str) -> Result<usize, SweepError> {
 /// This task's slice of a Slurm job array. Slurm numbers tasks by the indices of `--array`
 /// (`0-7`, `1-8`, `0-14:2`); the slices are their positions in that list. Arrays with gaps
 /// (`--array=1,3,7`) have no position Slurm tells the task, so they are refused.
-fn slurm_shard(
-    id: &str,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<(Shard, String), String> {
+fn slurm_shard(id: &str, env: &impl Fn(&str) -> Option<String>) -> Result<(Shard, String), String> {
     let num = |name: &str, text: &str| -> Result<usize, String> {
         text.trim()
             .parse()
@@ -238,10 +239,7 @@ mod tests {
             assert!(Shard::parse(bad).is_err(), "{bad}");
         }
         // A given K/N ignores the environment.
-        assert_eq!(
-            resolve("2/3", &[(SLURM_ID, "7")]),
-            Ok(Shard { k: 2, n: 3 })
-        );
+        assert_eq!(resolve("2/3", &[(SLURM_ID, "7")]), Ok(Shard { k: 2, n: 3 }));
     }
 
     #[test]
@@ -288,14 +286,22 @@ mod tests {
         assert!(e.contains("not below N=8"), "{e}");
     }
 
+    /// `--shard` text, the environment, and what the refusal must say.
+    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
     #[test]
     fn what_cannot_be_sliced_is_refused() {
-        let cases: [(&str, &[(&str, &str)], &str); 7] = [
+        let cases: [Case; 7] = [
             ("auto", &[], "neither is set"),
             ("auto", &[(SLURM_ID, "1")], "is this a job array task"),
             (
                 "auto",
-                &[(SLURM_ID, "3"), (SLURM_MIN, "1"), (SLURM_MAX, "7"), (SLURM_COUNT, "3")],
+                &[
+                    (SLURM_ID, "3"),
+                    (SLURM_MIN, "1"),
+                    (SLURM_MAX, "7"),
+                    (SLURM_COUNT, "3"),
+                ],
                 "not evenly spaced",
             ),
             (
