@@ -195,6 +195,91 @@ pub fn format_comparison(real_label: &str, real: &RunMetrics, sim: &RunMetrics) 
     out
 }
 
+/// Several runs side by side, one column each, the first the reference: status, the
+/// figures (each later column with its change against the first), and the throttle steps.
+pub fn format_runs(cols: &[(String, RunMetrics)]) -> String {
+    let Some((_, first)) = cols.first() else {
+        return String::new();
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut head = vec![String::new()];
+    head.extend(cols.iter().map(|(l, _)| l.clone()));
+    rows.push(head);
+    let status = |m: &RunMetrics| {
+        if m.converged() {
+            m.status.clone()
+        } else {
+            format!("{} after {:.0} s", m.status, m.elapsed_ms as f64 / 1000.0)
+        }
+    };
+    let mut r = vec!["status".to_string()];
+    r.extend(cols.iter().map(|(_, m)| status(m)));
+    rows.push(r);
+    for metric in [
+        Metric::TotalTime,
+        Metric::Downtime,
+        Metric::DirtySyncs,
+        Metric::MaxThrottle,
+        Metric::Transferred,
+        Metric::GuestCpuLost,
+    ] {
+        let mut r = vec![metric.name().to_string()];
+        for (i, (_, m)) in cols.iter().enumerate() {
+            let cell = match (metric.value(m), metric.value(first)) {
+                (None, _) => "-".to_string(),
+                (Some(v), _) if i == 0 => metric.format(v),
+                (Some(v), Some(a))
+                    if metric == Metric::DirtySyncs || metric == Metric::MaxThrottle =>
+                {
+                    if v == a {
+                        format!("{} (same)", metric.format(v))
+                    } else {
+                        format!("{} ({:+})", metric.format(v), v - a)
+                    }
+                }
+                (Some(v), Some(a)) => match rel_diff_pct(a, v) {
+                    Some(d) if d.abs() >= 0.05 => format!("{} ({d:+.0}%)", metric.format(v)),
+                    Some(_) => format!("{} (same)", metric.format(v)),
+                    None => metric.format(v),
+                },
+                (Some(v), None) => metric.format(v),
+            };
+            r.push(cell);
+        }
+        rows.push(r);
+    }
+    let mut r = vec!["throttle steps".to_string()];
+    r.extend(cols.iter().map(|(_, m)| {
+        if m.throttle_steps.is_empty() {
+            "none".to_string()
+        } else {
+            m.throttle_steps
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    }));
+    rows.push(r);
+    let n = cols.len() + 1;
+    let mut widths = vec![0usize; n];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,12 @@
 pub mod advise;
 mod heatmap;
 mod line;
+mod overlay;
 mod profile;
 mod run;
 mod sweep;
 
+pub use overlay::{overlay_plot, OverlayRun};
 pub use profile::{profile_plot, profile_plot_as};
 pub use run::{run_plot, RunData};
 pub use sweep::{sweep_plot, SweepPlotOptions};
