@@ -361,7 +361,7 @@ fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_run
             "--mem",
             "64MiB",
             "--set",
-            "avail-switchover-bandwidth=1000",
+            "avail-switchover-bandwidth=1GiB/s",
         ])
         .output()
         .unwrap();
