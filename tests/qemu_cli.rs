@@ -750,7 +750,8 @@ fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("source QEMU: migrate-set-parameters: Parameter 'multifd-channels' expects"),
+        // QEMU 7.2's words, underscore included.
+        err.contains("source QEMU: migrate-set-parameters: Parameter 'multifd_channels' expects a value between 1 and 255"),
         "{err}"
     );
     assert!(!refused.join("summary.json").exists());
