@@ -17,9 +17,14 @@
 # RUNS_DIR (where the run directories go, default /var/tmp/autoconv-fidelity; not committed),
 # RESULTS (default results). Needs /dev/kvm, qemu-system-x86_64, jq and python3.
 #
-# Measure on a machine with nothing else running at normal priority: the vCPU, the migration
-# thread and the destination share the host's cores, and the load at each run's start is
-# recorded beside it.
+# Measure on a quiet machine: the vCPU, the migration thread and the destination share the
+# host's cores, and the load at each run's start is recorded beside it. On a shared one, note
+# that `nice` does not shield these runs: with the kernel's autogroup scheduling
+# (/proc/sys/kernel/sched_autogroup_enabled = 1) each session gets an equal share whatever its
+# processes' nice values, and a vCPU starved to 15% of a core converges early on any policy.
+# So `runs` raises the autogroup nice of the session it runs in to AUTOGROUP_NICE (default -19;
+# needs root; empty = leave it; start it with `setsid` to keep your shell out of it): other
+# sessions still run, on what these runs leave.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
@@ -54,6 +59,10 @@ case_def() {
 
 do_runs() {
     mkdir -p "$runs_dir"
+    if [ -n "${AUTOGROUP_NICE--19}" ] && [ -w /proc/self/autogroup ]; then
+        echo "${AUTOGROUP_NICE--19}" >/proc/self/autogroup
+        echo "autogroup of this session: $(cat /proc/self/autogroup)"
+    fi
     [ -f "$runs_dir/seq256.img" ] || "$bin" guest build --pattern sequential --wss 256MiB -o "$runs_dir/seq256.img"
     [ -f "$runs_dir/seq32.img" ] || "$bin" guest build --pattern sequential --wss 32MiB -o "$runs_dir/seq32.img"
     [ -f "$runs_dir/seq1g.img" ] || "$bin" guest build --pattern sequential --wss 1GiB -o "$runs_dir/seq1g.img"
