@@ -351,6 +351,36 @@ def main():
                 steps_note))
             first = False
     md.append("")
+    md.append("In short (medians; the sim is `rate and link` with QEMU's measurements; steps: "
+              "`=` the same sequence as QEMU's median run, else the sequence):")
+    md.append("")
+    md.append("| case | QEMU 7.2 | autoconv VMM | sim | syncs Q / V / S | throttle steps "
+              "(QEMU) | VMM | sim |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    for case, per, shipped, sims in rows:
+        q, v, sm = per.get("qemu"), per.get("kvm"), sims.get("qemu")
+
+        def cell(c):
+            if c is None:
+                return "-"
+            t = "%.1f s" % c["total_s"]
+            if c["status"] != "completed":
+                t += " " + c["status"]
+            if q is not None and c is not q:
+                t += " (%s)" % pct(c["total_s"], q["total_s"])
+            return t
+
+        def same(c):
+            if c is None or q is None:
+                return "-"
+            return "=" if c["steps"] == q["steps"] else steps_text(c["steps"])
+
+        md.append("| %s | %s | %s | %s | %s / %s / %s | %s | %s | %s |" % (
+            CASE_INFO[case][0], cell(q), cell(v), cell(sm),
+            "%g" % q["syncs"] if q else "-", "%g" % v["syncs"] if v else "-",
+            "%g" % sm["syncs"] if sm else "-",
+            steps_text(q["steps"]) if q else "-", same(v), same(sm)))
+    md.append("")
     md.append("The simulations: `sim, reference as shipped` is `%s` with the case's guest and "
               "parameters (its costs were fitted to the shared QEMU 7.2 trace: 59M page writes/s, "
               "3.1 us per write-protect fault, a 2.1 GB/s link); `rate and link` replaces its write "
