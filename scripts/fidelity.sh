@@ -62,6 +62,7 @@ do_runs() {
     if [ -n "${AUTOGROUP_NICE--19}" ] && [ -w /proc/self/autogroup ]; then
         echo "${AUTOGROUP_NICE--19}" >/proc/self/autogroup
         echo "autogroup of this session: $(cat /proc/self/autogroup)"
+        cat /proc/self/autogroup >"$runs_dir/autogroup.txt"
     fi
     [ -f "$runs_dir/seq256.img" ] || "$bin" guest build --pattern sequential --wss 256MiB -o "$runs_dir/seq256.img"
     [ -f "$runs_dir/seq32.img" ] || "$bin" guest build --pattern sequential --wss 32MiB -o "$runs_dir/seq32.img"

@@ -2,11 +2,13 @@
 """The fidelity table from the runs `scripts/fidelity.sh runs` made (run by `fidelity.sh report`).
 
 For each case: the medians of QEMU's runs (`run --qemu`), autoconv's VMM's runs (`run --kvm`),
-and two simulations of the shared reference scenario with the case's parameters: one as
-shipped (`scenarios/qemu-7.2-reference.toml`, costs fitted to the shared trace on another host)
-and one given each backend's host costs measured in these runs (see `host_costs`).
-Writes RESULTS/fidelity.md, RESULTS/fidelity.csv (one row per case and column) and
-RESULTS/fidelity-runs.csv (one row per run).
+and simulations with the case's guest and parameters: the shared reference scenario as shipped
+(`scenarios/qemu-7.2-reference.toml`, costs fitted to the shared QEMU 7.2 trace), the same
+given each backend's write rate and link measured in these runs, and a sweep driven by each
+backend's measured throttle curve (`throttle_curve`).
+Writes RESULTS/NAME.md, RESULTS/NAME.csv (one row per case and column), RESULTS/NAME-runs.csv
+(one row per run) and the measured throttle curves RESULTS/NAME-profile-*.csv (NAME: env
+REPORT_NAME, default fidelity).
 """
 
 import csv
@@ -20,6 +22,7 @@ from collections import Counter
 BIN = os.environ.get("AUTOCONV", "target/release/autoconv")
 RUNS_DIR = os.environ.get("RUNS_DIR", "/var/tmp/autoconv-fidelity")
 RESULTS = os.environ.get("RESULTS", "results")
+NAME = os.environ.get("REPORT_NAME", "fidelity")
 CASES = os.environ.get("CASES", "ref i50s25 i5s5 tailslow wss32 bw256 wss1g bw0").split()
 SCENARIO = "scenarios/qemu-7.2-reference.toml"
 PROFILE_SCENARIO = "scenarios/fidelity-sequential.toml"
@@ -228,9 +231,9 @@ def main():
     for b in BACKENDS:
         curves[b] = throttle_curve(runs, b)
         if curves[b] and curves[b][0][0] == 0:
-            profiles[b] = os.path.join(RESULTS, "fidelity-profile-%s.csv" % b)
+            profiles[b] = os.path.join(RESULTS, NAME + "-profile-%s.csv" % b)
             write_profile(profiles[b], b, curves[b], host, 65536)
-            small = os.path.join(RESULTS, "fidelity-profile-%s-wss32.csv" % b)
+            small = os.path.join(RESULTS, NAME + "-profile-%s-wss32.csv" % b)
             write_profile(small, b, curves[b], host, 8192)
     rows = []
     for case in CASES:
@@ -250,7 +253,7 @@ def main():
         rows.append((case, per, shipped, sims))
 
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "fidelity-runs.csv"), "w", newline="") as f:
+    with open(os.path.join(RESULTS, NAME + "-runs.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "backend", "round", "logged_utc", "load1", "status", "total_time_s",
                     "downtime_ms", "dirty_syncs", "transferred_gib", "throttle_steps",
@@ -259,7 +262,7 @@ def main():
             w.writerow([r["case"], r["backend"], r["round"], r["when"], r["load1"], r["status"],
                         "%.2f" % r["total_s"], r["downtime_ms"], r["syncs"],
                         "%.3f" % r["transferred_gib"], r["steps"], "%.0f" % r["rate_before"]])
-    with open(os.path.join(RESULTS, "fidelity.csv"), "w", newline="") as f:
+    with open(os.path.join(RESULTS, NAME + ".csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "column", "runs", "status", "total_time_s", "downtime_ms",
                     "dirty_syncs", "transferred_gib", "throttle_steps"])
@@ -274,6 +277,8 @@ def main():
                             c["steps"]])
 
     loads = [float(r["load1"]) for r in runs if r["load1"]]
+    ag = os.path.join(RUNS_DIR, "autogroup.txt")
+    autogroup = open(ag).read().strip() if os.path.exists(ag) else ""
     md = []
     md.append("# Fidelity: sim, autoconv's VMM and QEMU 7.2")
     md.append("")
@@ -283,8 +288,10 @@ def main():
     md.append("- Host: %s" % host)
     if loads:
         md.append("- Load average (1 min) at each run's start: median %.1f, from %.1f to %.1f "
-                  "(other engineers' builds ran at nice 19 beside these runs)"
-                  % (statistics.median(loads), min(loads), max(loads)))
+                  "(other engineers' builds ran at nice 19 beside these runs, each in its own "
+                  "session's autogroup; these runs' autogroup: %s)"
+                  % (statistics.median(loads), min(loads), max(loads),
+                     autogroup or "not raised, an equal share"))
     md.append("- Workload: `autoconv guest build --pattern sequential --wss W` (W = 256 MiB "
               "unless the case says), 1 vCPU, every run: auto-converge on, downtime-limit 300, "
               "throttle-trigger-threshold 50, 4 s warm-up (after the first COM1 marker under "
@@ -386,15 +393,15 @@ def main():
               "3.1 us per write-protect fault, a 2.1 GB/s link); `rate and link` replaces its write "
               "rate by the backend's measured unthrottled rate in the case's runs and its link by "
               "the backend's measured one; `mean throttle curve` drives the sweep by the table "
-              "above instead (`fidelity-profile-qemu.csv`, `fidelity-profile-kvm.csv`, through "
-              "`scenarios/fidelity-sequential.toml`):" % SCENARIO)
+              "above instead (`%s-profile-qemu.csv`, `%s-profile-kvm.csv`, through "
+              "`scenarios/fidelity-sequential.toml`):" % (SCENARIO, NAME, NAME))
     md.append("")
     md.append("```")
     for case, per, shipped, sims in rows:
         for b in sims:
             md.append(sims[b]["cmd"])
     md.append("```")
-    with open(os.path.join(RESULTS, "fidelity.md"), "w") as f:
+    with open(os.path.join(RESULTS, NAME + ".md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
 
