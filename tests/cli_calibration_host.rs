@@ -89,7 +89,11 @@ fn compare_warns_when_the_guest_ran_at_another_rate_than_profiled() {
 #[test]
 fn the_shipped_profiles_say_their_host_is_unknown_and_sim_warns() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (guest, rate) in [("hotcold", "40009"), ("random", "38634"), ("sequential", "36130")] {
+    for (guest, rate) in [
+        ("hotcold", "40009"),
+        ("random", "38634"),
+        ("sequential", "36130"),
+    ] {
         let scenario = format!("scenarios/calibrated-kvm-{guest}.toml");
         let o = autoconv(&["sim", &scenario, "--no-out"], root);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));

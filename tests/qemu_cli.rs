@@ -721,7 +721,13 @@ fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
         err.contains("QEMU parameter 'multifd-channels' is not modelled by autoconv"),
         "{err}"
     );
-    let o = run(&["sim", "scenarios/light.toml", "--no-out", "--set", "xbzrle=on"]);
+    let o = run(&[
+        "sim",
+        "scenarios/light.toml",
+        "--no-out",
+        "--set",
+        "xbzrle=on",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("QEMU capability 'xbzrle' is not modelled by autoconv"),
@@ -778,7 +784,13 @@ fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["status"], "completed");
     let passed = &s["parameters"]["passed_to_qemu"];
@@ -795,7 +807,10 @@ fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(caps.contains(&"multifd") && caps.contains(&"auto-converge"), "{caps:?}");
+    assert!(
+        caps.contains(&"multifd") && caps.contains(&"auto-converge"),
+        "{caps:?}"
+    );
 
     // compare and plot take a QEMU run directory.
     let o = run(&[

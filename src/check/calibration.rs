@@ -60,9 +60,9 @@ pub const UNKNOWN_HOST: &str = "unknown";
 pub fn host_warning(path: &str, p: &Profile, here: &HostInfo) -> Option<String> {
     let there = p.host()?;
     if there.cpu_model == UNKNOWN_HOST {
-        let rate = p
-            .unthrottled_write_pages_s()
-            .map_or_else(String::new, |r| format!(" at {r:.0} page writes/s unthrottled"));
+        let rate = p.unthrottled_write_pages_s().map_or_else(String::new, |r| {
+            format!(" at {r:.0} page writes/s unthrottled")
+        });
         return Some(format!(
             "warning: profile {path} was measured on an unknown host (its guest ran{rate}); the prediction holds only where the guest runs as fast, and this host may differ; re-profile it here (autoconv profile --kvm IMAGE) before trusting the prediction"
         ));
