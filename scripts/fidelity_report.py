@@ -185,7 +185,10 @@ def simulate(case, rate, costs, profile=None):
 
 
 def median_of(rs):
-    steps = Counter(r["steps"] for r in rs).most_common(1)[0]
+    # The throttle sequence of the median run (by total time), and how many runs share it.
+    by_time = sorted(rs, key=lambda r: r["total_s"])
+    median_steps = by_time[(len(by_time) - 1) // 2]["steps"]
+    steps = (median_steps, sum(1 for r in rs if r["steps"] == median_steps))
     status = Counter(r["status"] for r in rs).most_common(1)[0][0]
     return {
         "status": status,
@@ -358,8 +361,8 @@ def main():
                 steps_note))
             first = False
     md.append("")
-    md.append("In short (medians; the sim is `rate and link` with QEMU's measurements; steps: "
-              "`=` the same sequence as QEMU's median run, else the sequence):")
+    md.append("In short (medians of the runs; the sim is `rate and link` with QEMU's "
+              "measurements; throttle steps are the median run's, `=` the same as QEMU's):")
     md.append("")
     md.append("| case | QEMU 7.2 | autoconv VMM | sim | syncs Q / V / S | throttle steps "
               "(QEMU) | VMM | sim |")
@@ -380,13 +383,18 @@ def main():
         def same(c):
             if c is None or q is None:
                 return "-"
-            return "=" if c["steps"] == q["steps"] else steps_text(c["steps"])
+            t = "=" if c["steps"] == q["steps"] else steps_text(c["steps"])
+            if c["n"] != "sim" and c["steps_count"] != c["n"]:
+                t += " (%d of %d runs)" % (c["steps_count"], c["n"])
+            return t
 
         md.append("| %s | %s | %s | %s | %s / %s / %s | %s | %s | %s |" % (
             CASE_INFO[case][0], cell(q), cell(v), cell(sm),
             "%g" % q["syncs"] if q else "-", "%g" % v["syncs"] if v else "-",
             "%g" % sm["syncs"] if sm else "-",
-            steps_text(q["steps"]) if q else "-", same(v), same(sm)))
+            (steps_text(q["steps"]) + ("" if q["steps_count"] == q["n"] else " (%d of %d runs)"
+                                       % (q["steps_count"], q["n"]))) if q else "-",
+            same(v), same(sm)))
     md.append("")
     md.append("The simulations: `sim, reference as shipped` is `%s` with the case's guest and "
               "parameters (its costs were fitted to the shared QEMU 7.2 trace: 59M page writes/s, "
