@@ -1,6 +1,6 @@
 //! `autoconv incoming tcp:HOST:PORT`: be the destination of a real guest's live migration.
 
-use super::out::outln;
+use super::out::{errln, outln};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -80,7 +80,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         })?;
     let bound = listener.local_addr()?;
     if config.tls.is_none() && !bound.ip().is_loopback() {
-        eprintln!(
+        errln!(
             "autoconv: warning: listening on tcp:{bound} in the clear: anyone who can reach it can read this migration or write a guest here (use --tls-creds DIR)"
         );
     }
@@ -88,7 +88,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
     let received = incoming::serve(&listener, &cancel, &config, &mut |line| {
-        eprintln!("autoconv: incoming: {line}; still listening");
+        errln!("autoconv: incoming: {line}; still listening");
     });
     let inc = match received {
         Ok(i) => i,
@@ -99,7 +99,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
                 let json = pretty(&serde_json::json!({"status": "failed", "error": msg}));
                 write_dir_atomically(dir, &[("incoming.json", json.as_bytes())])?;
             }
-            eprintln!("autoconv: incoming migration failed: {msg}");
+            errln!("autoconv: incoming migration failed: {msg}");
             return Ok(super::exit::NOT_COMPLETED);
         }
     };

@@ -1,6 +1,6 @@
 //! `autoconv run --kvm IMAGE`: run a real guest, live-migrate it, report and write the run.
 
-use super::out::outln;
+use super::out::{errln, outln};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -170,7 +170,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             s,
             report.before.pages_written_per_s,
         ) {
-            eprintln!("autoconv: {w}");
+            errln!("autoconv: {w}");
         }
     }
     if let Some(dir) = &args.out {
@@ -257,7 +257,7 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
     }
     outln!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
-        eprintln!("autoconv: warning: {w}");
+        errln!("autoconv: warning: {w}");
     }
 }
 
