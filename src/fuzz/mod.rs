@@ -15,6 +15,7 @@
 
 pub mod multiboot;
 pub mod profile;
+pub mod qmp;
 pub mod scenario;
 pub mod text;
 pub mod wire;
@@ -284,13 +285,15 @@ pub fn fuzz(target: &mut dyn Target, execs: u64, seed: u64) -> Report {
     report
 }
 
-/// The four targets, seeded from the repository at `root` (the crate's directory).
+/// Every target, seeded from the repository at `root` (the crate's directory).
 pub fn targets(root: &std::path::Path) -> Vec<Box<dyn Target>> {
     vec![
         Box::new(wire::Wire::new(root)),
         Box::new(multiboot::Multiboot::new(root)),
         Box::new(scenario::ScenarioText::new(root)),
         Box::new(profile::ProfileCsv::new(root)),
+        Box::new(qmp::QmpSession::new(root)),
+        Box::new(qmp::QmpLog::new(root)),
     ]
 }
 
