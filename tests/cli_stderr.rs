@@ -56,7 +56,13 @@ fn exit_codes_hold_with_stderr_closed_or_full() {
         (&["sim", &light, "--no-out"], 0),
         // Not converged within the time limit: 1 (its reason goes to stdout).
         (
-            &["sim", &light, "--no-out", "--set", "autoconv.time_limit_s=2"],
+            &[
+                "sim",
+                &light,
+                "--no-out",
+                "--set",
+                "autoconv.time_limit_s=2",
+            ],
             1,
         ),
         // Bad input: 2, its one error line lost, not a panic.
@@ -78,7 +84,14 @@ fn a_closed_stderr_does_not_put_messages_into_output_files() {
     // the error and warning lines.
     let dir = tempfile::tempdir().unwrap();
     let o = run(
-        &["sim", &light(), "--out", "r", "--set", "no-such-parameter=1"],
+        &[
+            "sim",
+            &light(),
+            "--out",
+            "r",
+            "--set",
+            "no-such-parameter=1",
+        ],
         dir.path(),
         Stderr::Closed,
     );

@@ -54,6 +54,7 @@ impl Features {
 pub fn error_class(message: &str) -> String {
     let mut out = String::new();
     let mut quoted = false;
+    let mut escaped = false;
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
         if word.chars().any(|c| c.is_ascii_digit()) {
@@ -64,6 +65,12 @@ pub fn error_class(message: &str) -> String {
         word.clear();
     };
     for c in message.chars() {
+        // Inside quotes a backslash escapes the next character (Debug-quoted input lines
+        // carry \" of their own, which must not end the quote).
+        if quoted && (escaped || c == '\\') {
+            escaped = !escaped && c == '\\';
+            continue;
+        }
         if c == '"' || c == '`' {
             flush(&mut word, &mut out);
             quoted = !quoted;

@@ -16,7 +16,8 @@ pub mod precopy;
 pub mod report;
 
 pub use env::{
-    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, PageBatch, PageCost, PageRef,
+    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, LinkStalled, PageBatch,
+    PageCost, PageRef,
 };
 pub use params::{
     AutoconvSettings, MigrationParameters, ParamValue, ParameterError, Policy, QemuVersion,

@@ -419,8 +419,16 @@ mod tests {
         // stays QEMU's; the events are the last MAX_SYNC_EVENTS_PER_POLL of the jump.
         let mut r = MigrationRecorder::new(1);
         r.push(0, &poll("active", 100, 1, None, 1 << 20), None);
-        r.push(100, &poll("active", 200, 1_000_000_000_000, None, 1 << 20), None);
-        r.push(200, &poll("active", u64::MAX, u64::MAX, None, 1 << 20), None);
+        r.push(
+            100,
+            &poll("active", 200, 1_000_000_000_000, None, 1 << 20),
+            None,
+        );
+        r.push(
+            200,
+            &poll("active", u64::MAX, u64::MAX, None, 1 << 20),
+            None,
+        );
         let (tl, o) = r.finish(None, None, None);
         assert_eq!(o.dirty_sync_count, u64::MAX);
         assert_eq!(tl.events.len() as u64, 1 + 2 * MAX_SYNC_EVENTS_PER_POLL);
