@@ -127,9 +127,10 @@ fn a_destination_that_stops_reading_is_cancelled_within_the_stall_timeout() {
             && reason.ends_with("migration cancelled"),
         "{reason}"
     );
-    // Filling the socket buffers at loopback speed takes well under a second.
+    // The bound counts from the last byte that moved: filling the socket buffers first takes
+    // well under a second on an idle host, seconds on a loaded one.
     assert!(
-        (1_500..5_000).contains(&o.elapsed_ms),
+        (1_500..10_000).contains(&o.elapsed_ms),
         "ended after {} ms",
         o.elapsed_ms
     );
