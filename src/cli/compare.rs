@@ -2,7 +2,7 @@
 //! with its parameters; several run directories; or several policies on one scenario.
 
 use super::exit;
-use super::out::{json_mode, out, outln, print_json};
+use super::out::{errln, json_mode, out, outln, print_json};
 use anyhow::Context;
 use autoconv::check::compare::{
     format_comparison, format_runs, metrics_from_summary, overrides_from_summary,
@@ -271,7 +271,7 @@ fn run_vs_sim(args: &CompareArgs) -> anyhow::Result<Vec<Column>> {
     // another host or guest predicts something else.
     if let Some(rate) = summary["guest"]["write_pages_s_before"].as_f64() {
         for w in autoconv::check::calibration::scenario_rate_warnings(&scenario, rate) {
-            eprintln!("autoconv: {w}");
+            errln!("autoconv: {w}");
         }
     }
     if let Some(dir) = &args.out {

@@ -1,7 +1,7 @@
 //! `autoconv sweep` and `autoconv merge`.
 
 use super::exit;
-use super::out::{json_mode, out, outln, print_json};
+use super::out::{errln, json_mode, out, outln, print_json};
 use anyhow::Context;
 use autoconv::report::{json, write_dir_atomically, write_file_atomically};
 use autoconv::scenario::ScenarioSource;
@@ -192,7 +192,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         Seeds::List(v) if v.len() == 1 => format!("seed {}", v[0]),
         Seeds::List(v) => format!("{} seeds", v.len()),
     };
-    eprintln!(
+    errln!(
         "sweep {}: {} grid point{} x {} = {} run{}{} on {} thread{}",
         plan.scenario_name(),
         plan.combos(),
