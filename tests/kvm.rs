@@ -134,6 +134,7 @@ fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
         prefill: false,
         dma: None,
         tls: None,
+        timeouts: Default::default(),
     }
 }
 
