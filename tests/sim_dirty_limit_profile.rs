@@ -109,7 +109,10 @@ fn a_memory_bound_profile_needs_more_sleep_and_qemus_small_steps_bring_it_down_s
     // time, 4102 us, per period: the rate comes down slowly and is still above the quota's
     // tolerance 30 periods later.
     let dir = tempfile::tempdir().unwrap();
-    let csv = profile(dir.path(), &[(0, 100_000.0), (60, 100_000.0), (99, 10_000.0)]);
+    let csv = profile(
+        dir.path(),
+        &[(0, 100_000.0), (60, 100_000.0), (99, 10_000.0)],
+    );
     let (_, t) = run(&calibrated(&csv, 1, &["vcpu-dirty-limit=100"]));
     let set_ms = dirty_limit_set_ms(&t);
     // (period, rate) of the previous period's first sample: the rate falls period by period.
@@ -155,12 +158,11 @@ fn a_profile_measured_on_four_vcpus_is_split_between_their_rings() {
     // 400,000 pages/s from 4 vCPUs (no `vcpus` on the region: every vCPU of the guest) is
     // 100,000 pages/s per vCPU: each gets the one-vCPU sleep, and all four lose its share.
     let dir = tempfile::tempdir().unwrap();
-    let csv = profile(dir.path(), &[(0, 400_000.0), (50, 200_000.0), (99, 4_000.0)]);
-    let (o, t) = run(&calibrated(
-        &csv,
-        4,
-        &["vcpu-dirty-limit=100"],
-    ));
+    let csv = profile(
+        dir.path(),
+        &[(0, 400_000.0), (50, 200_000.0), (99, 4_000.0)],
+    );
+    let (o, t) = run(&calibrated(&csv, 4, &["vcpu-dirty-limit=100"]));
     assert_eq!(o.status, MigrationStatus::NotConverged);
     let share = 40.96 / (40.96 + 116.763);
     for s in settled(&t, 2_500) {
@@ -174,11 +176,7 @@ fn a_profile_measured_on_four_vcpus_is_split_between_their_rings() {
     }
     // Given one vCPU of the four, the region's 400,000 pages/s fill one ring four times as
     // fast: ring-full 16e6/1562 us, and the rate settles near the quota of that one vCPU.
-    let one = calibrated(
-        &csv,
-        4,
-        &["vcpu-dirty-limit=100", "region.heap.vcpus=1"],
-    );
+    let one = calibrated(&csv, 4, &["vcpu-dirty-limit=100", "region.heap.vcpus=1"]);
     let (_, t) = run(&one);
     for s in settled(&t, 15_000) {
         assert_eq!(s.dirty_limit_ring_full_time_us, 16_000_000 / 1562);

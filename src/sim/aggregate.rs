@@ -293,8 +293,8 @@ impl RamModel for AggregateModel {
         for (wi, w) in self.layout.writers.iter().enumerate() {
             let scale = w.rate_scale_at(step.t_s);
             let cpu_rate = w.cpu_rate_pages_s * scale;
-            let dma = w.dma_rate_at(step.throttle_pct, self.run_share[wi]) * scale * step.wall_ns
-                / 1e9;
+            let dma =
+                w.dma_rate_at(step.throttle_pct, self.run_share[wi]) * scale * step.wall_ns / 1e9;
             let x = if cpu_rate > 0.0 && w.vcpus > 0 {
                 let budget = step.cpu_ns_per_vcpu * f64::from(w.vcpus) * self.run_share[wi];
                 let write_ns = f64::from(w.vcpus) * 1e9 / cpu_rate;
