@@ -184,15 +184,29 @@ fn autoconv_and_qemu_7_2_hold_the_same_guest_near_the_same_quota() {
         ..GuestSpec::default()
     };
     std::fs::write(&img, build_image(&spec).unwrap()).unwrap();
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for quota in quotas() {
-        let (qemu, qemu_current) = under_qemu(&img, quota);
-        let (ours, sleeps_us) = under_autoconv(&img, quota);
-        let show = |v: &[f64]| {
-            v.iter()
-                .map(|r| format!("{r:.0}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+        let band = 25.0 + 0.3 * quota as f64;
+        // A guest starved of CPU by the host's load never reaches the quota, so the limit is
+        // not exercised: measure again (twice at most), then fail saying so.
+        let bit = |v: &[f64]| v[..3].iter().any(|&r| r > quota as f64 + band);
+        let attempt = |what: &str, run: &dyn Fn() -> (Vec<f64>, Vec<u64>)| {
+            for _ in 0..3 {
+                let got = run();
+                if bit(&got.0) {
+                    return got;
+                }
+                println!("  {what}: the guest never dirtied above {band:.0} MB/s + the quota in its first periods ({}): starved by the host's load, measuring again", show(&got.0));
+            }
+            panic!("{what}: the guest stayed under the quota before any limit: the host is too loaded to test dirty-limit");
         };
+        let (qemu, qemu_current) = attempt("QEMU 7.2", &|| under_qemu(&img, quota));
+        let (ours, sleeps_us) = attempt("autoconv", &|| under_autoconv(&img, quota));
         println!("quota {quota} MB/s, the guest's MB/s per 1 s period after the limit is set:");
         println!("  QEMU 7.2 : {}", show(&qemu));
         println!("  QEMU current-rate: {qemu_current:?}");
@@ -204,19 +218,10 @@ fn autoconv_and_qemu_7_2_hold_the_same_guest_near_the_same_quota() {
         );
         // QEMU's controller stops within 25 MB/s of the quota and measures whole MiB per
         // period; a loaded 2-core host adds noise: both means within 25 MB/s + 30 % of it.
-        let band = 25.0 + 0.3 * quota as f64;
         for (who, m) in [("QEMU 7.2", q_mean), ("autoconv", a_mean)] {
             assert!(
                 (m - quota as f64).abs() <= band,
                 "{who}: mean {m:.0} MB/s against quota {quota} (band {band:.0})"
-            );
-        }
-        // The limit really bit on both: in the first period, before the controller's first
-        // adjustment, the guest dirtied well above the band.
-        for (who, first) in [("QEMU 7.2", qemu[0]), ("autoconv", ours[0])] {
-            assert!(
-                first > quota as f64 + band,
-                "{who}: {first:.0} MB/s before any sleep: pick a lower quota"
             );
         }
         assert!(sleeps_us[SETTLE..].iter().all(|&s| s > 0), "{sleeps_us:?}");
