@@ -451,6 +451,25 @@ pub struct AutoconvSettings {
     /// Who picks the auto-converge throttle: QEMU's staircase (default) or autoconv's own
     /// predictive policy.
     pub policy: Policy,
+    /// The guest's throttle-vs-dirty-rate profile for the predictive policy's first choice
+    /// (`autoconv.profile`), if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<PolicyProfile>,
+}
+
+/// `autoconv.profile`: a profile CSV read for the predictive policy. Summaries name its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyProfile {
+    /// The file, as given.
+    pub path: String,
+    /// Its curve: (throttle %, dirty bytes/s).
+    pub curve: super::policy::ProfileCurve,
+}
+
+impl Serialize for PolicyProfile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.path)
+    }
 }
 
 impl Default for AutoconvSettings {
@@ -459,6 +478,7 @@ impl Default for AutoconvSettings {
             time_limit_ms: 600_000,
             qemu_version: QemuVersion::CURRENT,
             policy: Policy::Qemu,
+            profile: None,
         }
     }
 }
@@ -508,6 +528,12 @@ pub fn check_config(
             autoconv.qemu_version,
             QemuVersion::DIRTY_LIMIT
         ));
+    }
+    if autoconv.profile.is_some() && autoconv.policy != Policy::Predictive {
+        return Err(
+            "autoconv.profile is read by autoconv.policy = \"predictive\" only; set that policy too, or drop the profile"
+                .to_string(),
+        );
     }
     if autoconv.policy == Policy::Predictive && params.dirty_limit {
         return Err(
