@@ -118,7 +118,12 @@ fn predictive_is_within_5_pct_of_the_best_fixed_staircase_without_climbing() {
             pred_ms as f64 <= best_ms as f64 * 1.05,
             "{name}: predictive {pred_ms} ms vs the best staircase's {best_ms} ms"
         );
-        assert_eq!(pred.throttle_steps.len(), 1, "{name}: climbed {:?}", pred.throttle_steps);
+        assert_eq!(
+            pred.throttle_steps.len(),
+            1,
+            "{name}: climbed {:?}",
+            pred.throttle_steps
+        );
         compared += 1;
     }
     assert!(compared >= 8, "only {compared} scenarios throttled");
@@ -138,7 +143,11 @@ fn predictive_beats_qemus_default_on_many_seeds() {
             if qemu.status != MigrationStatus::Completed {
                 continue;
             }
-            assert_eq!(pred.status, MigrationStatus::Completed, "{name} seed {seed}");
+            assert_eq!(
+                pred.status,
+                MigrationStatus::Completed,
+                "{name} seed {seed}"
+            );
             if qemu.throttle_steps.is_empty() {
                 assert_eq!(pred, qemu, "{name} seed {seed}");
                 continue;
@@ -175,7 +184,9 @@ fn a_profile_gives_the_first_throttle_on_its_curve() {
     assert_eq!(o.throttle_steps, vec![99]);
     let with: Vec<&str> = base.iter().copied().chain([set.as_str()]).collect();
     let (o, _) = run(&shipped("calibrated-kvm-random", &with));
-    let rows = autoconv::report::profile::Profile::read(&profile).unwrap().rows;
+    let rows = autoconv::report::profile::Profile::read(&profile)
+        .unwrap()
+        .rows;
     let rate = |pct: u32| {
         let r = rows.iter().find(|r| r.throttle_pct == pct).unwrap();
         r.dirty_pages_s * 4096.0
@@ -190,7 +201,7 @@ fn a_profile_gives_the_first_throttle_on_its_curve() {
     // A profile without the predictive policy is refused, naming the setting.
     let err = autoconv::scenario::Scenario::load(
         &scenarios().join("calibrated-kvm-random.toml"),
-        &[set.clone()],
+        std::slice::from_ref(&set),
     )
     .unwrap_err();
     assert!(err.to_string().contains("autoconv.profile"), "{err}");

@@ -406,6 +406,9 @@ mod tests {
         );
         // One without its unthrottled row says nothing; the measurements decide.
         let partial = vec![(20, 90e6), (60, 30e6)];
-        assert_eq!(Predictive::with_profile(partial).choose_on_profile(40e6, 100e6), None);
+        assert_eq!(
+            Predictive::with_profile(partial).choose_on_profile(40e6, 100e6),
+            None
+        );
     }
 }

@@ -4,9 +4,9 @@
 
 use super::calibrate::{ProfileAccess, ThrottleCurve};
 use super::doc::{Context, Fields, Origin, ScenarioError, Value};
-use crate::migration::params::PolicyProfile;
 use super::values::{f64_field, size_field, str_field};
 use super::{Pattern, PAGE_SIZE_BYTES};
+use crate::migration::params::PolicyProfile;
 use crate::report::profile::Profile;
 use crate::units::format_bytes;
 use std::path::Path;
