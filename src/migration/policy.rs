@@ -170,6 +170,9 @@ impl Predictive {
     /// `bandwidth_bytes_s`, from the measured points, or `None` when they say throttling does
     /// not lower the rate (or there are none).
     pub fn choose(&self, target_bytes_s: f64, bandwidth_bytes_s: f64) -> Option<Choice> {
+        if bandwidth_bytes_s <= 0.0 {
+            return None;
+        }
         let share = |pct: u32| 1.0 - f64::from(pct) / 100.0;
         // dirty(s) = a + b*s, s = the guest's CPU share. One point: all CPU-bound (a = 0).
         // More: the line through the two highest percentages (the freshest, nearest ones).
@@ -207,6 +210,9 @@ impl Predictive {
     /// The same choice read off the profile's curve (linear between its rows), or `None`
     /// without a profile.
     pub fn choose_on_profile(&self, target_bytes_s: f64, bandwidth_bytes_s: f64) -> Option<Choice> {
+        if bandwidth_bytes_s <= 0.0 {
+            return None; // no link measured yet: nothing to compare the curve with
+        }
         let (&(_, unthrottled), rest) = self.profile.split_first()?;
         if self.profile[0].0 != 0 || unthrottled >= bandwidth_bytes_s {
             // A profile without its unthrottled row cannot say whether the guest out-dirties
@@ -229,7 +235,9 @@ impl Predictive {
         Some(Choice::Highest)
     }
 
-    fn next_pct(&mut self, params: &MigrationParameters, current_pct: u32) -> u32 {
+    /// The percentage it would set if the trigger fired now at `current_pct` (0 = not yet
+    /// throttling): what the core sets, and what `record --steer` arranges for QEMU to set.
+    pub fn pct_if_fired(&self, params: &MigrationParameters, current_pct: u32) -> u32 {
         let bandwidth = self.bandwidth_bytes_s;
         let target = PREDICTIVE_TARGET_SHARE_OF_THRESHOLD
             * f64::from(params.throttle_trigger_threshold)
@@ -242,19 +250,32 @@ impl Predictive {
         };
         let pct = if current_pct == 0 {
             // The first choice: the profile where given, else the unthrottled measurements.
-            let chosen = self
-                .choose_on_profile(target, bandwidth)
-                .or_else(|| self.choose(target, bandwidth));
-            self.predictions += u32::from(chosen.is_some());
-            chosen.map_or(params.cpu_throttle_initial, as_pct)
+            self.choose_on_profile(target, bandwidth)
+                .or_else(|| self.choose(target, bandwidth))
+                .map_or(params.cpu_throttle_initial, as_pct)
         } else {
             // Still too hot at the chosen throttle: climb at least as QEMU would.
-            self.fallbacks += 1;
             self.choose(target, bandwidth)
                 .map_or(0, as_pct)
                 .max(current_pct + params.cpu_throttle_increment)
         };
         clamp_pct(pct.min(params.max_cpu_throttle))
+    }
+
+    fn next_pct(&mut self, params: &MigrationParameters, current_pct: u32) -> u32 {
+        if current_pct == 0 {
+            let bandwidth = self.bandwidth_bytes_s;
+            let target = PREDICTIVE_TARGET_SHARE_OF_THRESHOLD
+                * f64::from(params.throttle_trigger_threshold)
+                / 100.0
+                * bandwidth;
+            let modelled = self.choose_on_profile(target, bandwidth).is_some()
+                || self.choose(target, bandwidth).is_some();
+            self.predictions += u32::from(modelled);
+        } else {
+            self.fallbacks += 1;
+        }
+        self.pct_if_fired(params, current_pct)
     }
 }
 

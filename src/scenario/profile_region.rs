@@ -97,16 +97,8 @@ pub(super) fn read_policy_profile(
         Origin::Set(_) => Path::new(name).to_path_buf(),
     };
     let profile = Profile::read(&path).map_err(|e| f.invalid(v, "profile", e.to_string()))?;
-    let curve = profile
-        .rows
-        .iter()
-        .map(|r| {
-            let page = r.page_size_bytes.unwrap_or(PAGE_SIZE_BYTES) as f64;
-            (r.throttle_pct, r.dirty_pages_s * page)
-        })
-        .collect();
     Ok(PolicyProfile {
         path: path.display().to_string(),
-        curve,
+        curve: profile.dirty_bytes_curve(),
     })
 }
