@@ -399,9 +399,19 @@ mod tests {
         }
     }
 
-    /// The best result of simulating every policy of the space.
+    /// The best result of simulating every policy of the space, and the other mechanisms.
     fn exhaustive_best(req: &Request) -> Option<ResultGroup> {
-        let eval = search::evaluate(&req.scenario, &req.space, req.seed);
+        let mut eval = search::evaluate(&req.scenario, &req.space, req.seed);
+        let others = other_policies(
+            &req.scenario,
+            &req.space.max_throttle_pct,
+            req.constraints.max_throttle_pct.is_some(),
+        );
+        for p in others {
+            eval.policies.push((p, eval.runs.len()));
+            eval.runs
+                .push(search::simulate_policy(&req.scenario, &p, req.seed));
+        }
         front::group_results(&eval)
             .into_iter()
             .filter(|g| req.constraints.allows(&g.run))

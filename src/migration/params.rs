@@ -489,8 +489,9 @@ impl Default for AutoconvSettings {
 pub enum Policy {
     /// QEMU's staircase: cpu-throttle-initial, then +cpu-throttle-increment (or tailslow).
     Qemu,
-    /// autoconv's own: the lowest throttle its fit of the measured dirty rates says converges,
-    /// climbing by cpu-throttle-increment at least when a prediction proves wrong.
+    /// autoconv's own: the throttle its model of the measured dirty rates (and a profile, if
+    /// given) says costs the least guest CPU, climbing by cpu-throttle-increment at least when
+    /// a prediction proves wrong (see `migration::policy`).
     Predictive,
 }
 
