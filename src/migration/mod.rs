@@ -14,9 +14,11 @@ pub mod params;
 pub mod policy;
 pub mod precopy;
 pub mod report;
+pub mod vocabulary;
 
 pub use env::{
-    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, PageBatch, PageCost, PageRef,
+    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, LinkStalled, PageBatch,
+    PageCost, PageRef,
 };
 pub use params::{
     AutoconvSettings, MigrationParameters, ParamValue, ParameterError, Policy, QemuVersion,
