@@ -49,6 +49,10 @@ pub struct LinkStats {
     pub tls: bool,
 }
 
+/// One run of a batch: its header's index, and for data pages (first gfn, pages, offset of
+/// their digests in `digests`).
+type Run = (usize, Option<(u64, u64, usize)>);
+
 /// The migration stream to a destination.
 pub struct TcpLink {
     conn: Conn,
@@ -56,9 +60,7 @@ pub struct TcpLink {
     /// Digest key of this session (see `verify`).
     digest_key: u32,
     headers: Vec<[u8; HEADER_BYTES]>,
-    /// Each run of a batch: its header, and for data pages (first gfn, pages, offset of their
-    /// digests in `digests`).
-    runs: Vec<(usize, Option<(u64, u64, usize)>)>,
+    runs: Vec<Run>,
     /// The digests of a batch's data pages, in wire order (little-endian u32s).
     digests: Vec<u8>,
     /// The stream digest so far: every header and device state sent (see `protocol`).
