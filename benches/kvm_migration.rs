@@ -90,6 +90,7 @@ fn opts(image: std::path::PathBuf, mem: u64, config: MigrationConfig) -> RunOpti
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or_default(),
+        timeouts: Default::default(),
     }
 }
 

@@ -172,6 +172,7 @@ fn a_rate_limited_migration_of_an_idle_guest_leaves_the_cores_idle() {
         dma: None,
         tls: None,
         verify: Default::default(),
+        timeouts: Default::default(),
     };
     let r = run_migration(&opts, &CancelToken::new()).unwrap();
     assert_eq!(

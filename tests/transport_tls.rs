@@ -315,6 +315,7 @@ fn options(image: std::path::PathBuf, destination: Destination) -> RunOptions {
         dma: None,
         tls: None,
         verify: Default::default(),
+        timeouts: Default::default(),
     }
 }
 

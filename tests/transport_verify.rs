@@ -55,6 +55,7 @@ fn options(image: PathBuf, destination: Destination, verify: VerifyMode) -> RunO
         dma: None,
         tls: None,
         verify,
+        timeouts: Default::default(),
     }
 }
 
