@@ -17,6 +17,7 @@ use autoconv::migration::dirty_rate::DirtyRateOptions;
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 use autoconv::transport::protocol;
+use autoconv::transport::verify::VerifyMode;
 
 static KVM: Mutex<()> = Mutex::new(());
 
@@ -134,6 +135,7 @@ fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
         prefill: false,
         dma: None,
         tls: None,
+        verify: VerifyMode::Digest,
         timeouts: Default::default(),
     }
 }
@@ -316,9 +318,10 @@ fn a_dropped_dirty_bit_fails_memory_verification() {
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), "paced.img", &paced_spec());
     // The status page changes with every write the guest makes: losing its dirty bit means
-    // the destination keeps the stale copy from the first pass. At 16 MiB/s the first pass
-    // takes seconds, so even a starved guest writes again after its status page was sent, and
-    // the 60 s downtime limit lets the second pass be the last.
+    // the destination keeps the stale copy from the first pass. Only the full re-read sees
+    // it: the digests sent with the pages prove the destination holds what was sent. At
+    // 16 MiB/s the first pass takes seconds, so even a starved guest writes again after its
+    // status page was sent, and the 60 s downtime limit lets the second pass be the last.
     let mut opts = options(
         img,
         config(&[
@@ -327,6 +330,7 @@ fn a_dropped_dirty_bit_fails_memory_verification() {
         ]),
     );
     opts.drop_dirty_gfn = Some(layout::STATUS_GPA / 4096);
+    opts.verify = VerifyMode::Full;
     let r = run_migration(&opts, &CancelToken::new()).unwrap();
     assert_eq!(r.outcome.status, MigrationStatus::Failed, "{:?}", r.outcome);
     assert_eq!(r.memory_verified, Some(false));
