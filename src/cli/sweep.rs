@@ -5,6 +5,7 @@ use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::report::{write_dir_atomically, write_file_atomically};
 use autoconv::scenario::ScenarioSource;
+use autoconv::sweep::eta::long_sweep_notice;
 use autoconv::sweep::rank::{format_ranking, write_combos};
 use autoconv::sweep::{
     merge_tables, summarize, Axis, Metric, Plan, RunsTable, Seeds, Shard, SweepSpec,
@@ -12,6 +13,7 @@ use autoconv::sweep::{
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Run a scenario over a grid of parameter values, in parallel, and rank the policies.
@@ -71,8 +73,11 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 10, value_name = "K")]
     pub top: usize,
     /// Run only the K-th of N slices (every N-th run, from run K-1), e.g. one per machine;
-    /// join the slices' runs.csv with `autoconv merge`.
-    #[arg(long, value_name = "K/N")]
+    /// join the slices' runs.csv with `autoconv merge`. `auto` takes K and N from a Slurm job
+    /// array (SLURM_ARRAY_TASK_ID, _MIN, _MAX, _STEP, _COUNT); `auto/N` takes K from a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX, 0-based) or checks Slurm's N. deploy/ has
+    /// an sbatch script and an Indexed Job manifest.
+    #[arg(long, value_name = "K/N|auto|auto/N")]
     pub shard: Option<String>,
     /// Threads [default: one per core].
     #[arg(short = 'j', long, value_name = "N")]
@@ -146,7 +151,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         Some(s) => Seeds::parse(s)?,
         None => Seeds::Scenario,
     };
-    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let resolved = args
+        .shard
+        .as_deref()
+        .map(|text| Shard::resolve(text, |name| std::env::var(name).ok()))
+        .transpose()?;
+    let shard = resolved.as_ref().map(|r| r.shard);
     let source = ScenarioSource::load(&args.scenario)?;
     let pool = pool(args.jobs)?;
     let spec = SweepSpec {
@@ -183,7 +193,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         seeds_text,
         plan.total_runs(),
         if plan.total_runs() == 1 { "" } else { "s" },
-        shard.map_or(String::new(), |s| format!(" (shard {s}: {mine} of them)")),
+        match &resolved {
+            Some(r) if r.source != "given" => {
+                format!(" (shard {}: {mine} of them; {})", r.shard, r.source)
+            }
+            Some(r) => format!(" (shard {}: {mine} of them)", r.shard),
+            None => String::new(),
+        },
         pool.current_num_threads(),
         if pool.current_num_threads() == 1 {
             ""
@@ -192,7 +208,24 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         },
     );
     let pb = progress(mine, "runs");
-    let table = pool.install(|| plan.run(&|| pb.inc(1)))?;
+    let done = AtomicUsize::new(0);
+    let estimated = AtomicBool::new(false);
+    let table = pool.install(|| {
+        plan.run(&|| {
+            pb.inc(1);
+            let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if estimated.load(Ordering::Relaxed) {
+                return;
+            }
+            let elapsed_s = t0.elapsed().as_secs_f64();
+            if let Some(notice) = long_sweep_notice(done, mine, elapsed_s, shard.is_some()) {
+                // Said once, by whichever worker gets here first.
+                if !estimated.swap(true, Ordering::Relaxed) {
+                    pb.suspend(|| eprintln!("sweep: {notice}"));
+                }
+            }
+        })
+    })?;
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
 
@@ -216,7 +249,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
             write_combos(&mut combos_csv, &table.axes, &combos)?;
             files.push(("combos.csv", combos_csv));
         }
-        let meta = sweep_json(&plan, &args, table.rows.len());
+        let meta = sweep_json(&plan, &args, table.rows.len(), resolved.as_ref());
         files.push(("sweep.json", meta.into_bytes()));
         let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         write_dir_atomically(dir, &parts)
@@ -233,7 +266,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn sweep_json(plan: &Plan, args: &SweepArgs, rows: usize) -> String {
+fn sweep_json(
+    plan: &Plan,
+    args: &SweepArgs,
+    rows: usize,
+    shard: Option<&autoconv::sweep::ResolvedShard>,
+) -> String {
     let axes: Vec<serde_json::Value> = plan
         .axes()
         .iter()
@@ -250,6 +288,7 @@ fn sweep_json(plan: &Plan, args: &SweepArgs, rows: usize) -> String {
         "axes": axes,
         "seeds": seeds,
         "shard": plan.shard().map(|s| s.to_string()),
+        "shard_source": shard.map(|r| r.source.clone()),
         "grid_points": plan.combos(),
         "runs_total": plan.total_runs(),
         "runs_in_this_file": rows,

@@ -219,52 +219,6 @@ impl Seeds {
     }
 }
 
-/// The K-th of N slices of a sweep (1-based), taking every N-th run so each slice gets a fair
-/// mix of cheap and expensive grid points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    /// Which slice, 1..=N.
-    pub k: usize,
-    /// How many slices.
-    pub n: usize,
-}
-
-impl Shard {
-    /// Read `K/N`.
-    pub fn parse(text: &str) -> Result<Shard, SweepError> {
-        let bad = |message: &str| SweepError::Shard {
-            arg: text.to_string(),
-            message: message.to_string(),
-        };
-        let (k, n) = text
-            .split_once('/')
-            .ok_or_else(|| bad("expected K/N, e.g. 2/8 for the second of 8 slices"))?;
-        let k: usize = k
-            .trim()
-            .parse()
-            .map_err(|_| bad("expected K/N with whole numbers, e.g. 2/8"))?;
-        let n: usize = n
-            .trim()
-            .parse()
-            .map_err(|_| bad("expected K/N with whole numbers, e.g. 2/8"))?;
-        if n == 0 || k == 0 || k > n {
-            return Err(bad("K must be between 1 and N"));
-        }
-        Ok(Shard { k, n })
-    }
-
-    /// Whether run `index` (0-based, over the whole sweep) belongs to this slice.
-    pub fn owns(&self, index: usize) -> bool {
-        index % self.n == self.k - 1
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.k, self.n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,17 +279,12 @@ mod tests {
     }
 
     #[test]
-    fn seeds_and_shards() {
+    fn seeds() {
         assert_eq!(Seeds::parse("3").unwrap(), Seeds::List(vec![1, 2, 3]));
         assert_eq!(Seeds::parse("4..6").unwrap(), Seeds::List(vec![4, 5, 6]));
         assert_eq!(Seeds::parse("4..=6").unwrap(), Seeds::List(vec![4, 5, 6]));
         assert!(Seeds::parse("0").is_err());
         assert!(Seeds::parse("6..4").is_err());
         assert!(Seeds::parse("x").is_err());
-        let s = Shard::parse("2/3").unwrap();
-        assert_eq!((0..7).filter(|&i| s.owns(i)).collect::<Vec<_>>(), [1, 4]);
-        for bad in ["0/3", "4/3", "1/0", "1-3", "a/b"] {
-            assert!(Shard::parse(bad).is_err(), "{bad}");
-        }
     }
 }

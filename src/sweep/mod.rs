@@ -9,14 +9,17 @@
 //! index x seeds + seed position, first axis slowest), so the CSV is byte-identical from run to
 //! run, across `-j` values, and between a sharded sweep merged and an unsharded one.
 
+pub mod eta;
 pub mod grid;
 pub mod rank;
 pub mod select;
+pub mod shard;
 pub mod table;
 
-pub use grid::{Axis, Seeds, Shard};
+pub use grid::{Axis, Seeds};
 pub use rank::{rank_combos, summarize, ComboSummary, Metric, Stats};
 pub use select::{select_axes, AxisSelection, SelectError};
+pub use shard::{ResolvedShard, Shard};
 pub use table::{merge_tables, RunMetrics, RunRow, RunsTable, TableError};
 
 use crate::scenario::doc::Origin;
