@@ -287,7 +287,11 @@ mod tests {
     }
 
     /// `--shard` text, the environment, and what the refusal must say.
-    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
 
     #[test]
     fn what_cannot_be_sliced_is_refused() {
