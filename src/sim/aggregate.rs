@@ -257,7 +257,8 @@ impl RamModel for AggregateModel {
             let r = self.cursor_region;
             // Zero pages are spread evenly among the region's dirty pages.
             let in_bitmap = self.bitmaps[r].dirty();
-            let zero_share = if in_bitmap == 0 {
+            // (The test on zero_in_bitmap first spares a division in the usual case.)
+            let zero_share = if in_bitmap == 0 || self.zero_in_bitmap[r] <= 0.0 {
                 0.0
             } else {
                 (self.zero_in_bitmap[r] / in_bitmap as f64).clamp(0.0, 1.0)
