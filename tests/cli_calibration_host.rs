@@ -83,3 +83,27 @@ fn compare_warns_when_the_guest_ran_at_another_rate_than_profiled() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(stderr(&o), "");
 }
+
+/// The shipped KVM profiles came from a host nobody recorded: they say `unknown`, and every
+/// simulation of their calibrated scenarios says so once, with the profile's own rate.
+#[test]
+fn the_shipped_profiles_say_their_host_is_unknown_and_sim_warns() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (guest, rate) in [
+        ("hotcold", "40009"),
+        ("random", "38634"),
+        ("sequential", "36130"),
+    ] {
+        let scenario = format!("scenarios/calibrated-kvm-{guest}.toml");
+        let o = autoconv(&["sim", &scenario, "--no-out"], root);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "profile scenarios/profiles/kvm-{guest}.csv was measured on an unknown host (its guest ran at {rate}"
+            )) && err.contains("re-profile it here"),
+            "{err}"
+        );
+    }
+}

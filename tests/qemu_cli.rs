@@ -361,7 +361,7 @@ fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_run
             "--mem",
             "64MiB",
             "--set",
-            "avail-switchover-bandwidth=1000",
+            "avail-switchover-bandwidth=1GiB/s",
         ])
         .output()
         .unwrap();
@@ -702,4 +702,132 @@ fn record_qmp_records_a_migration_another_client_starts() {
     assert_eq!(after["max-bandwidth"], 256u64 << 20);
     src.kill();
     dst.kill();
+}
+
+/// QEMU settings autoconv does not model go to QEMU under their QMP names (both sides, since
+/// multifd needs the destination too) and into summary.json; QEMU's own refusal exits 2 before
+/// the run; `run --kvm` and `sim` refuse them as not modelled. `compare` and `plot` take the
+/// QEMU run directory.
+#[test]
+fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = small_image(dir.path());
+    // Refused by autoconv's own backends, before anything runs.
+    let o = run(&["run", "--kvm", &img, "--set", "multifd-channels=4"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("QEMU parameter 'multifd-channels' is not modelled by autoconv"),
+        "{err}"
+    );
+    let o = run(&[
+        "sim",
+        "scenarios/light.toml",
+        "--no-out",
+        "--set",
+        "xbzrle=on",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("QEMU capability 'xbzrle' is not modelled by autoconv"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let Some(_g) = qemu_guard("unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu")
+    else {
+        return;
+    };
+    // QEMU refuses a value in its own words: exit 2, one line, nothing written.
+    let refused = dir.path().join("refused");
+    let o = run(&[
+        "run",
+        "--qemu",
+        &img,
+        "--mem",
+        "64MiB",
+        "--set",
+        "multifd-channels=0",
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        // QEMU 7.2's words, underscore included.
+        err.contains("source QEMU: migrate-set-parameters: Parameter 'multifd_channels' expects a value between 1 and 255"),
+        "{err}"
+    );
+    assert!(!refused.join("summary.json").exists());
+
+    let out = dir.path().join("multifd");
+    let o = run(&[
+        "run",
+        "--qemu",
+        &img,
+        "--mem",
+        "64MiB",
+        "--set",
+        "auto-converge=on",
+        "--set",
+        "multifd=on",
+        "--set",
+        "multifd-channels=3",
+        "--set",
+        "xbzrle-cache-size=8388608",
+        "--warmup",
+        "500ms",
+        "--after",
+        "500ms",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["status"], "completed");
+    let passed = &s["parameters"]["passed_to_qemu"];
+    assert_eq!(passed["multifd"], true);
+    assert_eq!(passed["multifd-channels"], 3);
+    assert_eq!(passed["xbzrle-cache-size"], 8388608);
+    // QEMU ran with them: what it reports after setting.
+    let qemu = &s["parameters"]["qemu"];
+    assert_eq!(qemu["parameters"]["multifd-channels"], 3);
+    assert_eq!(qemu["parameters"]["xbzrle-cache-size"], 8388608);
+    let caps: Vec<&str> = qemu["capabilities_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        caps.contains(&"multifd") && caps.contains(&"auto-converge"),
+        "{caps:?}"
+    );
+
+    // compare and plot take a QEMU run directory.
+    let o = run(&[
+        "compare",
+        out.to_str().unwrap(),
+        "scenarios/qemu-7.2-reference.toml",
+        "--set",
+        "guest.memory=64MiB",
+        "--set",
+        "region.sweep.size=32MiB",
+    ]);
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{}", text(&o.stderr));
+    assert!(stdout.contains("recorded (qemu)"), "{stdout}");
+    assert!(stdout.contains("total_time"), "{stdout}");
+    let png = dir.path().join("multifd.png");
+    let o = run(&["plot", out.to_str().unwrap(), "-o", png.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
 }

@@ -30,8 +30,11 @@ pub fn scenario_profiles(s: &Scenario) -> Vec<(String, Profile)> {
 }
 
 fn measured_on(p: &Profile) -> String {
-    p.host()
-        .map_or_else(|| "a host it does not record".into(), |h| h.to_string())
+    match p.host() {
+        None => "a host it does not record".into(),
+        Some(h) if h.cpu_model == UNKNOWN_HOST => "an unknown host".into(),
+        Some(h) => h.to_string(),
+    }
 }
 
 /// The warning when a guest's measured unthrottled page writes/s differ from the profile's by
@@ -47,11 +50,23 @@ pub fn rate_warning(path: &str, p: &Profile, measured_write_pages_s: f64) -> Opt
     })
 }
 
-/// The warning when a profile was measured on a host unlike `here`; `None` when it is alike or
-/// the profile does not say (profiles from models, and those written before hosts were
-/// recorded).
+/// What a profile says in `host_cpu_model` when it was measured on a real guest but nobody
+/// knows on which host (the shipped profiles predate the column).
+pub const UNKNOWN_HOST: &str = "unknown";
+
+/// The warning when a profile was measured on a host unlike `here`, or on a host it marks
+/// [`UNKNOWN_HOST`]; `None` when it is alike or the profile does not say (profiles from models,
+/// and those written before hosts were recorded, without the mark).
 pub fn host_warning(path: &str, p: &Profile, here: &HostInfo) -> Option<String> {
     let there = p.host()?;
+    if there.cpu_model == UNKNOWN_HOST {
+        let rate = p.unthrottled_write_pages_s().map_or_else(String::new, |r| {
+            format!(" at {r:.0} page writes/s unthrottled")
+        });
+        return Some(format!(
+            "warning: profile {path} was measured on an unknown host (its guest ran{rate}); the prediction holds only where the guest runs as fast, and this host may differ; re-profile it here (autoconv profile --kvm IMAGE) before trusting the prediction"
+        ));
+    }
     (!there.same_as(here)).then(|| {
         format!(
             "warning: profile {path} was measured on {there}, this host is {here}: the guest may run at another rate here; re-profile it on this host (autoconv profile --kvm IMAGE) before trusting the prediction"
@@ -116,6 +131,22 @@ mod tests {
             host_warning("p.csv", &p, &HostInfo::from_cpuinfo("model name: X")),
             None
         );
+    }
+
+    #[test]
+    fn a_host_marked_unknown_always_warns_and_names_the_profiles_rate() {
+        let p = profile(",host_cpu_model,host_cores", ",unknown,");
+        for here in ["model name: AMD EPYC", "model name: unknown", ""] {
+            let w = host_warning("p.csv", &p, &HostInfo::from_cpuinfo(here)).unwrap();
+            assert!(!w.contains('\n'));
+            assert!(
+                w.contains("p.csv was measured on an unknown host (its guest ran at 40000 page writes/s unthrottled)"),
+                "{w}"
+            );
+            assert!(w.contains("re-profile it here"), "{w}");
+        }
+        let w = rate_warning("p.csv", &p, 12_000.0).unwrap();
+        assert!(w.contains("(measured on an unknown host)"), "{w}");
     }
 
     #[test]

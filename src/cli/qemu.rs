@@ -13,9 +13,10 @@ use super::ctrl_c::ctrl_c_token;
 use super::exit;
 use super::run_kvm::KvmRunArgs;
 use super::values::parse_duration_ms;
+use autoconv::migration::vocabulary;
 use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
 use autoconv::qemu::record::{self, QmpSource, Recording, VirshSource};
-use autoconv::qemu::run::{run_migration, QemuRunOptions, QemuRunReport};
+use autoconv::qemu::run::{run_migration, PassThrough, QemuRunOptions, QemuRunReport};
 use autoconv::report::Summary;
 use autoconv::units::format_bytes;
 
@@ -77,9 +78,31 @@ fn stem(p: &Path) -> String {
         .unwrap_or_else(|| "guest".into())
 }
 
+/// Splits `--set`s into what autoconv models (checked here) and QEMU's own settings autoconv
+/// does not model (`multifd-channels=4`, `xbzrle=on`), which go to QEMU as they are.
+fn split_passthrough(sets: &[String]) -> (Vec<String>, Vec<PassThrough>) {
+    let mut modelled = Vec::new();
+    let mut passthrough = Vec::new();
+    for set in sets {
+        let (name, value) = set.split_once('=').unwrap_or((set, ""));
+        let name = name.trim();
+        let name = name.strip_prefix("migration.").unwrap_or(name);
+        match vocabulary::unmodelled(name) {
+            Some(kind) if set.contains('=') => passthrough.push(PassThrough::new(
+                name,
+                value,
+                kind == vocabulary::Unmodelled::Capability,
+            )),
+            _ => modelled.push(set.clone()),
+        }
+    }
+    (modelled, passthrough)
+}
+
 /// Handler of `autoconv run --qemu IMAGE`: exit 0 if QEMU's migration completed, 1 if not.
 pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
-    let config = autoconv::scenario::migration_config_from_sets(&args.set)?;
+    let (modelled, passthrough) = split_passthrough(&args.set);
+    let config = autoconv::scenario::migration_config_from_sets(&modelled)?;
     let user_qemu_version = args.set.iter().rev().find_map(|s| {
         let (n, v) = s.split_once('=')?;
         (n.trim() == "autoconv.qemu_version").then(|| v.trim().trim_matches('"').to_string())
@@ -93,11 +116,11 @@ pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
         mem_bytes: args.guest.mem,
         vcpus: args.guest.vcpus.unwrap_or(0),
         config,
-        user_set: args
-            .set
+        user_set: modelled
             .iter()
             .filter_map(|s| set_parameter_name(s))
             .collect(),
+        passthrough,
         user_qemu_version,
         warmup_ms: args.warmup,
         after_ms: args.after,
@@ -218,6 +241,16 @@ fn run_summary(r: &QemuRunReport, image: &Path, args: &KvmRunArgs) -> Summary {
         }
         // What QEMU itself reports it ran with, read back after setting.
         obj.insert("qemu".into(), r.qemu_parameters.clone());
+        // The settings autoconv does not model, handed to QEMU as given.
+        obj.insert(
+            "passed_to_qemu".into(),
+            Value::Object(
+                r.passthrough
+                    .iter()
+                    .map(|p| (p.name.clone(), p.value.clone()))
+                    .collect(),
+            ),
+        );
         obj.insert(
             "guest".into(),
             json!({

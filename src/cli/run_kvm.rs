@@ -49,7 +49,8 @@ pub struct KvmRunArgs {
     /// cpu-throttle-increment=10, cpu-throttle-tailslow=off, max-cpu-throttle=99,
     /// throttle-trigger-threshold=50, avail-switchover-bandwidth=0), or an autoconv setting
     /// (autoconv.time_limit_s=600, autoconv.qemu_version=7.2), as `autoconv sim` takes them.
-    /// Repeatable; later ones win.
+    /// With --qemu, QEMU's settings autoconv does not model (multifd=on, multifd-channels=4,
+    /// xbzrle-cache-size=67108864) go to QEMU as given. Repeatable; later ones win.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
     /// Write timeseries.csv, events.csv, summary.json (as `autoconv sim` writes them, plus

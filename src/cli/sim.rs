@@ -4,7 +4,8 @@ use super::exit;
 use super::out::{out, outln};
 use anyhow::Context;
 use autoconv::migration::{
-    AutoconvSettings, MigrationOutcome, MigrationParameters, MigrationStatus, QemuVersion, Timeline,
+    vocabulary, AutoconvSettings, MigrationOutcome, MigrationParameters, MigrationStatus,
+    QemuVersion, Timeline,
 };
 use autoconv::report::{summary_json, write_run_dir, Summary};
 use autoconv::scenario::Scenario;
@@ -207,14 +208,14 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
             "%",
             d.cpu_throttle_initial.to_string(),
             "1..99",
-            "first throttle percentage (alias x-cpu-throttle-initial)",
+            "first throttle percentage (aliases below)",
         ),
         (
             "cpu-throttle-increment",
             "%",
             d.cpu_throttle_increment.to_string(),
             "1..99",
-            "added at each later step (alias x-cpu-throttle-increment)",
+            "added at each later step (aliases below)",
         ),
         (
             "cpu-throttle-tailslow",
@@ -298,6 +299,21 @@ pub fn params(_args: ParamsArgs) -> anyhow::Result<u8> {
     );
     outln!(
         "  policy         qemu  who picks the throttle: qemu (QEMU's staircase) or predictive (autoconv's own)"
+    );
+    outln!();
+    outln!("Other names for the same parameters (QEMU 2.5's, virsh migrate's options):");
+    for (alias, name) in vocabulary::ALIASES {
+        outln!("  {alias:<26} = {name}");
+    }
+    outln!();
+    outln!("QEMU settings autoconv does not model (refused as such, not as typos):");
+    outln!(
+        "  parameters:   {}",
+        vocabulary::UNMODELLED_PARAMETERS.join(" ")
+    );
+    outln!(
+        "  capabilities: {}",
+        vocabulary::UNMODELLED_CAPABILITIES.join(" ")
     );
     Ok(exit::OK)
 }

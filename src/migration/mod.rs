@@ -14,6 +14,7 @@ pub mod params;
 pub mod policy;
 pub mod precopy;
 pub mod report;
+pub mod vocabulary;
 
 pub use env::{
     BackendError, CancelToken, Clock, Guest, GuestObservation, Link, PageBatch, PageCost, PageRef,

@@ -4,6 +4,7 @@
 //! The settings QEMU does not have (how long autoconv lets a migration run, which QEMU release to
 //! mimic) live apart, in [`AutoconvSettings`], so nobody mistakes them for QEMU behaviour.
 
+use super::vocabulary;
 use serde::Serialize;
 
 /// A parameter value as given on a command line or in a file, before it is checked.
@@ -54,6 +55,22 @@ pub enum ParameterError {
     Refused {
         /// QEMU's whole message.
         message: String,
+    },
+    /// QEMU {kind} '{name}' is not modelled by autoconv
+    #[error("QEMU {kind} '{name}' is not modelled by autoconv")]
+    NotModelled {
+        /// "parameter" or "capability".
+        kind: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// {name}={bytes} is {bytes} bytes/s: did you mean {bytes}MiB/s? (a bare number is bytes/s, as in QMP; write {bytes}B/s if you mean it)
+    #[error("{name}={bytes} is {bytes} bytes/s: did you mean {bytes}MiB/s? (a bare number is bytes/s, as in QMP; write {bytes}B/s if you mean it)")]
+    BareBandwidth {
+        /// The parameter's name.
+        name: String,
+        /// The number as given.
+        bytes: u64,
     },
     /// Parameter '{name}' is unexpected
     #[error("Parameter '{name}' is unexpected{hint}")]
@@ -133,31 +150,29 @@ pub const PARAMETER_NAMES: &[&str] = &[
     "x-vcpu-dirty-limit-period",
 ];
 
-/// The QEMU 2.5 names from the original feature page, still accepted.
-const ALIASES: &[(&str, &str)] = &[
-    ("x-cpu-throttle-initial", "cpu-throttle-initial"),
-    ("x-cpu-throttle-increment", "cpu-throttle-increment"),
-];
-
 /// QEMU caps downtime-limit at 2000 seconds.
 const MAX_MIGRATE_DOWNTIME_MS: u64 = 2_000_000;
 
 impl MigrationParameters {
-    /// The canonical name for `name` (resolving the `x-` aliases), if it is a parameter.
+    /// The canonical name for `name` (resolving QEMU 2.5's `x-` names and virsh's
+    /// `auto-converge-*` options), if it is a modelled parameter.
     pub fn canonical_name(name: &str) -> Option<&'static str> {
         if let Some(n) = PARAMETER_NAMES.iter().find(|n| **n == name) {
             return Some(n);
         }
-        ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == name)
-            .map(|(_, n)| *n)
+        vocabulary::alias_target(name)
     }
 
     /// Set one parameter by its QEMU name, checking type and range as `migrate-set-parameters`
     /// does. Cross-parameter rules are checked by [`MigrationParameters::validate`].
     pub fn set(&mut self, name: &str, value: &ParamValue) -> Result<(), ParameterError> {
         let Some(canonical) = Self::canonical_name(name) else {
+            if let Some(kind) = vocabulary::unmodelled(name) {
+                return Err(ParameterError::NotModelled {
+                    kind: kind.word(),
+                    name: name.to_string(),
+                });
+            }
             return Err(ParameterError::Unknown {
                 name: name.to_string(),
                 hint: suggest(name, PARAMETER_NAMES),
@@ -342,12 +357,34 @@ fn int_in(
     }
 }
 
+/// A bare number of bytes/s below this is taken for a MiB/s slip (QMP's `max-bandwidth=64` is
+/// 64 bytes/s, HMP's `migrate_set_parameter max-bandwidth 64` and virsh's `--bandwidth 64` are
+/// 64 MiB/s). 0 means unlimited and is fine.
+const BARE_BANDWIDTH_MIN_BYTES_S: u64 = 1 << 20;
+
 /// Bytes per second: an integer as QEMU takes it, or (an autoconv convenience) a string with a
-/// unit such as "64MiB/s" or "10Gbit/s".
+/// unit such as "64MiB/s" or "10Gbit/s". A bare number under 1 MiB/s (other than 0) is refused
+/// with a hint; with a unit ("64B/s") it is taken as written.
 fn bandwidth_value(name: &str, value: &ParamValue) -> Result<u64, ParameterError> {
     let expected = "an integer in the range of 0 to 18446744073709551615 bytes/second";
+    let bare = |bytes: u64| {
+        if bytes > 0 && bytes < BARE_BANDWIDTH_MIN_BYTES_S {
+            Err(ParameterError::BareBandwidth {
+                name: name.into(),
+                bytes,
+            })
+        } else {
+            Ok(bytes)
+        }
+    };
     match value {
-        ParamValue::Int(v) if *v >= 0 => Ok(*v as u64),
+        ParamValue::Int(v) if *v >= 0 => bare(*v as u64),
+        ParamValue::Str(s) if !s.is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            bare(s.trim().parse().map_err(|_| ParameterError::InvalidValue {
+                name: name.into(),
+                expected: expected.into(),
+            })?)
+        }
         ParamValue::Int(_) | ParamValue::Float(_) => Err(ParameterError::InvalidValue {
             name: name.into(),
             expected: expected.into(),
@@ -612,6 +649,58 @@ mod tests {
         p.set("max-bandwidth", &ParamValue::Int(0)).unwrap();
         assert_eq!(p.max_bandwidth, 0);
         assert!(p.set("max-bandwidth", &ParamValue::Int(-1)).is_err());
+    }
+
+    #[test]
+    fn a_bare_bandwidth_under_1_mib_s_is_refused_with_a_hint() {
+        let mut p = MigrationParameters::default();
+        for v in [ParamValue::Int(64), ParamValue::Str("64".into())] {
+            let e = p.set("max-bandwidth", &v).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "max-bandwidth=64 is 64 bytes/s: did you mean 64MiB/s? (a bare number is bytes/s, as in QMP; write 64B/s if you mean it)"
+            );
+        }
+        assert_eq!(
+            p.max_bandwidth,
+            128 << 20,
+            "a refused value changes nothing"
+        );
+        let e = p
+            .set(
+                "avail-switchover-bandwidth",
+                &ParamValue::Int((1 << 20) - 1),
+            )
+            .unwrap_err();
+        assert!(matches!(e, ParameterError::BareBandwidth { .. }), "{e}");
+        // With a unit it is what it says; 1 MiB/s and up, or 0 (unlimited), bare is fine.
+        p.set("max-bandwidth", &ParamValue::Str("64B/s".into()))
+            .unwrap();
+        assert_eq!(p.max_bandwidth, 64);
+        p.set("max-bandwidth", &ParamValue::Int(1 << 20)).unwrap();
+        assert_eq!(p.max_bandwidth, 1 << 20);
+        p.set("max-bandwidth", &ParamValue::Int(0)).unwrap();
+        assert_eq!(p.max_bandwidth, 0);
+    }
+
+    #[test]
+    fn virsh_names_are_aliases_and_real_qemu_names_are_not_typos() {
+        let mut p = MigrationParameters::default();
+        p.set("auto-converge-initial", &ParamValue::Int(30))
+            .unwrap();
+        p.set("auto-converge-increment", &ParamValue::Int(15))
+            .unwrap();
+        assert_eq!((p.cpu_throttle_initial, p.cpu_throttle_increment), (30, 15));
+        let e = p.set("multifd-channels", &ParamValue::Int(4)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "QEMU parameter 'multifd-channels' is not modelled by autoconv"
+        );
+        let e = p.set("postcopy-ram", &ParamValue::Bool(true)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "QEMU capability 'postcopy-ram' is not modelled by autoconv"
+        );
     }
 
     #[test]

@@ -43,10 +43,36 @@ pub struct QemuRunOptions {
     pub user_set: Vec<String>,
     /// The `autoconv.qemu_version` the user set, if any (must match QEMU's).
     pub user_qemu_version: Option<String>,
+    /// QEMU settings autoconv does not model (`multifd-channels`, `xbzrle`, ...), handed to
+    /// both QEMUs as given: QEMU runs its own algorithm, so they need no model here.
+    pub passthrough: Vec<PassThrough>,
     /// How long the guest runs (after its first marker, if it writes markers) before `migrate`.
     pub warmup_ms: u64,
     /// How long to watch the guest after the migration.
     pub after_ms: u64,
+}
+
+/// A QEMU migration setting passed to QEMU under its QMP name, unmodelled by autoconv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassThrough {
+    /// Its QMP name.
+    pub name: String,
+    /// The value as QMP takes it (a boolean, an integer or a string).
+    pub value: Value,
+    /// A capability (`migrate-set-capabilities`) rather than a parameter.
+    pub capability: bool,
+}
+
+impl PassThrough {
+    /// `name` set to the command-line text `value`: `on`/`off`/`true`/`false` become booleans,
+    /// digits an integer, anything else a string (QEMU says if the type is wrong).
+    pub fn new(name: &str, value: &str, capability: bool) -> PassThrough {
+        PassThrough {
+            name: name.to_string(),
+            value: json_value(value.trim().trim_matches('"')),
+            capability,
+        }
+    }
 }
 
 /// Failures before the migration started (exit 2).
@@ -121,6 +147,8 @@ pub struct QemuRunReport {
     pub config: MigrationConfig,
     /// `query-migrate-parameters` and `query-migrate-capabilities` after setting them.
     pub qemu_parameters: Value,
+    /// The unmodelled settings handed to QEMU.
+    pub passthrough: Vec<PassThrough>,
     /// vCPUs.
     pub vcpus: u32,
     /// The image's own description, if it is an autoconv image.
@@ -199,11 +227,39 @@ fn json_value(v: &str) -> Value {
     }
 }
 
-/// Set auto-converge and the parameters on the source; QEMU's refusal is returned as is.
+/// Send the pass-through capabilities, then parameters; QEMU's refusal is returned as is.
+/// Both sides get them: QEMU needs some on the destination too (`multifd` and its channels,
+/// `postcopy-ram`, `return-path`), and the others do no harm there.
+fn set_passthrough(qmp: &mut QmpClient, passthrough: &[PassThrough]) -> Result<(), QmpError> {
+    let caps: Vec<Value> = passthrough
+        .iter()
+        .filter(|p| p.capability)
+        .map(|p| serde_json::json!({"capability": p.name, "state": p.value}))
+        .collect();
+    if !caps.is_empty() {
+        qmp.execute(
+            "migrate-set-capabilities",
+            Some(serde_json::json!({ "capabilities": caps })),
+        )?;
+    }
+    let params: Map<String, Value> = passthrough
+        .iter()
+        .filter(|p| !p.capability)
+        .map(|p| (p.name.clone(), p.value.clone()))
+        .collect();
+    if !params.is_empty() {
+        qmp.execute("migrate-set-parameters", Some(Value::Object(params)))?;
+    }
+    Ok(())
+}
+
+/// Set auto-converge and the parameters on the source, then the pass-through settings; QEMU's
+/// refusal is returned as is.
 fn set_parameters(
     qmp: &mut QmpClient,
     config: &MigrationConfig,
     user_set: &[String],
+    passthrough: &[PassThrough],
 ) -> Result<Value, QmpError> {
     let have = qmp.execute("query-migrate-parameters", None)?;
     let mut params = Map::new();
@@ -224,6 +280,7 @@ fn set_parameters(
         ]})),
     )?;
     qmp.execute("migrate-set-parameters", Some(Value::Object(params)))?;
+    set_passthrough(qmp, passthrough)?;
     let parameters = qmp.execute("query-migrate-parameters", None)?;
     let caps = qmp.execute("query-migrate-capabilities", None)?;
     let enabled: Vec<Value> = caps
@@ -332,8 +389,9 @@ pub fn run_migration(
         }
     }
     config.autoconv.qemu_version = qv;
-    let qemu_parameters =
-        set_parameters(&mut sq, &config, &opts.user_set).map_err(qmp_err("source"))?;
+    let qemu_parameters = set_parameters(&mut sq, &config, &opts.user_set, &opts.passthrough)
+        .map_err(qmp_err("source"))?;
+    set_passthrough(&mut dq, &opts.passthrough).map_err(qmp_err("destination"))?;
     sq.execute("cont", None).map_err(qmp_err("source"))?;
     say(&format!(
         "QEMU {version}: source pid {}, destination pid {} (-incoming defer); parameters set",
@@ -522,6 +580,7 @@ pub fn run_migration(
         source_args: args,
         config,
         qemu_parameters,
+        passthrough: opts.passthrough.clone(),
         vcpus,
         image: info.map(|i| i.to_string()),
         before,
