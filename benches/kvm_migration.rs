@@ -85,6 +85,7 @@ fn opts(image: std::path::PathBuf, mem: u64, config: MigrationConfig) -> RunOpti
         prefill: false,
         dma: None,
         tls: None,
+        timeouts: Default::default(),
     }
 }
 

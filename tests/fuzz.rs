@@ -24,6 +24,8 @@ fn every_target_has_seeds_that_its_reader_accepts() {
         ("multiboot", "loaded"),
         ("scenario", "built"),
         ("profile", "parsed"),
+        ("qmp", "negotiated"),
+        ("from-log", "recorded"),
     ];
     for (name, ok) in accepted {
         let mut t = target(name);

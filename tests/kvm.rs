@@ -90,6 +90,7 @@ fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
         prefill: false,
         dma: None,
         tls: None,
+        timeouts: Default::default(),
     }
 }
 

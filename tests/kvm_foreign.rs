@@ -59,6 +59,7 @@ fn options(image: PathBuf, sets: &[(&str, ParamValue)], warmup_ms: u64) -> RunOp
         prefill: false,
         dma: None,
         tls: None,
+        timeouts: Default::default(),
     }
 }
 

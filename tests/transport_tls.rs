@@ -313,6 +313,7 @@ fn options(image: std::path::PathBuf, destination: Destination) -> RunOptions {
         prefill: false,
         dma: None,
         tls: None,
+        timeouts: Default::default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `autoconv compare`: a recorded run next to a simulation of a scenario with its parameters.
 
 use super::exit;
-use super::out::{out, outln};
+use super::out::{errln, out, outln};
 use anyhow::Context;
 use autoconv::check::compare::{format_comparison, metrics_from_summary, overrides_from_summary};
 use autoconv::migration::Timeline;
@@ -62,7 +62,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     // another host or guest predicts something else.
     if let Some(rate) = summary["guest"]["write_pages_s_before"].as_f64() {
         for w in autoconv::check::calibration::scenario_rate_warnings(&scenario, rate) {
-            eprintln!("autoconv: {w}");
+            errln!("autoconv: {w}");
         }
     }
     if let Some(dir) = &args.out {

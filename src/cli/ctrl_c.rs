@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use autoconv::migration::CancelToken;
 
+use super::out::errln;
+
 static SIGINT_SEEN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
@@ -27,7 +29,7 @@ pub(super) fn ctrl_c_token() -> (CancelToken, std::sync::Arc<AtomicBool>) {
             .spawn(move || {
                 while !d.load(Ordering::SeqCst) {
                     if SIGINT_SEEN.load(Ordering::SeqCst) {
-                        eprintln!("autoconv: Ctrl-C: cancelling (again to quit at once)");
+                        errln!("autoconv: Ctrl-C: cancelling (again to quit at once)");
                         t.cancel();
                         return;
                     }

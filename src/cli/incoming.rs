@@ -1,6 +1,6 @@
 //! `autoconv incoming tcp:HOST:PORT`: be the destination of a real guest's live migration.
 
-use super::out::outln;
+use super::out::{errln, outln};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -40,6 +40,11 @@ pub struct IncomingArgs {
     /// Overall deadline of one peer's handshake (TLS and the migration's opening message).
     #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
     pub handshake_timeout: u64,
+    /// After a migration that fails (the stream broke, the source aborted, memory did not
+    /// verify), report it and wait for the next source instead of exiting 1 as QEMU's
+    /// -incoming destination does.
+    #[arg(long)]
+    pub keep_listening: bool,
 }
 
 const INCOMING_HELP: &str = "\
@@ -48,8 +53,9 @@ Waits for one `autoconv run --kvm ... --migrate tcp:HOST:PORT`, checks every fra
 compares a CRC32 of every page with the source's (keyed for this session), and only
 then resumes the guest, which keeps running here; its progress counters continue from
 the source's values. Peers that fail the handshake (no valid certificate under
---tls-creds, garbage, silence past --handshake-timeout) and migrations that fail are
-reported on stderr, and it keeps listening until a source migrates or Ctrl-C.";
+--tls-creds, garbage, silence past --handshake-timeout) are reported on stderr and it
+keeps listening. A migration that fails ends it with exit 1, as QEMU's -incoming
+destination exits; --keep-listening reports it and waits for the next source.";
 
 /// Handler of `autoconv incoming`.
 pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
@@ -72,6 +78,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         tls,
         max_mem_bytes: args.max_mem,
         handshake_timeout: Duration::from_millis(args.handshake_timeout.max(1)),
+        keep_listening: args.keep_listening,
     };
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| transport::TransportError::Listen {
@@ -80,7 +87,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         })?;
     let bound = listener.local_addr()?;
     if config.tls.is_none() && !bound.ip().is_loopback() {
-        eprintln!(
+        errln!(
             "autoconv: warning: listening on tcp:{bound} in the clear: anyone who can reach it can read this migration or write a guest here (use --tls-creds DIR)"
         );
     }
@@ -88,7 +95,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
     let received = incoming::serve(&listener, &cancel, &config, &mut |line| {
-        eprintln!("autoconv: incoming: {line}; still listening");
+        errln!("autoconv: incoming: {line}; still listening");
     });
     let inc = match received {
         Ok(i) => i,
@@ -99,7 +106,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
                 let json = pretty(&serde_json::json!({"status": "failed", "error": msg}));
                 write_dir_atomically(dir, &[("incoming.json", json.as_bytes())])?;
             }
-            eprintln!("autoconv: incoming migration failed: {msg}");
+            errln!("autoconv: incoming migration failed: {msg}");
             return Ok(super::exit::NOT_COMPLETED);
         }
     };

@@ -37,6 +37,14 @@ pub fn finish() -> Result<(), io::Error> {
     }
 }
 
+/// Write `args` to stderr, ignoring failure: a closed (`2>&-`) or full (`2>/dev/full`) stderr
+/// must not turn a diagnostic into a panic (std's `eprintln!` panics on ENOSPC) nor change the
+/// command's exit code, which still says how the command went.
+pub fn print_err(args: fmt::Arguments) {
+    let mut stderr = io::stderr().lock();
+    let _ = stderr.write_fmt(args).and_then(|()| stderr.flush());
+}
+
 /// `print!` that never panics (see [`print`]).
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -54,4 +62,11 @@ macro_rules! outln {
     };
 }
 
-pub(crate) use {out, outln};
+/// `eprintln!` that never panics (see [`print_err`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::out::print_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {errln, out, outln};

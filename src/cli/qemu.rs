@@ -1,7 +1,7 @@
 //! `autoconv run --qemu IMAGE` and `autoconv record`: real QEMU, driven or watched over QMP,
 //! written to the same run files as `sim` and `run --kvm`.
 
-use super::out::outln;
+use super::out::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -211,7 +211,7 @@ fn print_run(r: &QemuRunReport) {
         }
     );
     if let Some(w) = progress_warning(r) {
-        eprintln!("autoconv: warning: {w}");
+        errln!("autoconv: warning: {w}");
     }
 }
 

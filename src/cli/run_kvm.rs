@@ -1,8 +1,9 @@
 //! `autoconv run --kvm IMAGE`: run a real guest, live-migrate it, report and write the run.
 
-use super::out::outln;
+use super::out::{errln, outln};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -75,6 +76,16 @@ pub struct KvmRunArgs {
     /// host in --migrate, or 127.0.0.1 for the local destination).
     #[arg(long, value_name = "NAME", requires = "tls_creds")]
     pub tls_hostname: Option<String>,
+    /// Give up on a destination that has not answered the handshake (connect, TLS, its
+    /// reply once it has built the VM) within this.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_ms, conflicts_with = "qemu")]
+    pub handshake_timeout: u64,
+    /// Give up on a destination that moves no byte for this long (it stopped reading, or does
+    /// not answer at switchover): the migration ends `cancelled`, as QEMU's migrate_cancel
+    /// ends it, the source guest resumed; the wait never goes past autoconv.time_limit_s
+    /// (then `not-converged`). QEMU itself would wait for ever.
+    #[arg(long, default_value = "15s", value_parser = parse_duration_ms, conflicts_with = "qemu")]
+    pub stall_timeout: u64,
     /// The calibrated scenario meant to predict this run (a FILE.toml whose workload is a
     /// measured profile): warn if this guest's unthrottled write rate, measured in the
     /// warm-up, is more than 10% off its profile's (the calibration would not hold).
@@ -160,6 +171,11 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         prefill: false,
         dma: args.guest.dma(),
         tls,
+        timeouts: transport::link::LinkTimeouts {
+            handshake: Duration::from_millis(args.handshake_timeout.max(1)),
+            stall: Duration::from_millis(args.stall_timeout.max(1)),
+            deadline: None,
+        },
     };
     let (cancel, done) = ctrl_c_token();
     let report = session::run_migration(&opts, &cancel);
@@ -171,7 +187,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             s,
             report.before.pages_written_per_s,
         ) {
-            eprintln!("autoconv: {w}");
+            errln!("autoconv: {w}");
         }
     }
     if let Some(dir) = &args.out {
@@ -258,7 +274,7 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
     }
     outln!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
-        eprintln!("autoconv: warning: {w}");
+        errln!("autoconv: warning: {w}");
     }
 }
 

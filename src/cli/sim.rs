@@ -1,7 +1,7 @@
 //! `autoconv sim` and `autoconv params`.
 
 use super::exit;
-use super::out::{out, outln};
+use super::out::{errln, out, outln};
 use anyhow::Context;
 use autoconv::migration::{
     vocabulary, AutoconvSettings, MigrationOutcome, MigrationParameters, MigrationStatus,
@@ -58,7 +58,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let scenario = Scenario::load(&args.scenario, &args.sets)?;
     // A calibration made on another host may not describe the guest as it runs here.
     for w in autoconv::check::calibration::scenario_host_warnings(&scenario) {
-        eprintln!("autoconv: {w}");
+        errln!("autoconv: {w}");
     }
     let seed = args.seed.unwrap_or(scenario.seed);
     let out_dir = (!args.no_out).then(|| {

@@ -1,7 +1,7 @@
 //! `autoconv sweep` and `autoconv merge`.
 
 use super::exit;
-use super::out::{out, outln};
+use super::out::{errln, out, outln};
 use anyhow::Context;
 use autoconv::report::{write_dir_atomically, write_file_atomically};
 use autoconv::scenario::ScenarioSource;
@@ -185,7 +185,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<u8> {
         Seeds::List(v) if v.len() == 1 => format!("seed {}", v[0]),
         Seeds::List(v) => format!("{} seeds", v.len()),
     };
-    eprintln!(
+    errln!(
         "sweep {}: {} grid point{} x {} = {} run{}{} on {} thread{}",
         plan.scenario_name(),
         plan.combos(),

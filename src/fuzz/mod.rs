@@ -15,6 +15,7 @@
 
 pub mod multiboot;
 pub mod profile;
+pub mod qmp;
 pub mod scenario;
 pub mod text;
 pub mod wire;
@@ -53,6 +54,7 @@ impl Features {
 pub fn error_class(message: &str) -> String {
     let mut out = String::new();
     let mut quoted = false;
+    let mut escaped = false;
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
         if word.chars().any(|c| c.is_ascii_digit()) {
@@ -63,6 +65,12 @@ pub fn error_class(message: &str) -> String {
         word.clear();
     };
     for c in message.chars() {
+        // Inside quotes a backslash escapes the next character (Debug-quoted input lines
+        // carry \" of their own, which must not end the quote).
+        if quoted && (escaped || c == '\\') {
+            escaped = !escaped && c == '\\';
+            continue;
+        }
         if c == '"' || c == '`' {
             flush(&mut word, &mut out);
             quoted = !quoted;
@@ -284,13 +292,15 @@ pub fn fuzz(target: &mut dyn Target, execs: u64, seed: u64) -> Report {
     report
 }
 
-/// The four targets, seeded from the repository at `root` (the crate's directory).
+/// Every target, seeded from the repository at `root` (the crate's directory).
 pub fn targets(root: &std::path::Path) -> Vec<Box<dyn Target>> {
     vec![
         Box::new(wire::Wire::new(root)),
         Box::new(multiboot::Multiboot::new(root)),
         Box::new(scenario::ScenarioText::new(root)),
         Box::new(profile::ProfileCsv::new(root)),
+        Box::new(qmp::QmpSession::new(root)),
+        Box::new(qmp::QmpLog::new(root)),
     ]
 }
 

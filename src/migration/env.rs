@@ -18,6 +18,22 @@ use std::sync::{Arc, Condvar, Mutex};
 /// so the core stays ignorant of KVM, sockets or models.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A link that stopped making progress (the destination stopped reading or answering) and
+/// that its backend gave up on after a bound it was given. The core ends such a migration as
+/// QEMU ends one the user stops with `migrate_cancel`: `cancelled`, the source guest resumed
+/// and intact (or `not-converged` when the bound was the run's time limit), never `failed`,
+/// which is for a stream that broke. The text says what stalled and for how long.
+#[derive(Debug)]
+pub struct LinkStalled(pub String);
+
+impl std::fmt::Display for LinkStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LinkStalled {}
+
 /// QEMU's refusal of `dirty-limit` without a dirty ring (`migrate_caps_check`).
 pub const DIRTY_RING_REQUIRED: &str =
     "dirty-limit requires KVM with accelerator property 'dirty-ring-size' set";

@@ -38,6 +38,8 @@ pub struct MigrationConfig {
 /// Why the loop stopped early.
 enum Stop {
     Failed(String),
+    /// The link stalled past its bound ([`super::env::LinkStalled`]).
+    Stalled(String),
     Cancelled,
     NotConverged,
 }
@@ -210,7 +212,10 @@ where
     }
 
     fn backend<T>(r: Result<T, super::env::BackendError>) -> Result<T, Stop> {
-        r.map_err(|e| Stop::Failed(error_chain(e.as_ref())))
+        r.map_err(|e| match e.downcast_ref::<super::env::LinkStalled>() {
+            Some(stalled) => Stop::Stalled(stalled.0.clone()),
+            None => Stop::Failed(error_chain(e.as_ref())),
+        })
     }
 
     fn setup(&mut self) -> Result<(), Stop> {
@@ -541,6 +546,18 @@ where
         self.last_sample_ns = now_ns;
     }
 
+    fn time_limit_reason(&self) -> String {
+        format!(
+            "stopped at autoconv's time limit of {} s without converging (QEMU would keep trying){}",
+            self.cfg.autoconv.time_limit_ms as f64 / 1000.0,
+            if self.syncs_behind {
+                "; each dirty sync took longer than the 5 s periodic-sync interval, so syncs could not keep up"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// Every exit path: throttle off, dirty logging off, the source resumed unless completed.
     fn finish(mut self, result: Result<(), Stop>) -> MigrationOutcome {
         let (status, reason) = match result {
@@ -552,15 +569,17 @@ where
             ),
             Err(Stop::NotConverged) => (
                 MigrationStatus::NotConverged,
-                Some(format!(
-                    "stopped at autoconv's time limit of {} s without converging (QEMU would keep trying){}",
-                    self.cfg.autoconv.time_limit_ms as f64 / 1000.0,
-                    if self.syncs_behind {
-                        "; each dirty sync took longer than the 5 s periodic-sync interval, so syncs could not keep up"
-                    } else {
-                        ""
-                    }
-                )),
+                Some(self.time_limit_reason()),
+            ),
+            // A stalled link is given up as QEMU's migrate_cancel gives up a migration:
+            // cancelled, the guest resumed below; at the time limit, not-converged.
+            Err(Stop::Stalled(why)) if self.elapsed_ms() >= self.cfg.autoconv.time_limit_ms => (
+                MigrationStatus::NotConverged,
+                Some(format!("{}; {why}", self.time_limit_reason())),
+            ),
+            Err(Stop::Stalled(why)) => (
+                MigrationStatus::Cancelled,
+                Some(format!("{why}: migration cancelled")),
             ),
         };
         if self.throttle_pct != 0 {
@@ -810,6 +829,8 @@ mod tests {
         bytes_per_ms: u64,
         sent: u64,
         fail_after_bytes: Option<u64>,
+        /// Past this many bytes the link stalls: the send waits this long, then gives up.
+        stall_after_bytes: Option<(u64, u64)>,
         aborted: Option<String>,
     }
 
@@ -818,6 +839,14 @@ mod tests {
             self.sent += bytes;
             if self.fail_after_bytes.is_some_and(|limit| self.sent > limit) {
                 return Err("connection reset by peer".into());
+            }
+            if let Some((limit, wait_ms)) = self.stall_after_bytes {
+                if self.sent > limit {
+                    self.now.set(self.now.get() + wait_ms * 1_000_000);
+                    return Err(Box::new(crate::migration::LinkStalled(format!(
+                        "the destination read nothing for {wait_ms} ms"
+                    ))));
+                }
             }
             self.now
                 .set(self.now.get() + bytes * 1_000_000 / self.bytes_per_ms);
@@ -858,6 +887,7 @@ mod tests {
             bytes_per_ms: 1_000_000,
             sent: 0,
             fail_after_bytes: None,
+            stall_after_bytes: None,
             aborted: None,
         };
         let mut cfg = MigrationConfig::default();
@@ -966,6 +996,51 @@ mod tests {
         assert_eq!(o.status, MigrationStatus::Failed, "{o:?}");
         assert_eq!(guest.starts, 1, "the source must be resumed");
         assert!(!guest.stopped);
+    }
+
+    #[test]
+    fn a_stalled_link_is_cancelled_not_failed_and_the_source_resumed() {
+        // QEMU ends a migration given up on with migrate_cancel as `cancelled`; a stall in
+        // stop-and-copy (the guest stopped) must resume the source as well.
+        let (mut clock, mut guest, mut link, mut cfg) = setup(0.5);
+        cfg.params.max_bandwidth = 0;
+        link.stall_after_bytes = Some((16_384 * 4104 + 4104 * 8, 15_000));
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut (),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::Cancelled, "{o:?}");
+        assert_eq!(
+            o.reason.as_deref(),
+            Some("the destination read nothing for 15000 ms: migration cancelled")
+        );
+        assert_eq!(guest.starts, 1, "the source must be resumed");
+        assert!(!guest.stopped);
+        assert!(link.aborted.is_some());
+        // The same stall cut at the run's time limit: not-converged, and it says both.
+        let (mut clock, mut guest, mut link, mut cfg) = setup(8.0);
+        cfg.autoconv.time_limit_ms = 10_000;
+        link.stall_after_bytes = Some((100 << 20, 10_000));
+        let o = migrate(
+            &cfg,
+            &mut clock,
+            &mut guest,
+            &mut link,
+            &mut (),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.status, MigrationStatus::NotConverged, "{o:?}");
+        let reason = o.reason.unwrap();
+        assert!(
+            reason.starts_with("stopped at autoconv's time limit of 10 s")
+                && reason.ends_with("; the destination read nothing for 10000 ms"),
+            "{reason}"
+        );
+        assert_eq!(guest.throttle_calls.last().copied().unwrap_or(0), 0);
     }
 
     #[test]

@@ -268,6 +268,11 @@ pub fn read_log(path: &Path, vcpus: u32) -> Result<Recording, RecordError> {
         path: path.to_path_buf(),
         error,
     })?;
+    parse_log(path, &text, vcpus)
+}
+
+/// [`read_log`] on the log's text (`path` names it in errors).
+pub fn parse_log(path: &Path, text: &str, vcpus: u32) -> Result<Recording, RecordError> {
     let bad = |line: usize, why: String| RecordError::Log {
         path: path.to_path_buf(),
         line,

@@ -12,6 +12,10 @@
 use super::qmp::{MigrationInfo, RamStats};
 use crate::migration::{Event, MigrationOutcome, MigrationStatus, Sample, SyncReason, Timeline};
 
+/// Most dirty-sync events one poll adds (QEMU syncs a few times per second at most; a 100 ms
+/// poll sees one or two).
+pub const MAX_SYNC_EVENTS_PER_POLL: u64 = 1000;
+
 /// Map QEMU's status names onto the report's statuses (postcopy, colo and pre-switchover
 /// count as active: pages still flow; `none` has no row).
 pub fn report_status(qemu_status: &str) -> Option<MigrationStatus> {
@@ -33,7 +37,7 @@ pub struct MigrationRecorder {
     /// Migration time minus observer time (ms, as given to [`MigrationRecorder::push`]): set
     /// at the first poll showing a migration from the `total-time` it showed (positive when
     /// attached to a migration already running).
-    offset_ms: Option<i64>,
+    offset_ms: Option<i128>,
     timeline: Timeline,
     last: Option<MigrationInfo>,
     last_t_ms: u64,
@@ -68,10 +72,11 @@ impl MigrationRecorder {
         let Some(status) = report_status(&info.status) else {
             return false;
         };
-        let offset = *self
-            .offset_ms
-            .get_or_insert_with(|| info.total_time_ms.unwrap_or(0) as i64 - obs_ms as i64);
-        let t_ms = (obs_ms as i64 + offset).max(0) as u64;
+        // i128: a log may say anything up to u64::MAX; the sums stay exact, never wrap.
+        let offset = *self.offset_ms.get_or_insert_with(|| {
+            i128::from(info.total_time_ms.unwrap_or(0)) - i128::from(obs_ms)
+        });
+        let t_ms = (i128::from(obs_ms) + offset).clamp(0, i128::from(u64::MAX)) as u64;
         let t_ms = t_ms.max(self.last_t_ms);
         let dt_s = t_ms.saturating_sub(self.last_t_ms) as f64 / 1000.0;
         // A cancelled or failed migration's reply has no `ram`: its figures stay what they
@@ -90,6 +95,12 @@ impl MigrationRecorder {
         self.cpu_lost_s += f64::from(self.throttle_pct) / 100.0 * dt_s * f64::from(self.vcpus);
 
         let mut reached_final = false;
+        // One event per sync QEMU counted, but a jump of more than MAX_SYNC_EVENTS_PER_POLL
+        // (a sparse log, a hand-edited one: a single line once said 10^8 and took 6 GB) is
+        // recorded from its last MAX_SYNC_EVENTS_PER_POLL steps: the count stays QEMU's.
+        if ram.dirty_sync_count > self.sync_count.saturating_add(MAX_SYNC_EVENTS_PER_POLL) {
+            self.sync_count = ram.dirty_sync_count - MAX_SYNC_EVENTS_PER_POLL;
+        }
         while self.sync_count < ram.dirty_sync_count {
             self.sync_count += 1;
             let reason = if self.sync_count == 1 {
@@ -400,5 +411,40 @@ mod tests {
         assert_eq!(tl.samples[1].t_ms, 5100);
         assert_eq!(o.status, MigrationStatus::Failed);
         assert!(o.reason.unwrap().contains("before the migration did"));
+    }
+
+    #[test]
+    fn a_huge_sync_count_or_time_is_recorded_in_bounded_memory() {
+        // One log line once said dirty-sync-count 10^8: 6 GB and a minute of events. The count
+        // stays QEMU's; the events are the last MAX_SYNC_EVENTS_PER_POLL of the jump.
+        let mut r = MigrationRecorder::new(1);
+        r.push(0, &poll("active", 100, 1, None, 1 << 20), None);
+        r.push(
+            100,
+            &poll("active", 200, 1_000_000_000_000, None, 1 << 20),
+            None,
+        );
+        r.push(
+            200,
+            &poll("active", u64::MAX, u64::MAX, None, 1 << 20),
+            None,
+        );
+        let (tl, o) = r.finish(None, None, None);
+        assert_eq!(o.dirty_sync_count, u64::MAX);
+        assert_eq!(tl.events.len() as u64, 1 + 2 * MAX_SYNC_EVENTS_PER_POLL);
+        let counts: Vec<u64> = tl
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DirtySync {
+                    dirty_sync_count, ..
+                } => Some(*dirty_sync_count),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(counts[1], 1_000_000_000_000 - MAX_SYNC_EVENTS_PER_POLL + 1);
+        assert_eq!(*counts.last().unwrap(), u64::MAX);
+        // Times never go backwards, whatever total-time says.
+        assert!(tl.samples.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
     }
 }

@@ -130,12 +130,18 @@ impl ThrottleCurve {
 
     /// Page writes per second (wall time) with the throttle at `pct`.
     pub fn rate_at(&self, pct: u32) -> f64 {
+        self.rate_at_pct(f64::from(pct))
+    }
+
+    /// [`Self::rate_at`] at a fractional percentage: the share of time the vCPUs sleep, from
+    /// the throttle or from dirty-limit's sleeps, as a throttle would make them sleep.
+    pub fn rate_at_pct(&self, pct: f64) -> f64 {
         let pts: Vec<(f64, f64)> = self
             .points
             .iter()
             .map(|&(p, w)| (f64::from(p), w))
             .collect();
-        interpolate(&pts, f64::from(pct))
+        interpolate(&pts, pct)
     }
 }
 

@@ -22,8 +22,12 @@ use crate::migration::{
     migrate, CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline,
 };
 use crate::transport::incoming::{accept_one_with, DestinationConfig, IncomingStats};
-use crate::transport::link::{LinkStats, TcpLink};
+use crate::transport::link::{LinkStats, LinkTimeouts, TcpLink};
 use crate::transport::TransportError;
+
+/// How far past `autoconv.time_limit_s` the link may wait, so that the core, which measures
+/// the limit from its own start a moment later, sees it passed when a wait is cut there.
+const TIME_LIMIT_GRACE: Duration = Duration::from_millis(100);
 
 /// Where the guest goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +64,9 @@ pub struct RunOptions {
     pub dma: Option<DmaConfig>,
     /// The stream inside TLS (the local destination uses the same credentials' server side).
     pub tls: Option<crate::transport::tls::ClientTls>,
+    /// How long the source waits on the destination (the deadline is set from
+    /// `autoconv.time_limit_s` when the migration starts).
+    pub timeouts: LinkTimeouts,
 }
 
 /// The guest's progress over an interval.
@@ -291,7 +298,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     let dest_thread = local.as_ref().map(|(h, _)| h);
     let connect_start = Instant::now();
     let (outcome, sync_timing, link_stats, dirty_logged_pages, host_cpu) =
-        match TcpLink::connect_with(addr, ram, cfg.vcpus, opts.tls.as_ref()) {
+        match TcpLink::connect_with(addr, ram, cfg.vcpus, opts.tls.as_ref(), &opts.timeouts) {
             Err(e) => {
                 let mut outcome = failed_outcome(crate::migration::error_chain(&e));
                 // The real time it took to fail (a destination that never answers the
@@ -311,6 +318,10 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                     source.inject_dropped_dirty_page(gfn);
                 }
                 let mut clock = MonotonicClock::new(cancel.clone());
+                // A stalled destination cannot hold the source past the time limit: the link
+                // gives up a moment after it, and the core then calls the run not-converged.
+                let limit = Duration::from_millis(opts.config.autoconv.time_limit_ms);
+                link.set_deadline(Instant::now().checked_add(limit + TIME_LIMIT_GRACE));
                 let mark = CpuMark::now(source.machine(), dest_thread);
                 let outcome = migrate(
                     &opts.config,

@@ -308,7 +308,8 @@ impl RamModel for AggregateModel {
         for (wi, w) in self.layout.writers.iter().enumerate() {
             let scale = w.rate_scale_at(step.t_s);
             let cpu_rate = w.cpu_rate_pages_s * scale;
-            let dma = w.dma_rate_at(step.throttle_pct) * scale * step.wall_ns / 1e9;
+            let dma =
+                w.dma_rate_at(step.throttle_pct, self.run_share[wi]) * scale * step.wall_ns / 1e9;
             let x = if cpu_rate > 0.0 && w.vcpus > 0 {
                 let budget = step.cpu_ns_per_vcpu * f64::from(w.vcpus) * self.run_share[wi];
                 let write_ns = f64::from(w.vcpus) * 1e9 / cpu_rate;
@@ -365,7 +366,8 @@ impl RamModel for AggregateModel {
             } else {
                 0.0
             };
-            self.cpu_written[wi] += x;
+            // A calibrated writer's curve writes are its vCPUs' writes: they fill the rings.
+            self.cpu_written[wi] += if w.is_calibrated() { dma } else { x };
             let y = x + dma;
             for t in &w.targets {
                 let z = t.share * y;

@@ -51,7 +51,8 @@ pub fn layout(scenario: &Scenario) -> Layout {
                 filled: r.filled_pct / 100.0,
             }),
             Pattern::Profile { access, curve, .. } => {
-                let w = profile_writer(r, start, pages, access, curve, &mut regions);
+                let mut w = profile_writer(r, start, pages, access, curve, &mut regions);
+                w.vcpus = profile_vcpus(scenario, r);
                 writers.push(w);
             }
             Pattern::Sequential => {
@@ -153,6 +154,27 @@ pub fn layout(scenario: &Scenario) -> Layout {
         vcpus: scenario.guest.vcpus,
         fault_ns: scenario.host.dirty_fault_us * 1e3,
     }
+}
+
+/// How many vCPUs a profile region's writes come from: its `vcpus` if given, else the vCPUs
+/// no other region's workload uses (a profile measures the whole guest, every vCPU running),
+/// split between the profile regions without `vcpus`, the first ones taking any remainder.
+/// Their dirty rings fill with the region's writes, so dirty-limit slows them as QEMU would.
+fn profile_vcpus(scenario: &Scenario, r: &RegionSpec) -> u32 {
+    if r.vcpus > 0 {
+        return r.vcpus;
+    }
+    let unset = |o: &&RegionSpec| matches!(o.pattern, Pattern::Profile { .. }) && o.vcpus == 0;
+    let given: u32 = scenario.regions.iter().map(|o| o.vcpus).sum();
+    let free = scenario.guest.vcpus.saturating_sub(given);
+    let sharing = scenario.regions.iter().filter(unset).count() as u32;
+    let rank = scenario
+        .regions
+        .iter()
+        .filter(unset)
+        .position(|o| std::ptr::eq(o, r))
+        .unwrap_or(0) as u32;
+    free / sharing.max(1) + u32::from(rank < free % sharing.max(1))
 }
 
 /// The model regions (one, or hot and cold) and the calibrated writer of a profile region of

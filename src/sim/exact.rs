@@ -218,10 +218,15 @@ impl ExactModel {
         let pages = self.layout.regions[region].pages;
         let scale = w.rate_scale_at(step.t_s);
         let (cpu_rate, vcpus) = (w.cpu_rate_pages_s * scale, f64::from(w.vcpus));
-        let dma_exact =
-            w.dma_rate_at(step.throttle_pct) * scale * step.wall_ns / 1e9 + self.dma_carry[wi];
+        let dma_exact = w.dma_rate_at(step.throttle_pct, self.run_share[wi]) * scale * step.wall_ns
+            / 1e9
+            + self.dma_carry[wi];
         let dma = dma_exact.floor() as u64;
         self.dma_carry[wi] = dma_exact - dma as f64;
+        if w.is_calibrated() {
+            // A calibrated writer's curve writes are its vCPUs' writes: they fill the rings.
+            self.cpu_written[wi] += dma as f64;
+        }
         self.advance_sequential(region, dma);
         if cpu_rate <= 0.0 || vcpus == 0.0 {
             return dma as f64;
@@ -256,10 +261,14 @@ impl ExactModel {
         let rng_region = w.targets[0].region;
         let scale = w.rate_scale_at(step.t_s);
         let (cpu_rate, vcpus) = (w.cpu_rate_pages_s * scale, f64::from(w.vcpus));
-        let dma_exact =
-            w.dma_rate_at(step.throttle_pct) * scale * step.wall_ns / 1e9 + self.dma_carry[wi];
+        let dma_exact = w.dma_rate_at(step.throttle_pct, self.run_share[wi]) * scale * step.wall_ns
+            / 1e9
+            + self.dma_carry[wi];
         let mut dma = dma_exact.floor() as u64;
         self.dma_carry[wi] = dma_exact - dma as f64;
+        if w.is_calibrated() {
+            self.cpu_written[wi] += dma as f64;
+        }
         let mut written = dma as f64;
         // Without logging nothing is harvested, so page choices only matter for which zero
         // pages become data.

@@ -13,7 +13,9 @@ use crate::migration::{BackendError, Guest, GuestObservation, PageBatch, PageCos
 /// fills its ring in `ring_entries / (its CPU write rate)` of running time and then serves
 /// its `throttle_us_per_full`, so it runs `fill / (fill + sleep)` of the time (a fluid
 /// version of QEMU's run-until-full-then-sleep). DMA writes fill no vCPU's ring and are not
-/// slowed. vCPUs no writer uses measure 0 MB/s and are never slowed.
+/// slowed. vCPUs no writer uses measure 0 MB/s and are never slowed. A calibrated (profile)
+/// writer's writes are its vCPUs' writes: its rings fill at its profile's unthrottled rate,
+/// and the share of time its vCPUs sleep is read off its profile as a throttle percentage.
 #[derive(Clone)]
 struct DirtyRings {
     ring_entries: u64,
@@ -169,7 +171,7 @@ impl<M: RamModel> SimGuest<M> {
             return;
         };
         for (wi, w) in rings.writers.iter().enumerate() {
-            let rate = w.cpu_rate_pages_s * w.rate_scale_at(t_s);
+            let rate = w.ring_rate_pages_s(t_s);
             active.shares[wi] = if w.vcpus == 0 || rate <= 0.0 {
                 1.0
             } else {

@@ -72,12 +72,34 @@ pub struct Writer {
 
 impl Writer {
     /// Writes/s no CPU budget limits at throttle `throttle_pct`: the DMA rate, or for a
-    /// calibrated writer the rate its profile gives at that throttle.
-    pub fn dma_rate_at(&self, throttle_pct: u32) -> f64 {
+    /// calibrated writer the rate its profile gives at that throttle. `run_share` is the share
+    /// of its vCPUs' time a dirty limit leaves them (1 = none): DMA ignores it; a calibrated
+    /// writer's vCPUs asleep in dirty-limit's sleeps are read off the curve as if asleep in
+    /// the throttle, at `100 - (100 - throttle_pct) * run_share` %.
+    pub fn dma_rate_at(&self, throttle_pct: u32, run_share: f64) -> f64 {
         match &self.curve {
+            Some(c) if run_share < 1.0 => {
+                c.rate_at_pct(100.0 - (100.0 - f64::from(throttle_pct)) * run_share.max(0.0))
+            }
             Some(c) => c.rate_at(throttle_pct),
             None => self.dma_rate_pages_s,
         }
+    }
+
+    /// Writes/s its vCPUs make while running (not asleep), all together, at `t_s`: what fills
+    /// their dirty rings. For a calibrated writer, its profile's unthrottled rate.
+    pub fn ring_rate_pages_s(&self, t_s: f64) -> f64 {
+        let running = match &self.curve {
+            Some(c) => c.rate_at(0),
+            None => self.cpu_rate_pages_s,
+        };
+        running * self.rate_scale_at(t_s)
+    }
+
+    /// Whether its writes are vCPU writes that fill dirty rings (the CPU part, or a calibrated
+    /// writer's curve), rather than DMA only.
+    pub fn is_calibrated(&self) -> bool {
+        self.curve.is_some()
     }
 
     /// Rate multiplier in force at `t_s`.

@@ -10,20 +10,56 @@ use std::time::{Duration, Instant};
 pub struct Socket {
     tcp: TcpStream,
     deadline: Option<Instant>,
+    /// What passing the deadline means (for the error).
+    deadline_what: &'static str,
+    /// Longest reads and writes may go without moving a byte (None: until the deadline).
+    stall: Option<Duration>,
+    /// When a byte last moved (the stall bound counts from here, not from each call: a
+    /// write that moves a little and then blocks must not restart the clock).
+    progress_at: std::cell::Cell<Instant>,
 }
+
+/// The error text of a read or write that moved no byte for the stall bound.
+pub const STALLED: &str = "no progress";
 
 impl Socket {
     /// Wrap a connected socket (blocking mode), held to `deadline` if given.
     pub fn new(tcp: TcpStream, deadline: Option<Instant>) -> std::io::Result<Socket> {
         tcp.set_nonblocking(false)?;
-        Ok(Socket { tcp, deadline })
+        Ok(Socket {
+            tcp,
+            deadline,
+            deadline_what: "the handshake deadline passed",
+            stall: None,
+            progress_at: std::cell::Cell::new(Instant::now()),
+        })
     }
 
     /// Drop the deadline; from now on each read and write may block `read`/`write` at most.
     pub fn end_deadline(&mut self, read: Duration, write: Duration) -> std::io::Result<()> {
         self.deadline = None;
+        self.stall = None;
         self.tcp.set_read_timeout(Some(read))?;
         self.tcp.set_write_timeout(Some(write))
+    }
+
+    /// From now on a read or write that moves no byte for `stall` fails (TimedOut, "no
+    /// progress"), and none waits past `deadline` (TimedOut, `deadline_what`).
+    pub fn hold_to(
+        &mut self,
+        stall: Duration,
+        deadline: Option<Instant>,
+        deadline_what: &'static str,
+    ) {
+        self.stall = Some(stall.max(Duration::from_millis(1)));
+        self.deadline = deadline;
+        self.deadline_what = deadline_what;
+        self.progress_at.set(Instant::now());
+    }
+
+    /// Bytes moved (the link's own `writev` reports here too).
+    pub(crate) fn progressed(&self) {
+        self.progress_at.set(Instant::now());
     }
 
     /// The socket itself.
@@ -31,49 +67,74 @@ impl Socket {
         &self.tcp
     }
 
-    /// Before each operation: arm the socket's timeout with what is left of the deadline.
-    fn arm(&self, read: bool) -> std::io::Result<()> {
-        let Some(d) = self.deadline else {
+    /// Before each operation (the link's own `writev` too): arm the socket's timeout with the
+    /// stall bound or what is left of the deadline, whichever is shorter.
+    pub(crate) fn arm(&self, read: bool) -> std::io::Result<()> {
+        let left = match self.deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        self.deadline_what,
+                    ));
+                }
+                Some(left)
+            }
+        };
+        let stall_left = match self.stall {
+            None => None,
+            Some(stall) => {
+                let left = stall.saturating_sub(self.progress_at.get().elapsed());
+                if left.is_zero() {
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, STALLED));
+                }
+                Some(left)
+            }
+        };
+        let Some(timeout) = [left, stall_left].into_iter().flatten().min() else {
             return Ok(());
         };
-        let left = d.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the handshake deadline passed",
-            ));
-        }
         if read {
-            self.tcp.set_read_timeout(Some(left))
+            self.tcp.set_read_timeout(Some(timeout))
         } else {
-            self.tcp.set_write_timeout(Some(left))
+            self.tcp.set_write_timeout(Some(timeout))
         }
     }
 
-    fn timed_out(&self, e: std::io::Error) -> std::io::Error {
-        // SO_RCVTIMEO/SO_SNDTIMEO expiry shows as EAGAIN: name it for what it is.
-        if self.deadline.is_some() && e.kind() == std::io::ErrorKind::WouldBlock {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the handshake deadline passed",
-            )
-        } else {
-            e
+    /// SO_RCVTIMEO/SO_SNDTIMEO expiry shows as EAGAIN: name it for what it is.
+    pub(crate) fn timed_out(&self, e: std::io::Error) -> std::io::Error {
+        if e.kind() != std::io::ErrorKind::WouldBlock
+            || (self.deadline.is_none() && self.stall.is_none())
+        {
+            return e;
         }
+        let passed = self.deadline.is_some_and(|d| Instant::now() >= d);
+        let what = if passed || self.stall.is_none() {
+            self.deadline_what
+        } else {
+            STALLED
+        };
+        std::io::Error::new(std::io::ErrorKind::TimedOut, what)
     }
 }
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.arm(true)?;
-        self.tcp.read(buf).map_err(|e| self.timed_out(e))
+        let n = self.tcp.read(buf).map_err(|e| self.timed_out(e))?;
+        self.progressed();
+        Ok(n)
     }
 }
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.arm(false)?;
-        self.tcp.write(buf).map_err(|e| self.timed_out(e))
+        let n = self.tcp.write(buf).map_err(|e| self.timed_out(e))?;
+        self.progressed();
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

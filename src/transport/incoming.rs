@@ -44,6 +44,10 @@ pub struct DestinationConfig {
     pub max_mem_bytes: Option<u64>,
     /// Overall deadline of a handshake.
     pub handshake_timeout: Duration,
+    /// [`serve`] goes on listening after an admitted migration fails. Off by default, as
+    /// QEMU's `-incoming` destination exits when loading a migration fails; peers refused in
+    /// the handshake never end it either way.
+    pub keep_listening: bool,
 }
 
 impl DestinationConfig {
@@ -54,6 +58,7 @@ impl DestinationConfig {
             tls: None,
             max_mem_bytes: None,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            keep_listening: false,
         }
     }
 }
@@ -143,8 +148,9 @@ pub fn accept_one_with(
 
 /// Accept sources until one migrates: each connection is handshaken on its own thread, so a
 /// silent, slow, unauthenticated or malformed peer neither ends nor blocks the destination;
-/// each such failure, and each admitted migration that fails, is passed to `report` (one
-/// line) and the destination goes on listening. Ends with the first guest resumed, or
+/// each such failure is passed to `report` (one line) and the destination goes on listening.
+/// Ends with the first guest resumed, the first admitted migration that fails (as QEMU's
+/// destination does; with `keep_listening` that is reported too and it goes on), or
 /// [`TransportError::Cancelled`].
 pub fn serve(
     listener: &TcpListener,
@@ -203,6 +209,7 @@ pub fn serve(
                     let peer = admitted.peer;
                     match receive_admitted(admitted, config) {
                         Ok(incoming) => return Ok(incoming),
+                        Err(e) if !config.keep_listening => return Err(e),
                         Err(e) => report(&format!(
                             "migration from {peer} failed: {}",
                             crate::migration::error_chain(&e)

@@ -16,15 +16,40 @@ use super::protocol::{
 use super::tls::ClientTls;
 use super::{read_full, TransportError};
 use crate::kvm::memory::GuestRam;
-use crate::migration::{BackendError, Link, PageBatch, PageCost};
+use crate::migration::{BackendError, Link, LinkStalled, PageBatch, PageCost};
 
-/// How long a write may block before the destination is declared gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long to wait for the destination's verdict after COMPLETE (it hashes all its memory).
-const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// The whole handshake, from connect to the destination's reply (which comes once it has
-/// created the VM and faulted its memory in), must fit in this.
+/// Default of [`LinkTimeouts::stall`].
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default of [`LinkTimeouts::handshake`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// What passing [`LinkTimeouts::deadline`] means.
+const DEADLINE_WHAT: &str = "the run's time limit was reached";
+
+/// How long the source waits on its destination (`run --kvm --handshake-timeout D
+/// --stall-timeout D`). QEMU's source has no such bounds: a destination that stops reading
+/// holds its migration `active` until `migrate_cancel`; autoconv gives up by itself, the way
+/// that cancel would (see [`crate::migration::LinkStalled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkTimeouts {
+    /// The whole handshake, from connect to the destination's reply (which comes once it has
+    /// created the VM and faulted its memory in).
+    pub handshake: Duration,
+    /// After the handshake: longest any send to the destination, or the wait for its verdict,
+    /// may go without moving a byte.
+    pub stall: Duration,
+    /// No wait after the handshake goes past this (the run's time limit).
+    pub deadline: Option<Instant>,
+}
+
+impl Default for LinkTimeouts {
+    fn default() -> Self {
+        LinkTimeouts {
+            handshake: HANDSHAKE_TIMEOUT,
+            stall: STALL_TIMEOUT,
+            deadline: None,
+        }
+    }
+}
 /// Most iovecs per writev (Linux's IOV_MAX).
 const IOV_MAX: usize = 1024;
 
@@ -52,6 +77,9 @@ pub struct TcpLink {
     runs: Vec<(usize, Option<(u64, u64)>)>,
     stats: LinkStats,
     closed: bool,
+    stall: Duration,
+    /// A wait on the destination timed out: no abort frame will get through.
+    stalled: std::cell::Cell<bool>,
 }
 
 impl TcpLink {
@@ -62,22 +90,26 @@ impl TcpLink {
         ram: Arc<GuestRam>,
         vcpus: u32,
     ) -> Result<TcpLink, TransportError> {
-        Self::connect_with(addr, ram, vcpus, None)
+        Self::connect_with(addr, ram, vcpus, None, &LinkTimeouts::default())
     }
 
-    /// Connect, inside TLS if `tls` is given, and shake hands.
+    /// Connect, inside TLS if `tls` is given, and shake hands, within `timeouts`.
     pub fn connect_with(
         addr: SocketAddr,
         ram: Arc<GuestRam>,
         vcpus: u32,
         tls: Option<&ClientTls>,
+        timeouts: &LinkTimeouts,
     ) -> Result<TcpLink, TransportError> {
-        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let deadline = Instant::now() + timeouts.handshake;
         let connect_err = |source| TransportError::Connect {
             addr: format!("tcp:{addr}"),
             source,
         };
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(connect_err)?;
+        let connect_timeout = timeouts
+            .handshake
+            .clamp(Duration::from_millis(1), Duration::from_secs(5));
+        let tcp = TcpStream::connect_timeout(&addr, connect_timeout).map_err(connect_err)?;
         let io = |during| move |source| TransportError::Io { during, source };
         tcp.set_nodelay(true)
             .map_err(io("configuring the socket"))?;
@@ -120,8 +152,7 @@ impl TcpLink {
         let digest_key =
             super::verify::session_key(&source_nonce, &reply.nonce, conn.exported_secret());
         conn.socket_mut()
-            .end_deadline(RESULT_TIMEOUT, WRITE_TIMEOUT)
-            .map_err(io("configuring the socket"))?;
+            .hold_to(timeouts.stall, timeouts.deadline, DEADLINE_WHAT);
         let stats = LinkStats {
             tls: conn.is_tls(),
             ..LinkStats::default()
@@ -134,7 +165,17 @@ impl TcpLink {
             runs: Vec::new(),
             stats,
             closed: false,
+            stall: timeouts.stall,
+            stalled: std::cell::Cell::new(false),
         })
+    }
+
+    /// From now on no wait on the destination goes past `deadline` (the run's time limit, set
+    /// when the migration starts).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.conn
+            .socket_mut()
+            .hold_to(self.stall, deadline, DEADLINE_WHAT);
     }
 
     /// What the link measured so far.
@@ -162,6 +203,10 @@ impl TcpLink {
         let mut start = 0;
         while start < iov.len() {
             let n_iov = (iov.len() - start).min(IOV_MAX);
+            self.conn
+                .socket()
+                .arm(false)
+                .map_err(Self::io("sending pages to the destination"))?;
             // SAFETY: `iov[start..start + n_iov]` are valid iovecs pointing into live memory
             // (headers owned by self, or guest memory owned by `self.ram`) for the call.
             let n = unsafe { libc::writev(fd, iov[start..].as_ptr(), n_iov as libc::c_int) };
@@ -172,9 +217,10 @@ impl TcpLink {
                 }
                 return Err(TransportError::Io {
                     during: "sending pages to the destination",
-                    source: e,
+                    source: self.conn.socket().timed_out(e),
                 });
             }
+            self.conn.socket().progressed();
             let mut n = n as usize;
             while n > 0 && start < iov.len() {
                 let len = iov[start].iov_len;
@@ -319,31 +365,57 @@ impl TcpLink {
     }
 }
 
+impl TcpLink {
+    /// A timed-out wait is a stall the core cancels on ([`LinkStalled`]); anything else broke
+    /// the stream (`failed`).
+    fn backend(&self, e: TransportError) -> BackendError {
+        match &e {
+            TransportError::Io { during, source }
+                if source.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                let what = if source.to_string() == super::conn::STALLED {
+                    format!(
+                        "the destination stalled: nothing moved for {} s while {during} (--stall-timeout)",
+                        self.stall.as_secs_f64()
+                    )
+                } else {
+                    format!("the destination stalled while {during}: {source}")
+                };
+                self.stalled.set(true);
+                Box::new(LinkStalled(what))
+            }
+            _ => Box::new(e),
+        }
+    }
+}
+
 impl Link for TcpLink {
     fn send_pages(&mut self, batch: &PageBatch) -> Result<u64, BackendError> {
-        Ok(self.send_batch(batch)?)
+        self.send_batch(batch).map_err(|e| self.backend(e))
     }
 
     fn send_end_of_iteration(&mut self) -> Result<u64, BackendError> {
-        Ok(self.send_frame(
+        self.send_frame(
             Header {
                 command: Command::EndOfIteration,
                 count: 0,
                 arg: 0,
             },
             &[],
-        )?)
+        )
+        .map_err(|e| self.backend(e))
     }
 
     fn send_device_state(&mut self, state: &[u8]) -> Result<u64, BackendError> {
-        Ok(self.send_frame(
+        self.send_frame(
             Header {
                 command: Command::DeviceState,
                 count: state.len() as u32,
                 arg: 0,
             },
             state,
-        )?)
+        )
+        .map_err(|e| self.backend(e))
     }
 
     fn page_cost(&self) -> PageCost {
@@ -361,16 +433,15 @@ impl Link for TcpLink {
     fn complete(&mut self) -> Result<u64, BackendError> {
         let r = self.complete_inner();
         self.closed = true;
-        Ok(r?)
+        r.map_err(|e| self.backend(e))
     }
 
     fn abort(&mut self, reason: &str) {
-        if !self.closed {
-            let _ = self
-                .conn
-                .socket()
-                .tcp()
-                .set_write_timeout(Some(Duration::from_secs(1)));
+        if !self.closed && !self.stalled.get() {
+            // A stalled destination gets one more second for the reason, not another stall.
+            self.conn
+                .socket_mut()
+                .hold_to(Duration::from_secs(1), None, DEADLINE_WHAT);
             let mut msg = reason.as_bytes().to_vec();
             msg.truncate(MAX_MESSAGE_BYTES as usize);
             let _ = self.send_frame(
