@@ -85,6 +85,11 @@ fn opts(image: std::path::PathBuf, mem: u64, config: MigrationConfig) -> RunOpti
         prefill: false,
         dma: None,
         tls: None,
+        // AUTOCONV_BENCH_VERIFY=full: the whole-memory re-read, for comparison.
+        verify: std::env::var("AUTOCONV_BENCH_VERIFY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default(),
         timeouts: Default::default(),
     }
 }

@@ -227,3 +227,108 @@ fn a_run_directory_is_advised_on_its_scenario_and_parameters() {
         text(&o)
     );
 }
+
+#[test]
+fn predictive_and_dirty_limit_are_in_the_search_with_their_ready_to_apply_forms() {
+    // one-hot-writer (QEMU 10.2, dirty rings, one writing vCPU of 16): by guest CPU lost the
+    // best is dirty-limit, which slows only the writer.
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/one-hot-writer.toml",
+            "--objective",
+            "guest_cpu_lost",
+            "--seeds",
+            "1",
+            "--json",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&o);
+    // Predictive under each of the six caps, dirty-limit at four quotas.
+    assert_eq!(v["coverage"]["other_mechanisms"], 10);
+    let rec = &v["recommended"];
+    assert_eq!(
+        rec["policy"]["capabilities"],
+        serde_json::json!(["dirty-limit"])
+    );
+    assert_eq!(
+        rec["policy"]["capabilities_off"],
+        serde_json::json!(["auto-converge"])
+    );
+    assert!(rec["policy"]["parameters"]["vcpu-dirty-limit"].is_u64());
+    assert!(rec["policy"]["prerequisite"]
+        .as_str()
+        .unwrap()
+        .contains("dirty-ring-size"));
+    assert_eq!(rec["run"]["max_throttle_pct"], 0);
+    let defaults = &v["qemu_defaults"]["run"];
+    assert!(
+        rec["run"]["guest_cpu_lost_s"].as_f64().unwrap()
+            < defaults["guest_cpu_lost_s"].as_f64().unwrap() / 10.0
+    );
+    // QMP turns auto-converge off in the same command, as QEMU refuses both at once.
+    let caps = &v["apply"]["qmp"][0]["arguments"]["capabilities"];
+    assert_eq!(
+        caps,
+        &serde_json::json!([
+            {"capability": "auto-converge", "state": false},
+            {"capability": "dirty-limit", "state": true}
+        ])
+    );
+    // The predictive policy is on the front, saying how QEMU can run it.
+    let front = v["front"].as_array().unwrap();
+    let steered: Vec<&serde_json::Value> = front
+        .iter()
+        .filter(|p| p["policy"]["steering"].is_string())
+        .collect();
+    assert!(!steered.is_empty(), "{front:?}");
+    assert!(steered[0]["policy"]["steering"]
+        .as_str()
+        .unwrap()
+        .contains("record --qmp SOCKET --steer predictive"));
+}
+
+#[test]
+fn no_dirty_limit_where_the_scenarios_qemu_lacks_it_and_predictive_ties_the_best() {
+    // qemu-7.2-reference mimics QEMU 7.2: no dirty-limit capability (8.1+).
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/qemu-7.2-reference.toml",
+            "--seeds",
+            "1",
+            "--json",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&o);
+    assert_eq!(v["coverage"]["other_mechanisms"], 6);
+    let front = v["front"].as_array().unwrap();
+    assert!(front
+        .iter()
+        .all(|p| p["policy"]["capabilities"] == serde_json::json!(["auto-converge"])));
+    // The predictive policy reaches the fastest result of the whole staircase search; the
+    // recommendation is the plain QEMU setting that ties it (no steering needed).
+    let best = v["recommended"]["run"]["total_time_ms"].as_u64().unwrap();
+    let pred = front
+        .iter()
+        .find(|p| p["policy"]["steering"].is_string())
+        .expect("predictive on the front");
+    assert_eq!(pred["run"]["total_time_ms"].as_u64().unwrap(), best);
+    assert!(v["recommended"]["policy"]["steering"].is_null());
+    // The text names what was searched beside the staircases.
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/qemu-7.2-reference.toml",
+            "--seeds",
+            "1",
+        ],
+        &repo(),
+    );
+    let t = text(&o);
+    assert!(t.contains("beside them: autoconv.policy=predictive under each max-cpu-throttle; no dirty-limit (it needs QEMU 8.1+"), "{t}");
+}

@@ -181,8 +181,15 @@ fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
     );
     assert!(pages(&inc["counters_last"]) > pages(&inc["counters_at_resume"]));
     assert!(inc["ran_ms"].as_u64().unwrap() >= 1000);
+    // A marker per sweep of the 32 MiB working set: a destination that wrote a whole sweep's
+    // pages crossed one (a loaded host may give the 1.5 s run less than a sweep).
     let serial = std::fs::read(dest_out.join("serial.txt")).unwrap();
-    assert!(!serial.is_empty() && serial.iter().all(|&b| b == b'B'));
+    let written = pages(&inc["counters_last"]) - pages(&inc["counters_at_resume"]);
+    assert!(
+        !serial.is_empty() || written < (32 << 20) / 4096,
+        "{written} pages written on the destination, no marker"
+    );
+    assert!(serial.iter().all(|&b| b == b'B'));
     // The time series has the simulator's columns.
     let ts = std::fs::read_to_string(src_out.join("timeseries.csv")).unwrap();
     assert!(ts.starts_with(

@@ -171,6 +171,7 @@ fn a_rate_limited_migration_of_an_idle_guest_leaves_the_cores_idle() {
         prefill: true,
         dma: None,
         tls: None,
+        verify: Default::default(),
         timeouts: Default::default(),
     };
     let r = run_migration(&opts, &CancelToken::new()).unwrap();

@@ -63,6 +63,7 @@ fn options(
         dma: None,
         tls: None,
         timeouts,
+        verify: Default::default(),
     }
 }
 

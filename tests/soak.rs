@@ -87,6 +87,7 @@ fn migrations_back_to_back_verify_and_leave_nothing_behind() {
         dma: None,
         tls: None,
         timeouts: Default::default(),
+        verify: Default::default(),
     };
     let n = runs();
     let t0 = Instant::now();

@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autoconv::guest_image::{build_image, GuestSpec, Pace};
-use autoconv::kvm::memory::GuestRam;
+use autoconv::kvm::memory::{keyed_page_digest, GuestRam};
 use autoconv::kvm::{BootPath, MachineConfig};
 use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions};
 use autoconv::transport::incoming::{self, DestinationConfig};
 use autoconv::transport::protocol::{
-    Command, Header, Hello, HEADER_BYTES, HELLO_BYTES, NONCE_BYTES, REPLY_FIXED_BYTES,
+    Command, Header, Hello, COMPLETE_DIGEST, HEADER_BYTES, HELLO_BYTES, NONCE_BYTES,
+    REPLY_FIXED_BYTES,
 };
 use autoconv::transport::tls::{self, ClientTls, Endpoint, TlsCreds};
 use autoconv::transport::{verify, TransportError};
@@ -313,6 +314,7 @@ fn options(image: std::path::PathBuf, destination: Destination) -> RunOptions {
         prefill: false,
         dma: None,
         tls: None,
+        verify: Default::default(),
         timeouts: Default::default(),
     }
 }
@@ -424,8 +426,8 @@ fn recording_relay(to: SocketAddr) -> (SocketAddr, std::thread::JoinHandle<Recor
 }
 
 /// Rewrite a recorded stream as an attacker would: change a byte of the first page sent,
-/// then recompute every digest of COMPLETE for the memory that stream now builds, keyed with
-/// `key`.
+/// then recompute every digest (each page's, and COMPLETE's: the stream digest, or every
+/// page's) for the memory that stream now builds, keyed with `key`.
 fn forge(recorded: &[u8], key: u32) -> Vec<u8> {
     let mut out = recorded.to_vec();
     let mut hb = [0u8; HELLO_BYTES];
@@ -434,28 +436,48 @@ fn forge(recorded: &[u8], key: u32) -> Vec<u8> {
     let ram = GuestRam::new(ram_bytes).unwrap();
     let mut at = HELLO_BYTES;
     let mut changed = false;
+    let mut stream = crc32fast::Hasher::new_with_initial(key);
     loop {
         let mut h = [0u8; HEADER_BYTES];
         h.copy_from_slice(&out[at..at + HEADER_BYTES]);
         let header = Header::decode(&h, ram_bytes).unwrap();
         let body = at + HEADER_BYTES;
         let len = header.payload_bytes() as usize;
+        if header.command != Command::Complete {
+            stream.update(&h);
+        }
+        if header.command == Command::DeviceState {
+            stream.update(&out[body..body + len]);
+        }
         match header.command {
             Command::Pages => {
                 if !changed {
                     out[body] ^= 0x5a;
                     changed = true;
                 }
-                assert!(ram.write(header.arg, &out[body..body + len]));
+                let data = header.count as usize * 4096;
+                assert!(ram.write(header.arg, &out[body..body + data]));
+                for i in 0..header.count as usize {
+                    let gfn = header.arg / 4096 + i as u64;
+                    let page = &out[body + i * 4096..body + (i + 1) * 4096];
+                    let d = keyed_page_digest(key, gfn, page);
+                    let at = body + data + 4 * i;
+                    out[at..at + 4].copy_from_slice(&d.to_le_bytes());
+                }
             }
             Command::ZeroPages => {
                 assert!(ram.write(header.arg, &vec![0u8; header.count as usize * 4096]));
             }
             Command::Complete => {
-                let mut d = vec![0u32; ram.pages() as usize];
-                ram.keyed_page_digests(key, &mut d, 1);
-                for (i, v) in d.iter().enumerate() {
-                    out[body + 4 * i..body + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+                if header.arg == COMPLETE_DIGEST {
+                    let d = stream.clone().finalize();
+                    out[body..body + 4].copy_from_slice(&d.to_le_bytes());
+                } else {
+                    let mut d = vec![0u32; ram.pages() as usize];
+                    ram.keyed_page_digests(key, &mut d, 1);
+                    for (i, v) in d.iter().enumerate() {
+                        out[body + 4 * i..body + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+                    }
                 }
                 return out;
             }

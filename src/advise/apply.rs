@@ -59,9 +59,11 @@ pub fn forms(policy: &Policy, base: &MigrationParameters, domain: &str) -> Apply
         ));
     }
     let caps = policy.capabilities();
-    let qmp_caps: Vec<Value> = caps
+    let caps_off = policy.capabilities_off();
+    let qmp_caps: Vec<Value> = caps_off
         .iter()
-        .map(|c| json!({"capability": c, "state": true}))
+        .map(|c| json!({"capability": c, "state": false}))
+        .chain(caps.iter().map(|c| json!({"capability": c, "state": true})))
         .collect();
     let args: Map<String, Value> = params
         .iter()
@@ -79,9 +81,13 @@ pub fn forms(policy: &Policy, base: &MigrationParameters, domain: &str) -> Apply
         };
         format!("migrate_set_parameter {k} {value}")
     };
-    let mut hmp: Vec<String> = caps
+    let mut hmp: Vec<String> = caps_off
         .iter()
-        .map(|c| format!("migrate_set_capability {c} on"))
+        .map(|c| format!("migrate_set_capability {c} off"))
+        .chain(
+            caps.iter()
+                .map(|c| format!("migrate_set_capability {c} on")),
+        )
         .collect();
     hmp.extend(params.iter().map(|(k, v)| hmp_line(k, v)));
 
@@ -101,6 +107,12 @@ pub fn forms(policy: &Policy, base: &MigrationParameters, domain: &str) -> Apply
             })
     };
     let mut virsh = Vec::new();
+    for c in caps.iter().filter(|c| **c != "auto-converge") {
+        // virsh migrate has an option for auto-converge only.
+        virsh.push(format!(
+            "virsh qemu-monitor-command {domain} --hmp 'migrate_set_capability {c} on'"
+        ));
+    }
     for (k, v) in &params {
         if VIRSH_HAS.contains(k) || default_of(k).as_ref() == Some(v) {
             continue;

@@ -29,9 +29,19 @@ struct ResultKey {
     transferred_bytes: u64,
     max_throttle_pct: u32,
     guest_cpu_lost_us: u64,
+    /// Results of different mechanisms stay apart even when equal.
+    family: u8,
 }
 
-fn key(run: &RunMetrics) -> ResultKey {
+fn family(p: &Policy) -> u8 {
+    match p {
+        Policy::Throttle(_) => 0,
+        Policy::Predictive { .. } => 1,
+        Policy::DirtyLimit { .. } => 2,
+    }
+}
+
+fn key(run: &RunMetrics, policy: &Policy) -> ResultKey {
     ResultKey {
         status: run.status.clone(),
         total_time_ms: run.total_time_ms,
@@ -39,6 +49,7 @@ fn key(run: &RunMetrics) -> ResultKey {
         transferred_bytes: run.transferred_bytes,
         max_throttle_pct: run.max_throttle_pct,
         guest_cpu_lost_us: (run.guest_cpu_lost_s * 1e6).round() as u64,
+        family: family(policy),
     }
 }
 
@@ -53,7 +64,7 @@ pub fn group_results(eval: &Evaluation) -> Vec<ResultGroup> {
         if !r.converged() {
             continue;
         }
-        let k = key(r);
+        let k = key(r, policy);
         members
             .entry(k.clone())
             .or_insert_with(|| {
@@ -83,11 +94,14 @@ pub fn group_results(eval: &Evaluation) -> Vec<ResultGroup> {
 
 /// Per dimension, the values that keep the result when only that dimension moves.
 fn same_result(rep: &Policy, members: &[Policy]) -> Vec<(&'static str, String)> {
-    let Policy::Throttle(rep) = rep;
+    let Policy::Throttle(rep) = rep else {
+        return Vec::new();
+    };
     let set: HashSet<ThrottlePolicy> = members
         .iter()
-        .map(|p| match p {
-            Policy::Throttle(t) => *t,
+        .filter_map(|p| match p {
+            Policy::Throttle(t) => Some(*t),
+            _ => None,
         })
         .collect();
     let mut out = Vec::new();

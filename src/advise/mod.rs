@@ -172,6 +172,37 @@ pub struct Coverage {
     /// Policies of the space not evaluated (hopeless caps, or trigger/tailslow variants of
     /// results far from the best).
     pub not_evaluated: usize,
+    /// Policies of other mechanisms than QEMU's staircase evaluated beside it (predictive,
+    /// dirty-limit at its quotas).
+    pub other_mechanisms: usize,
+}
+
+/// autoconv's predictive policy always (it steers QEMU's own auto-converge), under each
+/// max-cpu-throttle of `caps`; dirty-limit at
+/// [`policy::DIRTY_LIMIT_QUOTAS_MB_S`] where the scenario's QEMU has it (8.1+), its host gives
+/// the vCPUs dirty rings, and its writes come from vCPUs the simulator can slow (not from a
+/// profile region's curve), unless a max-throttle limit is set: dirty-limit has no throttle
+/// percentage to hold to it (its vCPU sleeps may reach 99 ring-full times).
+pub fn other_policies(scenario: &Scenario, caps: &[u32], throttle_limited: bool) -> Vec<Policy> {
+    let mut out: Vec<Policy> = caps
+        .iter()
+        .map(|&max_throttle_pct| Policy::Predictive { max_throttle_pct })
+        .collect();
+    let dirty_limit_modelled = !throttle_limited
+        && scenario.migration.autoconv.qemu_version.has_dirty_limit()
+        && scenario.host.dirty_ring_size > 0
+        && !scenario
+            .regions
+            .iter()
+            .any(|r| matches!(r.pattern, crate::scenario::Pattern::Profile { .. }));
+    if dirty_limit_modelled {
+        out.extend(
+            policy::DIRTY_LIMIT_QUOTAS_MB_S
+                .iter()
+                .map(|&quota_mb_s| Policy::DirtyLimit { quota_mb_s }),
+        );
+    }
+    out
 }
 
 /// Candidates the refinement stage revisits: (initial, cap) of the best results by the
@@ -250,7 +281,10 @@ pub fn advise(req: &Request) -> Advice {
                 .take(REFINE_FRONT)
                 .map(|g| g.representative),
         );
-    for Policy::Throttle(t) in picks {
+    for t in picks.filter_map(|p| match p {
+        Policy::Throttle(t) => Some(t),
+        _ => None,
+    }) {
         if !seeds.contains(&(t.initial_pct, t.max_throttle_pct)) {
             seeds.push((t.initial_pct, t.max_throttle_pct));
         }
@@ -285,10 +319,26 @@ pub fn advise(req: &Request) -> Advice {
     let refined_eval = search::evaluate_groups(&req.scenario, req.seed, &refine_groups);
     let refined = refined_eval.policies.len();
     eval.extend(refined_eval);
+    // The other mechanisms: autoconv's predictive policy, and dirty-limit where the scenario
+    // can have it. A handful of runs.
+    let others = other_policies(
+        &req.scenario,
+        &space.max_throttle_pct,
+        req.constraints.max_throttle_pct.is_some(),
+    );
+    let other_runs: Vec<RunMetrics> = others
+        .par_iter()
+        .map(|p| search::simulate_policy(&req.scenario, p, req.seed))
+        .collect();
+    for (p, run) in others.iter().zip(other_runs) {
+        eval.policies.push((*p, eval.runs.len()));
+        eval.runs.push(run);
+    }
     let coverage = Coverage {
         exhaustive,
         refined,
         not_evaluated: space.policies().len().saturating_sub(exhaustive + refined),
+        other_mechanisms: others.len(),
         hopeless_caps,
     };
 
@@ -349,9 +399,19 @@ mod tests {
         }
     }
 
-    /// The best result of simulating every policy of the space.
+    /// The best result of simulating every policy of the space, and the other mechanisms.
     fn exhaustive_best(req: &Request) -> Option<ResultGroup> {
-        let eval = search::evaluate(&req.scenario, &req.space, req.seed);
+        let mut eval = search::evaluate(&req.scenario, &req.space, req.seed);
+        let others = other_policies(
+            &req.scenario,
+            &req.space.max_throttle_pct,
+            req.constraints.max_throttle_pct.is_some(),
+        );
+        for p in others {
+            eval.policies.push((p, eval.runs.len()));
+            eval.runs
+                .push(search::simulate_policy(&req.scenario, &p, req.seed));
+        }
         front::group_results(&eval)
             .into_iter()
             .filter(|g| req.constraints.allows(&g.run))

@@ -73,7 +73,22 @@ pub const THROTTLE_DIMENSIONS: [&str; 5] = [
 pub enum Policy {
     /// QEMU's auto-converge throttle.
     Throttle(ThrottlePolicy),
+    /// autoconv's predictive policy choosing auto-converge's throttle (not QEMU's: on a real
+    /// QEMU it needs autoconv steering it, `autoconv record --qmp SOCKET --steer predictive`),
+    /// with QEMU's default trigger and staircase parameters for its fall-back.
+    Predictive {
+        /// `max-cpu-throttle`, %: the highest it may choose.
+        max_throttle_pct: u32,
+    },
+    /// QEMU 8.1+'s `dirty-limit` capability (auto-converge off) at a per-vCPU quota.
+    DirtyLimit {
+        /// `vcpu-dirty-limit`, MB/s.
+        quota_mb_s: u32,
+    },
 }
+
+/// The `vcpu-dirty-limit` quotas the advisor tries: QEMU's default (1 MB/s) and a few more.
+pub const DIRTY_LIMIT_QUOTAS_MB_S: [u32; 4] = [1, 10, 50, 200];
 
 impl Policy {
     /// Set this policy's parameters (and the capability it needs) on `config`, turning off
@@ -83,6 +98,7 @@ impl Policy {
         match self {
             Policy::Throttle(t) => {
                 config.autoconv.policy = ThrottlePicker::Qemu;
+                config.autoconv.profile = None;
                 params.dirty_limit = false;
                 params.auto_converge = true;
                 params.cpu_throttle_initial = t.initial_pct;
@@ -90,6 +106,22 @@ impl Policy {
                 params.cpu_throttle_tailslow = t.tailslow;
                 params.throttle_trigger_threshold = t.trigger_threshold_pct;
                 params.max_cpu_throttle = t.max_throttle_pct;
+            }
+            Policy::Predictive { max_throttle_pct } => {
+                Policy::Throttle(ThrottlePolicy {
+                    max_throttle_pct: *max_throttle_pct,
+                    ..ThrottlePolicy::QEMU_DEFAULT
+                })
+                .apply_to(config);
+                config.autoconv.policy = ThrottlePicker::Predictive;
+            }
+            Policy::DirtyLimit { quota_mb_s } => {
+                config.autoconv.policy = ThrottlePicker::Qemu;
+                config.autoconv.profile = None;
+                let params = &mut config.params;
+                params.auto_converge = false;
+                params.dirty_limit = true;
+                params.vcpu_dirty_limit = u64::from(*quota_mb_s);
             }
         }
     }
@@ -104,13 +136,49 @@ impl Policy {
                 ("max-cpu-throttle", t.max_throttle_pct.into()),
                 ("throttle-trigger-threshold", t.trigger_threshold_pct.into()),
             ],
+            // autoconv sets cpu-throttle-initial/-increment live while it steers.
+            Policy::Predictive { max_throttle_pct } => Policy::Throttle(ThrottlePolicy {
+                max_throttle_pct: *max_throttle_pct,
+                ..ThrottlePolicy::QEMU_DEFAULT
+            })
+            .parameters(),
+            Policy::DirtyLimit { quota_mb_s } => vec![("vcpu-dirty-limit", (*quota_mb_s).into())],
+        }
+    }
+
+    /// The command that applies a policy QEMU cannot run on its own, if it is one.
+    pub fn steering(&self) -> Option<&'static str> {
+        match self {
+            Policy::Predictive { .. } => Some(
+                "autoconv record --qmp SOCKET --steer predictive [--profile PROFILE.csv] --migrate URI",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Capabilities the policy must turn off (QEMU refuses dirty-limit beside auto-converge).
+    pub fn capabilities_off(&self) -> Vec<&'static str> {
+        match self {
+            Policy::DirtyLimit { .. } => vec!["auto-converge"],
+            _ => Vec::new(),
+        }
+    }
+
+    /// What the guest's QEMU must already have for this policy, if anything.
+    pub fn prerequisite(&self) -> Option<&'static str> {
+        match self {
+            Policy::DirtyLimit { .. } => Some(
+                "QEMU 8.1 or later, started with KVM's dirty ring: -accel kvm,dirty-ring-size=4096 (libvirt: <features><kvm><dirty-ring state='on' size='4096'/></kvm></features>)",
+            ),
+            _ => None,
         }
     }
 
     /// Capabilities the policy turns on.
     pub fn capabilities(&self) -> Vec<&'static str> {
         match self {
-            Policy::Throttle(_) => vec!["auto-converge"],
+            Policy::Throttle(_) | Policy::Predictive { .. } => vec!["auto-converge"],
+            Policy::DirtyLimit { .. } => vec!["dirty-limit"],
         }
     }
 
@@ -137,6 +205,18 @@ impl Policy {
                 }
                 s
             }
+            Policy::Predictive { max_throttle_pct } => {
+                if *max_throttle_pct == ThrottlePolicy::QEMU_DEFAULT.max_throttle_pct {
+                    "autoconv.policy=predictive (steering QEMU)".to_string()
+                } else {
+                    format!(
+                        "autoconv.policy=predictive max-cpu-throttle={max_throttle_pct} (steering QEMU)"
+                    )
+                }
+            }
+            Policy::DirtyLimit { quota_mb_s } => {
+                format!("dirty-limit=on vcpu-dirty-limit={quota_mb_s}")
+            }
         }
     }
 
@@ -154,6 +234,14 @@ impl Policy {
                     .map(|n| t.get(n).abs_diff(d.get(n)))
                     .sum();
                 (changed, moved)
+            }
+            // Another mechanism than QEMU's default: after any staircase that ties.
+            Policy::Predictive { max_throttle_pct } => (
+                THROTTLE_DIMENSIONS.len() as u32 + 1,
+                max_throttle_pct.abs_diff(ThrottlePolicy::QEMU_DEFAULT.max_throttle_pct),
+            ),
+            Policy::DirtyLimit { quota_mb_s } => {
+                (THROTTLE_DIMENSIONS.len() as u32 + 2, quota_mb_s.abs_diff(1))
             }
         }
     }

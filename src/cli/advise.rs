@@ -369,6 +369,27 @@ pub fn format_advice(
         list(&sp.trigger_threshold_pct),
         cov.not_evaluated,
     );
+    let others = autoconv::advise::other_policies(
+        &req.scenario,
+        &sp.max_throttle_pct,
+        req.constraints.max_throttle_pct.is_some(),
+    );
+    let quotas: Vec<String> = others
+        .iter()
+        .filter_map(|p| match p {
+            autoconv::advise::Policy::DirtyLimit { quota_mb_s } => Some(quota_mb_s.to_string()),
+            _ => None,
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  beside them: autoconv.policy=predictive under each max-cpu-throttle; {}",
+        if quotas.is_empty() {
+            "no dirty-limit (it needs QEMU 8.1+, a dirty ring, writes from vCPUs, and no --max-throttle, which it has no percentage to hold to)".to_string()
+        } else {
+            format!("dirty-limit at vcpu-dirty-limit {} MB/s", quotas.join(","))
+        }
+    );
     if !cov.hopeless_caps.is_empty() {
         let mut caps: Vec<u32> = cov.hopeless_caps.iter().map(|(_, m)| *m).collect();
         caps.sort_unstable();
@@ -469,6 +490,15 @@ pub fn format_advice(
                     let _ = writeln!(s, "  QEMU's defaults do not converge; this does");
                 }
                 _ => {}
+            }
+            if let Some(need) = r.group.representative.prerequisite() {
+                let _ = writeln!(s, "\nNeeds {need}.");
+            }
+            if let Some(cmd) = r.group.representative.steering() {
+                let _ = writeln!(
+                    s,
+                    "\nThis is autoconv's policy, not QEMU's: QEMU runs it only with autoconv steering its auto-converge live:\n  {cmd}\nwith these settings first:"
+                );
             }
             let _ = writeln!(s, "\nApply with QMP:");
             for c in &f.qmp {
@@ -585,7 +615,17 @@ fn policy_json(p: &autoconv::advise::Policy) -> Value {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    json!({"capabilities": p.capabilities(), "parameters": params})
+    let mut v = json!({"capabilities": p.capabilities(), "parameters": params});
+    if let Some(cmd) = p.steering() {
+        v["steering"] = json!(cmd);
+    }
+    if let Some(need) = p.prerequisite() {
+        v["prerequisite"] = json!(need);
+    }
+    if !p.capabilities_off().is_empty() {
+        v["capabilities_off"] = json!(p.capabilities_off());
+    }
+    v
 }
 
 fn point_json(p: &Point) -> Value {
@@ -659,6 +699,7 @@ fn advice_json(
             "exhaustive": a.coverage.exhaustive,
             "refined": a.coverage.refined,
             "not_evaluated": a.coverage.not_evaluated,
+            "other_mechanisms": a.coverage.other_mechanisms,
             "hopeless_caps": a.coverage.hopeless_caps.iter().map(|(t, m)| json!({"throttle-trigger-threshold": t, "max-cpu-throttle": m})).collect::<Vec<_>>(),
         },
         "runs_simulated": a.runs_simulated,

@@ -24,7 +24,8 @@ use autoconv::units::format_bytes;
 ///
 /// Attaches to a running QEMU (its QMP socket, or a libvirt domain through virsh) and polls
 /// `query-migrate` every 100 ms until the migration ends; or reads such replies from a log.
-/// Read-only: it never changes a parameter or starts a migration unless --migrate is given.
+/// Read-only: it never changes a parameter or starts a migration unless --migrate or --steer
+/// is given.
 /// QEMU serves one client per -qmp socket: give your VM a second one for autoconv, e.g.
 /// `-qmp unix:/run/vm-autoconv.sock,server=on,wait=off`.
 ///
@@ -33,6 +34,7 @@ use autoconv::units::format_bytes;
 ///   autoconv record --qmp /run/vm-autoconv.sock --migrate tcp:10.0.0.2:4444 --out runs/p2
 ///   autoconv record --virsh myvm --out runs/myvm
 ///   autoconv record --from-log query-migrate.jsonl --out runs/replayed
+///   autoconv record --qmp /run/vm-autoconv.sock --steer predictive --out runs/steered
 #[derive(Args, Debug, Clone)]
 #[command(
     verbatim_doc_comment,
@@ -63,6 +65,15 @@ pub struct RecordArgs {
     /// the --from-log format) there.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Steer QEMU's auto-converge with autoconv's policy (not QEMU's): before each of QEMU's
+    /// throttle steps, set cpu-throttle-initial / cpu-throttle-increment live
+    /// (migrate-set-parameters) so the step lands where the policy wants; the values you had
+    /// are set back when the migration ends.
+    #[arg(long, value_name = "POLICY", value_parser = ["predictive"], conflicts_with = "from_log")]
+    pub steer: Option<String>,
+    /// The guest's profile CSV (from `autoconv profile`) for --steer's first choice.
+    #[arg(long, value_name = "PROFILE.csv", requires = "steer")]
+    pub profile: Option<PathBuf>,
 }
 
 /// The name of a QEMU parameter a `--set` names, if it is one (canonical spelling).
@@ -185,6 +196,9 @@ fn print_run(r: &QemuRunReport) {
     if let Some(img) = &r.image {
         outln!("guest: {img}");
     }
+    if let Some(why) = &r.steer_stopped {
+        outln!("{why}");
+    }
     outln!(
         "QEMU {} ({}), {} vCPU(s)",
         r.qemu_version,
@@ -306,6 +320,12 @@ fn run_summary(r: &QemuRunReport, image: &Path, args: &KvmRunArgs) -> Summary {
     for (k, v) in extra {
         summary.extra.insert(k.into(), v);
     }
+    if !r.steer_actions.is_empty() || r.steer_stopped.is_some() {
+        summary.extra.insert(
+            "steer".into(),
+            json!({"policy": "predictive", "actions": r.steer_actions, "stopped": r.steer_stopped}),
+        );
+    }
     summary
 }
 
@@ -315,6 +335,17 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         let rec = record::read_log(log, args.vcpus)?;
         (stem(log), format!("log:{}", log.display()), rec)
     } else {
+        let steer = match &args.steer {
+            None => None,
+            Some(_) => Some(record::SteerRequest {
+                profile: match &args.profile {
+                    None => None,
+                    Some(p) => {
+                        Some(autoconv::report::profile::Profile::read(p)?.dirty_bytes_curve())
+                    }
+                },
+            }),
+        };
         let (cancel, done) = ctrl_c_token();
         let result = if let Some(sock) = &args.qmp {
             let client =
@@ -326,8 +357,14 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
                 waiting_text(args)
             );
             let mut src = QmpSource(client);
-            record::record_channel(&mut src, args.migrate.as_deref(), args.wait / 1000, &cancel)
-                .map(|r| (stem(sock), format!("qmp:{}", sock.display()), r))
+            record::record_channel(
+                &mut src,
+                args.migrate.as_deref(),
+                args.wait / 1000,
+                &cancel,
+                steer.as_ref(),
+            )
+            .map(|r| (stem(sock), format!("qmp:{}", sock.display()), r))
         } else {
             let domain = args.virsh.clone().unwrap_or_default();
             outln!(
@@ -338,8 +375,14 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
                 domain: domain.clone(),
                 virsh: "virsh".into(),
             };
-            record::record_channel(&mut src, args.migrate.as_deref(), args.wait / 1000, &cancel)
-                .map(|r| (domain.clone(), format!("virsh:{domain}"), r))
+            record::record_channel(
+                &mut src,
+                args.migrate.as_deref(),
+                args.wait / 1000,
+                &cancel,
+                steer.as_ref(),
+            )
+            .map(|r| (domain.clone(), format!("virsh:{domain}"), r))
         };
         done.store(true, Ordering::SeqCst);
         result?
@@ -348,6 +391,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         outln!("QEMU {v}");
     }
     outln!("{} polls recorded", rec.timeline.samples.len());
+    print_steer(&rec.steer_actions, rec.steer_stopped.as_deref());
     let limit = rec
         .qemu_parameters
         .as_ref()
@@ -378,6 +422,12 @@ fn record_summary(rec: &Recording, name: &str, from: &str) -> Summary {
         Value::Object(rec.final_query_migrate.clone()),
     );
     summary.extra.insert("recorded_from".into(), json!(from));
+    if !rec.steer_actions.is_empty() || rec.steer_stopped.is_some() {
+        summary.extra.insert(
+            "steer".into(),
+            json!({"policy": "predictive", "actions": rec.steer_actions, "stopped": rec.steer_stopped}),
+        );
+    }
     summary.extra.insert("vcpus".into(), json!(rec.vcpus));
     summary
 }
@@ -400,4 +450,17 @@ fn write_recording(
         dir.display()
     );
     Ok(())
+}
+
+/// What `--steer` (or `run --qemu` with the predictive policy) set, one line each.
+fn print_steer(actions: &[autoconv::qemu::steer::SteerAction], stopped: Option<&str>) {
+    for a in actions {
+        outln!(
+            "steer (autoconv.policy=predictive): at {} ms set {}={} so QEMU's next throttle step lands at {} %",
+            a.t_ms, a.parameter, a.value, a.next_pct
+        );
+    }
+    if let Some(why) = stopped {
+        outln!("{why}");
+    }
 }

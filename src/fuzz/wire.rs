@@ -3,10 +3,11 @@
 //! the session-keyed verification and the resume decision — against 64 KiB of guest memory
 //! without a VM (resuming is recorded, not done).
 //!
-//! Seeded with a valid stream whose device state was recorded from a real KVM guest
-//! (`fuzz/seeds/device-state.json`); the structure-aware mutations edit frames and, when they
-//! change memory, can recompute the COMPLETE digests for it, so mutated streams get past
-//! verification to the resume as often as they fail it.
+//! Seeded with valid streams (digest and full verification) whose device state was recorded
+//! from a real KVM guest (`fuzz/seeds/device-state.json`); the structure-aware mutations edit
+//! frames and, when they change memory, can recompute the digests that travel with the pages
+//! and those of COMPLETE, so mutated streams get past verification to the resume as often as
+//! they fail it.
 
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
@@ -16,10 +17,12 @@ use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Features, Target};
+use crate::kvm::memory::keyed_page_digest;
 use crate::kvm::memory::GuestRam;
 use crate::transport::incoming::{check_hello, receive_stream, IncomingStats};
 use crate::transport::protocol::{
-    Command, Header, Hello, HEADER_BYTES, HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
+    Command, Header, Hello, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES, HEADER_BYTES,
+    HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
 };
 use crate::transport::verify::session_key;
 use crate::transport::TransportError;
@@ -77,10 +80,10 @@ fn frames(input: &[u8]) -> Vec<Span> {
         let h = &input[at..at + HEADER_BYTES];
         let count = u64::from(u32::from_le_bytes([h[4], h[5], h[6], h[7]]));
         let payload = match h[0] {
-            1 => count * PAGE_BYTES,
+            1 => count * (PAGE_BYTES + DIGEST_BYTES),
             2 | 3 => 0,
             4 | 6..=8 => count,
-            5 => count * 4,
+            5 => count * DIGEST_BYTES,
             _ => break,
         };
         let end = (at + HEADER_BYTES).saturating_add(payload as usize);
@@ -119,8 +122,9 @@ impl Wire {
         }
     }
 
-    /// Recompute the COMPLETE frame's digests for the memory the input's frames build, keyed
-    /// for the input's session (what a source that sent those pages would have sent).
+    /// Recompute the digests of every PAGES frame and of a full COMPLETE frame for the memory
+    /// the input's frames build, keyed for the input's session (what a source that sent those
+    /// pages would have sent).
     fn fix_digests(&self, input: &mut [u8]) -> bool {
         if input.len() < HELLO_BYTES {
             return false;
@@ -132,8 +136,15 @@ impl Wire {
         let mem = unsafe { self.scratch.slice_mut(0, RAM_BYTES) }.expect("whole memory");
         mem.fill(0);
         let mut fixed = false;
+        let mut stream = crc32fast::Hasher::new_with_initial(key);
         for s in frames(input) {
             let h = &input[s.at..s.at + HEADER_BYTES];
+            if s.command != 5 {
+                stream.update(h);
+            }
+            if s.command == 4 {
+                stream.update(&input[s.at + HEADER_BYTES..s.end]);
+            }
             let count = u64::from(u32::from_le_bytes([h[4], h[5], h[6], h[7]]));
             let arg = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
             let body = s.at + HEADER_BYTES;
@@ -143,13 +154,29 @@ impl Wire {
             match s.command {
                 1 if in_ram => {
                     let a = arg as usize;
-                    mem[a..a + (s.end - body)].copy_from_slice(&input[body..s.end]);
+                    let data = (count * PAGE_BYTES) as usize;
+                    mem[a..a + data].copy_from_slice(&input[body..body + data]);
+                    for i in 0..count {
+                        let at = a + (i * PAGE_BYTES) as usize;
+                        let page = &mem[at..at + PAGE_BYTES as usize];
+                        let d = keyed_page_digest(key, arg / PAGE_BYTES + i, page);
+                        let to = body + data + (i * DIGEST_BYTES) as usize;
+                        input[to..to + 4].copy_from_slice(&d.to_le_bytes());
+                    }
+                    fixed = true;
                 }
                 2 if in_ram => {
                     let a = arg as usize;
                     mem[a..a + (count * PAGE_BYTES) as usize].fill(0);
                 }
-                5 if (s.end - body) as u64 == RAM_BYTES / PAGE_BYTES * 4 => {
+                5 if arg == COMPLETE_DIGEST && s.end - body == 4 => {
+                    let d = stream.clone().finalize();
+                    input[body..body + 4].copy_from_slice(&d.to_le_bytes());
+                    fixed = true;
+                }
+                5 if arg == COMPLETE_FULL
+                    && (s.end - body) as u64 == RAM_BYTES / PAGE_BYTES * 4 =>
+                {
                     let mut d = vec![0u32; (RAM_BYTES / PAGE_BYTES) as usize];
                     self.scratch.keyed_page_digests(key, &mut d, 1);
                     for (i, v) in d.iter().enumerate() {
@@ -164,10 +191,12 @@ impl Wire {
     }
 
     fn stream(&self, tail: &[u8]) -> Vec<u8> {
+        // The digests after the pages are left zero: fix_digests fills them in.
         let pages = |gfn: u64, n: u64| {
-            let data: Vec<u8> = (0..n * PAGE_BYTES)
+            let mut data: Vec<u8> = (0..n * PAGE_BYTES)
                 .map(|i| ((i / 7) as u8) ^ (gfn as u8).wrapping_mul(31))
                 .collect();
+            data.resize((n * (PAGE_BYTES + DIGEST_BYTES)) as usize, 0);
             frame(Command::Pages, n as u32, gfn * PAGE_BYTES, &data)
         };
         let mut s = Hello {
@@ -198,15 +227,18 @@ impl Target for Wire {
         let digests = frame(
             Command::Complete,
             (RAM_BYTES / PAGE_BYTES) as u32,
-            0,
-            &vec![0u8; (RAM_BYTES / PAGE_BYTES * 4) as usize],
+            COMPLETE_FULL,
+            &vec![0u8; (RAM_BYTES / PAGE_BYTES * DIGEST_BYTES) as usize],
         );
+        let digest_only = frame(Command::Complete, 1, COMPLETE_DIGEST, &[0; 4]);
         let mut seeds = Vec::new();
         if let Some(state) = &self.device_state {
             let dev = frame(Command::DeviceState, state.len() as u32, 0, state);
-            let mut whole = self.stream(&[dev.clone(), digests.clone()].concat());
-            self.fix_digests(&mut whole);
-            seeds.push(whole);
+            for complete in [&digests, &digest_only] {
+                let mut whole = self.stream(&[dev.clone(), complete.clone()].concat());
+                self.fix_digests(&mut whole);
+                seeds.push(whole);
+            }
         }
         let mut no_state = self.stream(&digests);
         self.fix_digests(&mut no_state);

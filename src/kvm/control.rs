@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::vstate::vcpu::RunControl;
 use crate::migration::cpu_throttle::sleep_ns;
 
 /// Per-vCPU shared state.
@@ -126,11 +127,6 @@ impl Control {
         self.cvar.notify_all();
     }
 
-    /// True once a stop was requested.
-    pub fn should_stop(&self) -> bool {
-        self.lock().stop
-    }
-
     /// Wait until every vCPU thread has unregistered.
     pub fn wait_all_stopped(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -156,14 +152,6 @@ impl Control {
             // SAFETY: a registered thread unregisters (under this lock) before it ends, and
             // we hold the lock, so `t` is a live thread of this process.
             unsafe { super::vstate::kick_thread(*t) };
-        }
-    }
-
-    /// A guest vCPU halted with nothing to wake it: park until a stop request.
-    pub fn wait_while_halted(&self) {
-        let mut st = self.lock();
-        while !st.stop {
-            st = self.cvar.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -254,36 +242,11 @@ impl Control {
         self.cvar.notify_all();
     }
 
-    /// vCPU thread: serve a scheduled throttle sleep, if any (`cpu_throttle_thread`).
-    pub fn serve_throttle(&self, index: u32) {
-        let v = &self.vcpus[index as usize];
-        if !v.throttle_scheduled.load(Ordering::SeqCst) {
-            return;
-        }
-        let pct = self.throttle_pct();
-        if pct != 0 {
-            self.sleep_unless_stopped(v, Duration::from_nanos(sleep_ns(pct)));
-        }
-        v.throttle_scheduled.store(false, Ordering::SeqCst);
-    }
-
     /// Dirty-limit's controller: the sleep vCPU `index` serves at each full dirty ring.
     pub fn set_dirty_limit_sleep_us(&self, index: u32, us: u64) {
         if let Some(v) = self.vcpus.get(index as usize) {
             v.dirty_limit_sleep_us.store(us, Ordering::SeqCst);
         }
-    }
-
-    /// vCPU thread, after its full dirty ring was harvested: serve dirty-limit's sleep
-    /// (`dirtylimit_vcpu_execute`), cut short if the vCPUs are being stopped. Counted with the
-    /// throttle's sleeps as guest CPU lost.
-    pub fn serve_dirty_limit(&self, index: u32) {
-        let v = &self.vcpus[index as usize];
-        let us = v.dirty_limit_sleep_us.load(Ordering::SeqCst);
-        if us == 0 {
-            return;
-        }
-        self.sleep_unless_stopped(v, Duration::from_micros(us));
     }
 
     /// Sleep on the condvar for `duration` (so a stop cuts it short, unlike `thread::sleep`)
@@ -335,5 +298,46 @@ impl Control {
             .iter()
             .map(|v| v.slept_ns.load(Ordering::SeqCst))
             .sum()
+    }
+}
+
+/// The vCPU threads' side: what their KVM_RUN loop asks between two runs.
+impl RunControl for Control {
+    /// True once a stop was requested.
+    fn should_stop(&self) -> bool {
+        self.lock().stop
+    }
+
+    /// A guest vCPU halted with nothing to wake it: park until a stop request.
+    fn wait_while_halted(&self) {
+        let mut st = self.lock();
+        while !st.stop {
+            st = self.cvar.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// vCPU thread: serve a scheduled throttle sleep, if any (`cpu_throttle_thread`).
+    fn serve_throttle(&self, index: u32) {
+        let v = &self.vcpus[index as usize];
+        if !v.throttle_scheduled.load(Ordering::SeqCst) {
+            return;
+        }
+        let pct = self.throttle_pct();
+        if pct != 0 {
+            self.sleep_unless_stopped(v, Duration::from_nanos(sleep_ns(pct)));
+        }
+        v.throttle_scheduled.store(false, Ordering::SeqCst);
+    }
+
+    /// vCPU thread, after its full dirty ring was harvested: serve dirty-limit's sleep
+    /// (`dirtylimit_vcpu_execute`), cut short if the vCPUs are being stopped. Counted with the
+    /// throttle's sleeps as guest CPU lost.
+    fn serve_dirty_limit(&self, index: u32) {
+        let v = &self.vcpus[index as usize];
+        let us = v.dirty_limit_sleep_us.load(Ordering::SeqCst);
+        if us == 0 {
+            return;
+        }
+        self.sleep_unless_stopped(v, Duration::from_micros(us));
     }
 }

@@ -303,7 +303,7 @@ impl Machine {
                 .spawn(move || {
                     let index = vcpu.index();
                     control.register_thread(index);
-                    let end = vcpu.run_loop(&control, &serial);
+                    let end = vcpu.run_loop(control.as_ref(), &serial);
                     if let VcpuEnd::Failed(why) = &end {
                         failures
                             .lock()

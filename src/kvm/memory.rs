@@ -178,11 +178,19 @@ impl GuestRam {
     /// does not match.
     pub fn keyed_page_digests(&self, key: u32, out: &mut [u32], threads: usize) {
         self.digests_with(0, out, threads, |gfn, page| {
-            let mut h = crc32fast::Hasher::new_with_initial(key);
-            h.update(&gfn.to_le_bytes());
-            h.update(page);
-            h.finalize()
+            keyed_page_digest(key, gfn, page)
         });
+    }
+
+    /// [`keyed_page_digest`] of page `gfn` as it is now. The guest may be writing it: a torn
+    /// read gives a digest of bytes that were never all there at once, which is harmless
+    /// where a write also marks the page dirty (it is sent, and digested, again).
+    pub fn keyed_digest_of(&self, key: u32, gfn: u64) -> u32 {
+        let p = self.page_ptr(gfn);
+        // SAFETY: a whole page inside the mapping (page_ptr checks gfn); reading bytes a vCPU
+        // may write concurrently is what a VMM's migration does (see above).
+        let page = unsafe { std::slice::from_raw_parts(p, PAGE_BYTES as usize) };
+        keyed_page_digest(key, gfn, page)
     }
 
     fn digests_with(
@@ -211,6 +219,15 @@ impl GuestRam {
             }
         });
     }
+}
+
+/// CRC32 of a page's number and bytes, starting from `key`: the digest both ends of a
+/// migration session compare (see `transport::verify`).
+pub fn keyed_page_digest(key: u32, gfn: u64, page: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(key);
+    h.update(&gfn.to_le_bytes());
+    h.update(page);
+    h.finalize()
 }
 
 #[cfg(test)]

@@ -488,6 +488,25 @@ pub struct AutoconvSettings {
     /// Who picks the auto-converge throttle: QEMU's staircase (default) or autoconv's own
     /// predictive policy.
     pub policy: Policy,
+    /// The guest's throttle-vs-dirty-rate profile for the predictive policy's first choice
+    /// (`autoconv.profile`), if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<PolicyProfile>,
+}
+
+/// `autoconv.profile`: a profile CSV read for the predictive policy. Summaries name its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyProfile {
+    /// The file, as given.
+    pub path: String,
+    /// Its curve: (throttle %, dirty bytes/s).
+    pub curve: super::policy::ProfileCurve,
+}
+
+impl Serialize for PolicyProfile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.path)
+    }
 }
 
 impl Default for AutoconvSettings {
@@ -496,6 +515,7 @@ impl Default for AutoconvSettings {
             time_limit_ms: 600_000,
             qemu_version: QemuVersion::CURRENT,
             policy: Policy::Qemu,
+            profile: None,
         }
     }
 }
@@ -506,8 +526,9 @@ impl Default for AutoconvSettings {
 pub enum Policy {
     /// QEMU's staircase: cpu-throttle-initial, then +cpu-throttle-increment (or tailslow).
     Qemu,
-    /// autoconv's own: the lowest throttle its fit of the measured dirty rates says converges,
-    /// climbing by cpu-throttle-increment at least when a prediction proves wrong.
+    /// autoconv's own: the throttle its model of the measured dirty rates (and a profile, if
+    /// given) says costs the least guest CPU, climbing by cpu-throttle-increment at least when
+    /// a prediction proves wrong (see `migration::policy`).
     Predictive,
 }
 
@@ -545,6 +566,12 @@ pub fn check_config(
             autoconv.qemu_version,
             QemuVersion::DIRTY_LIMIT
         ));
+    }
+    if autoconv.profile.is_some() && autoconv.policy != Policy::Predictive {
+        return Err(
+            "autoconv.profile is read by autoconv.policy = \"predictive\" only; set that policy too, or drop the profile"
+                .to_string(),
+        );
     }
     if autoconv.policy == Policy::Predictive && params.dirty_limit {
         return Err(

@@ -82,7 +82,10 @@ where
         dirty_pages_rate: 0,
         dirty_bytes_last_sync: 0,
         auto_converge: AutoConverge::default(),
-        policy: ThrottlePolicy::new(config.autoconv.policy),
+        policy: ThrottlePolicy::new(
+            config.autoconv.policy,
+            config.autoconv.profile.as_ref().map(|p| &p.curve),
+        ),
         period_start_pct: 0,
         dirty_limit_quota_mb_s: None,
         dirty_limit_figures: None,

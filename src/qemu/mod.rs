@@ -17,3 +17,4 @@ pub mod qmp;
 pub mod record;
 pub mod recorder;
 pub mod run;
+pub mod steer;

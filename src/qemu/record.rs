@@ -12,6 +12,8 @@ use serde_json::Value;
 use super::qmp::{parse_message, MigrationInfo, QemuVersion, QmpClient, QmpError, QmpMessage};
 use super::recorder::MigrationRecorder;
 use super::run::POLL_MS;
+use super::steer::{params_from_qemu, Steer, SteerAction, SteerError};
+use crate::migration::policy::ProfileCurve;
 use crate::migration::{CancelToken, MigrationOutcome, MigrationStatus, Timeline};
 
 /// Recording failed before anything was recorded (exit 2).
@@ -58,6 +60,16 @@ pub enum RecordError {
     /// interrupted before a migration started
     #[error("interrupted before a migration started")]
     Interrupted,
+    /// {0}
+    #[error(transparent)]
+    Steer(#[from] SteerError),
+}
+
+/// `--steer predictive`: what steering needs beyond the QEMU it talks to.
+#[derive(Clone, Debug, Default)]
+pub struct SteerRequest {
+    /// The guest's profile curve, if given.
+    pub profile: Option<ProfileCurve>,
 }
 
 /// Something that answers QMP commands: a socket or virsh.
@@ -149,6 +161,10 @@ pub struct Recording {
     pub final_query_migrate: serde_json::Map<String, Value>,
     /// Every poll as `--from-log` lines.
     pub polls_jsonl: String,
+    /// What `--steer` set, in order (empty without it).
+    pub steer_actions: Vec<SteerAction>,
+    /// Why steering stopped early, if it did (the recording went on).
+    pub steer_stopped: Option<String>,
 }
 
 fn migration_info(v: &Value, what: &str) -> Result<MigrationInfo, RecordError> {
@@ -163,12 +179,15 @@ fn migration_info(v: &Value, what: &str) -> Result<MigrationInfo, RecordError> {
 
 /// Record the migration on `channel`: start it with `migrate` to `migrate_uri` if given,
 /// else wait (up to `wait_s`) for one to start; poll every 100 ms until it ends or `cancel`
-/// (then the migration goes on; the recording says it stopped early).
+/// (then the migration goes on; the recording says it stopped early). With `steer`, set
+/// `cpu-throttle-initial`/`-increment` live as autoconv's predictive policy wants
+/// ([`Steer`]), and set the user's values back at the end.
 pub fn record_channel(
     channel: &mut dyn QmpChannel,
     migrate_uri: Option<&str>,
     wait_s: u64,
     cancel: &CancelToken,
+    steer: Option<&SteerRequest>,
 ) -> Result<Recording, RecordError> {
     let qemu_version = channel
         .execute("query-version", None)
@@ -191,6 +210,22 @@ pub fn record_channel(
                     .collect::<Vec<_>>()
             })
         });
+    let mut steerer = match steer {
+        None => None,
+        Some(req) => {
+            let p = parameters
+                .clone()
+                .ok_or(SteerError::Missing("any parameter"))?;
+            let auto_converge = caps
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c.as_str() == Some("auto-converge")));
+            Some(Steer::new(
+                params_from_qemu(&p, auto_converge)?,
+                req.profile.as_ref(),
+            ))
+        }
+    };
+    let mut steer_stopped = None;
     let qemu_parameters = parameters
         .map(|p| serde_json::json!({"parameters": p, "capabilities_on": caps.unwrap_or_default()}));
 
@@ -217,6 +252,14 @@ pub fn record_channel(
         if rec.push(obs_ms, &info, None) {
             break;
         }
+        if let Some(s) = steerer.as_mut().filter(|_| steer_stopped.is_none()) {
+            if let Some(args) = s.on_poll(&info) {
+                if let Err(e) = channel.execute("migrate-set-parameters", Some(args)) {
+                    // QEMU's own staircase goes on from here; the recording too.
+                    steer_stopped = Some(format!("steering stopped: {e}"));
+                }
+            }
+        }
         if cancel.is_cancelled() {
             if !rec.started() {
                 return Err(RecordError::Interrupted);
@@ -232,6 +275,17 @@ pub fn record_channel(
         }
         let next = Duration::from_millis(obs_ms / POLL_MS * POLL_MS + POLL_MS);
         std::thread::sleep(next.saturating_sub(t0.elapsed()));
+    }
+    let mut steer_actions = Vec::new();
+    if let Some(s) = steerer {
+        if let Some(args) = s.restore() {
+            if let Err(e) = channel.execute("migrate-set-parameters", Some(args)) {
+                steer_stopped.get_or_insert(format!(
+                    "setting the user's cpu-throttle-initial/-increment back failed: {e}"
+                ));
+            }
+        }
+        steer_actions = s.actions;
     }
     let final_query_migrate = rec.last().map(|l| l.raw.clone()).unwrap_or_default();
     let polls_jsonl = rec.polls_jsonl();
@@ -257,6 +311,8 @@ pub fn record_channel(
         outcome,
         final_query_migrate,
         polls_jsonl,
+        steer_actions,
+        steer_stopped,
     })
 }
 
@@ -342,5 +398,7 @@ pub fn parse_log(path: &Path, text: &str, vcpus: u32) -> Result<Recording, Recor
         outcome,
         final_query_migrate,
         polls_jsonl,
+        steer_actions: Vec::new(),
+        steer_stopped: None,
     })
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::process::{find_binary, ProcessError, QemuProcess, RunDir};
 use super::qmp::{MigrationInfo, QemuVersion, QmpClient, QmpError};
 use super::recorder::MigrationRecorder;
+use super::steer::{params_from_qemu, Steer, SteerAction, SteerError};
 use crate::guest_image::{InfoBlock, Pattern};
 use crate::migration::{CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline};
 
@@ -121,6 +122,9 @@ pub enum QemuRunError {
     /// interrupted before the migration started
     #[error("interrupted before the migration started")]
     Interrupted,
+    /// {0}
+    #[error(transparent)]
+    Steer(#[from] SteerError),
 }
 
 /// The guest's progress as its COM1 markers show it.
@@ -173,6 +177,10 @@ pub struct QemuRunReport {
     pub after: Progress,
     /// Whether the destination was running the guest after a completed migration.
     pub destination_running: Option<bool>,
+    /// With `autoconv.policy=predictive`: what autoconv set live to steer QEMU's throttle.
+    pub steer_actions: Vec<SteerAction>,
+    /// Why steering stopped early, if it did.
+    pub steer_stopped: Option<String>,
 }
 
 /// Page writes one COM1 marker stands for in an autoconv image (each vCPU writes one after
@@ -392,6 +400,16 @@ pub fn run_migration(
     let qemu_parameters = set_parameters(&mut sq, &config, &opts.user_set, &opts.passthrough)
         .map_err(qmp_err("source"))?;
     set_passthrough(&mut dq, &opts.passthrough).map_err(qmp_err("destination"))?;
+    // autoconv's predictive policy steers QEMU's own staircase (`record --steer` does the same
+    // on a QEMU someone else runs).
+    let mut steerer = match config.autoconv.policy {
+        crate::migration::Policy::Qemu => None,
+        crate::migration::Policy::Predictive => Some(Steer::new(
+            params_from_qemu(&qemu_parameters["parameters"], config.params.auto_converge)?,
+            config.autoconv.profile.as_ref().map(|p| &p.curve),
+        )),
+    };
+    let mut steer_stopped = None;
     sq.execute("cont", None).map_err(qmp_err("source"))?;
     say(&format!(
         "QEMU {version}: source pid {}, destination pid {} (-incoming defer); parameters set",
@@ -485,6 +503,15 @@ pub fn run_migration(
         let t_mig = info.total_time_ms.unwrap_or(obs_ms);
         if rec.push(obs_ms, &info, guest_pages(&src)) {
             break;
+        }
+        if let Some(s) = steerer.as_mut().filter(|_| steer_stopped.is_none()) {
+            if let Some(set) = s.on_poll(&info) {
+                let text = set.to_string();
+                match sq.execute("migrate-set-parameters", Some(set)) {
+                    Ok(_) => say(&format!("steer (autoconv.policy=predictive): {text}")),
+                    Err(e) => steer_stopped = Some(format!("steering stopped: {e}")),
+                }
+            }
         }
         if cancel_sent_ms.is_none() {
             let why = if cancel.is_cancelled() {
@@ -593,5 +620,7 @@ pub fn run_migration(
         after_side,
         after,
         destination_running,
+        steer_actions: steerer.map(|s| s.actions).unwrap_or_default(),
+        steer_stopped,
     })
 }

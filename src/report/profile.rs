@@ -147,6 +147,17 @@ pub struct Verdict {
 }
 
 impl Profile {
+    /// The curve the predictive policy reads: (throttle %, dirty bytes/s) per row.
+    pub fn dirty_bytes_curve(&self) -> Vec<(u32, f64)> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let page = r.page_size_bytes.unwrap_or(4096) as f64;
+                (r.throttle_pct, r.dirty_pages_s * page)
+            })
+            .collect()
+    }
+
     /// The rows of a measurement by the core's dirty-rate routine, `source` naming what was
     /// measured (`sim:<scenario> seed=<n>`, `kvm:<image>`) and `host` the machine a real guest
     /// ran on (None for a model, which runs the same on every host).

@@ -3,9 +3,10 @@
 //! region's writer on it (see [`super::calibrate`]).
 
 use super::calibrate::{ProfileAccess, ThrottleCurve};
-use super::doc::{Context, Fields, Origin, ScenarioError};
+use super::doc::{Context, Fields, Origin, ScenarioError, Value};
 use super::values::{f64_field, size_field, str_field};
 use super::{Pattern, PAGE_SIZE_BYTES};
+use crate::migration::params::PolicyProfile;
 use crate::report::profile::Profile;
 use crate::units::format_bytes;
 use std::path::Path;
@@ -77,5 +78,27 @@ pub(super) fn read_profile_region(
         profile: path.display().to_string(),
         access,
         curve,
+    })
+}
+
+/// `autoconv.profile`: the guest's profile for the predictive policy, read (relative to the
+/// scenario file's directory, or to the working directory for a `--set`) into its curve.
+pub(super) fn read_policy_profile(
+    ctx: &Context,
+    f: &Fields,
+    v: &Value,
+) -> Result<PolicyProfile, ScenarioError> {
+    let name = str_field(f, "profile")?.unwrap_or_default();
+    let path = match v.origin {
+        Origin::File { .. } | Origin::Default => Path::new(&ctx.path)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(name),
+        Origin::Set(_) => Path::new(name).to_path_buf(),
+    };
+    let profile = Profile::read(&path).map_err(|e| f.invalid(v, "profile", e.to_string()))?;
+    Ok(PolicyProfile {
+        path: path.display().to_string(),
+        curve: profile.dirty_bytes_curve(),
     })
 }

@@ -58,7 +58,7 @@ const HOST_KEYS: &[&str] = &[
     "dirty_ring_size",
 ];
 const LINK_KEYS: &[&str] = &["bandwidth"];
-const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version", "policy"];
+const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version", "policy", "profile"];
 const PHASE_KEYS: &[&str] = &["start_s", "rate_pct"];
 
 pub(super) fn read_scenario(
@@ -331,6 +331,9 @@ pub(super) fn read_autoconv(ctx: &Context, t: &Table) -> Result<AutoconvSettings
             )
         })?;
     }
+    if let Some(v) = f.get("profile") {
+        s.profile = Some(super::profile_region::read_policy_profile(ctx, &f, v)?);
+    }
     Ok(s)
 }
 
@@ -352,6 +355,8 @@ pub(super) fn check_migration_config(
             (o, "migration.dirty-limit")
         } else if let Some(o) = find("autoconv", "policy") {
             (o, "autoconv.policy")
+        } else if let Some(o) = find("autoconv", "profile") {
+            (o, "autoconv.profile")
         } else {
             (Origin::Default, "migration.dirty-limit")
         };

@@ -69,14 +69,18 @@ pub fn migration_settings_json(config: &MigrationConfig) -> serde_json::Value {
             (k.to_string(), value)
         })
         .collect();
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "migration": params,
         "autoconv": {
             "time_limit_s": config.autoconv.time_limit_ms as f64 / 1000.0,
             "qemu_version": config.autoconv.qemu_version.to_string(),
             "policy": config.autoconv.policy.as_str(),
         },
-    })
+    });
+    if let Some(p) = &config.autoconv.profile {
+        json["autoconv"]["profile"] = serde_json::Value::from(p.path.clone());
+    }
+    json
 }
 
 impl Scenario {

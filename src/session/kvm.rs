@@ -23,6 +23,7 @@ use crate::migration::{
 };
 use crate::transport::incoming::{accept_one_with, DestinationConfig, IncomingStats};
 use crate::transport::link::{LinkStats, LinkTimeouts, TcpLink};
+use crate::transport::verify::VerifyMode;
 use crate::transport::TransportError;
 
 /// How far past `autoconv.time_limit_s` the link may wait, so that the core, which measures
@@ -64,6 +65,8 @@ pub struct RunOptions {
     pub dma: Option<DmaConfig>,
     /// The stream inside TLS (the local destination uses the same credentials' server side).
     pub tls: Option<crate::transport::tls::ClientTls>,
+    /// How the destination verifies memory before resuming the guest.
+    pub verify: VerifyMode,
     /// How long the source waits on the destination (the deadline is set from
     /// `autoconv.time_limit_s` when the migration starts).
     pub timeouts: LinkTimeouts,
@@ -313,6 +316,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                 )
             }
             Ok(mut link) => {
+                link.set_verify(opts.verify);
                 let mut source = KvmSource::new(&mut machine);
                 if let Some(gfn) = opts.drop_dirty_gfn {
                     source.inject_dropped_dirty_page(gfn);

@@ -1,6 +1,12 @@
 //! The destination: accept migrations, check every frame, load memory and state, verify
 //! memory against the source's session-keyed digests, and resume the guest.
 //!
+//! Every page arrives with the digest the source took as it sent it; the destination digests
+//! what it received as it goes (in parallel with the source, which is digesting the next
+//! pages) and keeps, per page, whether its last copy matched. At COMPLETE only that record
+//! is checked, so the guest resumes without re-reading memory; a full re-read on both sides
+//! happens only when the source asks for it (`--verify full`).
+//!
 //! Nothing a peer does before it is admitted can end or block the destination: each
 //! connection's handshake (TLS, then the Hello) runs on its own thread under one overall
 //! deadline, a peer that fails it is reported and forgotten, and guest memory is allocated
@@ -14,10 +20,12 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, Reply, HEADER_BYTES, HELLO_BYTES, MAX_MESSAGE_BYTES, PAGE_BYTES,
+    Command, Header, Hello, Reply, COMPLETE_DIGEST, DIGEST_BYTES, HEADER_BYTES, HELLO_BYTES,
+    MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
 };
+use super::verify::VerifyMode;
 use super::{read_full, TransportError};
-use crate::kvm::memory::GuestRam;
+use crate::kvm::memory::{keyed_page_digest, GuestRam};
 use crate::kvm::{DirtyLogMode, Machine, MachineConfig, MachineState};
 use crate::migration::CancelToken;
 
@@ -76,7 +84,12 @@ pub struct IncomingStats {
     pub bytes: u64,
     /// Pages compared at verification.
     pub verified_pages: u64,
-    /// Time to digest and compare memory (ms).
+    /// How the source asked for memory to be verified.
+    pub verify: VerifyMode,
+    /// Time spent digesting pages as they arrived, over the whole stream (ms).
+    pub received_digest_ms: f64,
+    /// Time from COMPLETE to the verdict on memory: checking the per-page record, and under
+    /// `--verify full` digesting all of memory and comparing (ms).
     pub verify_ms: f64,
     /// Time to restore vCPU/VM state and start the vCPUs (ms).
     pub resume_ms: f64,
@@ -372,6 +385,17 @@ pub fn receive_admitted(
     })
 }
 
+/// What the destination knows of one page's last copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PageRecord {
+    /// Never received.
+    Missing,
+    /// Matched the digest the source sent with it (or a zero page, written here).
+    AsSent,
+    /// Did not match: a later copy must replace it.
+    Differs,
+}
+
 fn answer(stream: &mut impl Write, ok: bool, message: &str) -> Result<(), TransportError> {
     let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
     while !message.is_char_boundary(end) {
@@ -410,21 +434,48 @@ pub fn receive_stream<S: Read + Write>(
 ) -> Result<(), TransportError> {
     let ram_bytes = ram.bytes();
     let mut state: Option<MachineState> = None;
+    // Per page: never received, last copy as the source sent it, or last copy differing.
+    let mut record = vec![PageRecord::Missing; ram.pages() as usize];
+    let mut claimed = vec![0u8; (u64::from(MAX_RUN_PAGES) * DIGEST_BYTES) as usize];
+    // The stream digest: every header before COMPLETE and every device state (`protocol`).
+    let mut stream = crc32fast::Hasher::new_with_initial(key);
     loop {
         let mut h = [0u8; HEADER_BYTES];
         read_full(reader, &mut h, "source", "receiving the migration stream")?;
         let header = Header::decode(&h, ram_bytes)?;
+        if header.command != Command::Complete {
+            stream.update(&h);
+        }
         stats.bytes += HEADER_BYTES as u64 + header.payload_bytes();
         match header.command {
             Command::Pages => {
-                let len = header.payload_bytes();
+                let n = u64::from(header.count);
+                let len = n * PAGE_BYTES;
                 // SAFETY: the destination's vCPUs have not started (they start only after
                 // COMPLETE), nothing else touches guest memory, and decode() checked that the
                 // range lies inside it.
                 let dst = unsafe { ram.slice_mut(header.arg, len) }
                     .ok_or_else(|| TransportError::BadFrame("page range outside memory".into()))?;
                 read_full(reader, dst, "source", "receiving pages")?;
-                stats.normal_pages += u64::from(header.count);
+                let claimed = &mut claimed[..(n * DIGEST_BYTES) as usize];
+                read_full(reader, claimed, "source", "receiving page digests")?;
+                let t0 = Instant::now();
+                let first = header.arg / PAGE_BYTES;
+                for (i, (page, d)) in dst
+                    .chunks_exact(PAGE_BYTES as usize)
+                    .zip(claimed.chunks_exact(DIGEST_BYTES as usize))
+                    .enumerate()
+                {
+                    let gfn = first + i as u64;
+                    let theirs = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+                    record[gfn as usize] = if keyed_page_digest(key, gfn, page) == theirs {
+                        PageRecord::AsSent
+                    } else {
+                        PageRecord::Differs
+                    };
+                }
+                stats.received_digest_ms += t0.elapsed().as_secs_f64() * 1e3;
+                stats.normal_pages += n;
             }
             Command::ZeroPages => {
                 let len = u64::from(header.count) * PAGE_BYTES;
@@ -432,12 +483,15 @@ pub fn receive_stream<S: Read + Write>(
                 let dst = unsafe { ram.slice_mut(header.arg, len) }
                     .ok_or_else(|| TransportError::BadFrame("page range outside memory".into()))?;
                 dst.fill(0);
+                let first = (header.arg / PAGE_BYTES) as usize;
+                record[first..first + header.count as usize].fill(PageRecord::AsSent);
                 stats.zero_pages += u64::from(header.count);
             }
             Command::EndOfIteration => stats.iterations += 1,
             Command::DeviceState => {
                 let mut buf = vec![0u8; header.payload_bytes() as usize];
                 read_full(reader, &mut buf, "source", "receiving the device state")?;
+                stream.update(&buf);
                 let parsed: MachineState = serde_json::from_slice(&buf).map_err(|e| {
                     TransportError::BadFrame(format!("device state is not valid: {e}"))
                 })?;
@@ -454,17 +508,28 @@ pub fn receive_stream<S: Read + Write>(
                 };
                 let t0 = Instant::now();
                 let pages = ram.pages();
-                let mut mine = vec![0u32; pages as usize];
-                ram.keyed_page_digests(key, &mut mine, 2);
-                let mut mismatched = 0u64;
-                let mut first = None;
-                for (i, (d, chunk)) in mine.iter().zip(buf.chunks_exact(4)).enumerate() {
-                    let theirs = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                    if *d != theirs {
-                        mismatched += 1;
-                        first.get_or_insert(i as u64 * PAGE_BYTES);
+                // A page never received, or whose last copy is not what the source sent.
+                let mut bad: Vec<bool> = record.iter().map(|r| *r != PageRecord::AsSent).collect();
+                stats.verify = if header.arg == COMPLETE_DIGEST {
+                    let theirs = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    if stream.clone().finalize() != theirs {
+                        // Not this session's stream (a replay, or frames changed on the way):
+                        // nothing in it can be trusted.
+                        bad.fill(true);
                     }
-                }
+                    VerifyMode::Digest
+                } else {
+                    // The source re-read its whole memory, stopped: compare ours with it.
+                    let mut mine = vec![0u32; pages as usize];
+                    ram.keyed_page_digests(key, &mut mine, 2);
+                    for ((b, d), chunk) in bad.iter_mut().zip(&mine).zip(buf.chunks_exact(4)) {
+                        let theirs = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                        *b |= *d != theirs;
+                    }
+                    VerifyMode::Full
+                };
+                let mismatched = bad.iter().filter(|b| **b).count() as u64;
+                let first = bad.iter().position(|b| *b).map(|i| i as u64 * PAGE_BYTES);
                 stats.verify_ms = t0.elapsed().as_secs_f64() * 1e3;
                 stats.verified_pages = pages;
                 if let Some(first_gpa) = first {

@@ -1,7 +1,9 @@
 //! The source side of the stream: the core's [`Link`] on a TCP socket.
 //!
 //! Page data goes from guest memory to the socket with `writev`, without a copy; runs of
-//! consecutive pages share one header.
+//! consecutive pages share one header. Each page is digested (keyed CRC32) just before it
+//! goes, and its digest follows the run, so the destination checks every page as it arrives
+//! and nothing needs re-reading after the last byte (unless `--verify full` asks for it).
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -10,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, Reply, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
-    REPLY_FIXED_BYTES,
+    Command, Header, Hello, Reply, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES, HEADER_BYTES,
+    MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES, REPLY_FIXED_BYTES,
 };
 use super::tls::ClientTls;
+use super::verify::VerifyMode;
 use super::{read_full, TransportError};
 use crate::kvm::memory::GuestRam;
 use crate::migration::{BackendError, Link, LinkStalled, PageBatch, PageCost};
@@ -56,7 +59,11 @@ const IOV_MAX: usize = 1024;
 /// Figures the link measured (for reports and benchmarks).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct LinkStats {
-    /// Time to digest the source's memory at completion (ms).
+    /// How the destination verified memory.
+    pub verify: VerifyMode,
+    /// Time spent digesting pages as they were sent, over the whole migration (ms).
+    pub sent_digest_ms: f64,
+    /// Time to digest all of the source's memory at completion (ms; `--verify full` only).
     pub source_digest_ms: f64,
     /// From sending COMPLETE to the destination's answer (its verification, restore and
     /// resume included), ms.
@@ -67,6 +74,10 @@ pub struct LinkStats {
     pub tls: bool,
 }
 
+/// One run of a batch: its header's index, and for data pages (first gfn, pages, offset of
+/// their digests in `digests`).
+type Run = (usize, Option<(u64, u64, usize)>);
+
 /// The migration stream to a destination.
 pub struct TcpLink {
     conn: Conn,
@@ -74,7 +85,11 @@ pub struct TcpLink {
     /// Digest key of this session (see `verify`).
     digest_key: u32,
     headers: Vec<[u8; HEADER_BYTES]>,
-    runs: Vec<(usize, Option<(u64, u64)>)>,
+    runs: Vec<Run>,
+    /// The digests of a batch's data pages, in wire order (little-endian u32s).
+    digests: Vec<u8>,
+    /// The stream digest so far: every header and device state sent (see `protocol`).
+    stream: crc32fast::Hasher,
     stats: LinkStats,
     closed: bool,
     stall: Duration,
@@ -163,6 +178,8 @@ impl TcpLink {
             digest_key,
             headers: Vec::new(),
             runs: Vec::new(),
+            digests: Vec::new(),
+            stream: crc32fast::Hasher::new_with_initial(digest_key),
             stats,
             closed: false,
             stall: timeouts.stall,
@@ -183,12 +200,25 @@ impl TcpLink {
         self.stats
     }
 
+    /// How the destination is to verify memory at completion (digests as sent by default).
+    pub fn set_verify(&mut self, mode: VerifyMode) {
+        self.stats.verify = mode;
+    }
+
     fn io(during: &'static str) -> impl Fn(std::io::Error) -> TransportError {
         move |source| TransportError::Io { during, source }
     }
 
     fn send_frame(&mut self, header: Header, payload: &[u8]) -> Result<u64, TransportError> {
         let h = header.encode();
+        match header.command {
+            Command::EndOfIteration => self.stream.update(&h),
+            Command::DeviceState => {
+                self.stream.update(&h);
+                self.stream.update(payload);
+            }
+            _ => {}
+        }
         self.conn
             .write_all_slices(&[&h, payload])
             .map_err(Self::io("sending to the destination"))?;
@@ -245,6 +275,8 @@ impl TcpLink {
         // Group consecutive pages of the same kind into runs: one header each.
         self.headers.clear();
         self.runs.clear();
+        self.digests.clear();
+        let t0 = Instant::now();
         let mut i = 0;
         let pages = &batch.pages;
         let mut total = 0u64;
@@ -268,11 +300,27 @@ impl TcpLink {
                 arg: first.gfn * PAGE_BYTES,
             };
             self.headers.push(header.encode());
-            let data = (!first.zero).then_some((first.gfn, n as u64));
+            let data = (!first.zero).then(|| {
+                let at = self.digests.len();
+                for gfn in first.gfn..first.gfn + n as u64 {
+                    let d = self.ram.keyed_digest_of(self.digest_key, gfn);
+                    self.digests.extend_from_slice(&d.to_le_bytes());
+                }
+                (first.gfn, n as u64, at)
+            });
             self.runs.push((self.headers.len() - 1, data));
-            total += HEADER_BYTES as u64 + if first.zero { 0 } else { n as u64 * PAGE_BYTES };
+            total += HEADER_BYTES as u64
+                + if first.zero {
+                    0
+                } else {
+                    n as u64 * (PAGE_BYTES + DIGEST_BYTES)
+                };
             i += n;
         }
+        for h in &self.headers {
+            self.stream.update(h);
+        }
+        self.stats.sent_digest_ms += t0.elapsed().as_secs_f64() * 1e3;
         if self.conn.is_tls() {
             return self.send_runs_tls(total);
         }
@@ -282,10 +330,14 @@ impl TcpLink {
                 iov_base: self.headers[*h].as_ptr() as *mut libc::c_void,
                 iov_len: HEADER_BYTES,
             });
-            if let Some((gfn, n)) = data {
+            if let Some((gfn, n, at)) = data {
                 iov.push(libc::iovec {
                     iov_base: self.ram.page_ptr(*gfn).cast(),
                     iov_len: (*n * PAGE_BYTES) as usize,
+                });
+                iov.push(libc::iovec {
+                    iov_base: self.digests[*at..].as_ptr() as *mut libc::c_void,
+                    iov_len: (*n * DIGEST_BYTES) as usize,
                 });
             }
         }
@@ -300,7 +352,7 @@ impl TcpLink {
         let mut slices: Vec<&[u8]> = Vec::with_capacity(self.runs.len() * 2);
         for (h, data) in &self.runs {
             slices.push(&self.headers[*h]);
-            if let Some((gfn, n)) = data {
+            if let Some((gfn, n, at)) = data {
                 // SAFETY: `n` pages from `gfn` lie inside guest memory (the core only sends
                 // pages of this guest), which `self.ram` keeps mapped while the slice lives. A
                 // vCPU may write them meanwhile: the bytes are only copied, and such a page is
@@ -308,6 +360,7 @@ impl TcpLink {
                 slices.push(unsafe {
                     std::slice::from_raw_parts(self.ram.page_ptr(*gfn), (*n * PAGE_BYTES) as usize)
                 });
+                slices.push(&self.digests[*at..*at + (*n * DIGEST_BYTES) as usize]);
             }
         }
         self.conn
@@ -318,22 +371,29 @@ impl TcpLink {
     }
 
     fn complete_inner(&mut self) -> Result<u64, TransportError> {
-        let pages = self.ram.pages();
-        let t0 = Instant::now();
-        let mut digests = vec![0u32; pages as usize];
-        self.ram
-            .keyed_page_digests(self.digest_key, &mut digests, 2);
-        let mut payload = Vec::with_capacity(digests.len() * 4);
-        for d in &digests {
-            payload.extend_from_slice(&d.to_le_bytes());
+        let (mut payload, mut count, mut arg) = (Vec::new(), 1, COMPLETE_DIGEST);
+        if self.stats.verify == VerifyMode::Digest {
+            payload.extend_from_slice(&self.stream.clone().finalize().to_le_bytes());
+        } else {
+            let pages = self.ram.pages();
+            let t0 = Instant::now();
+            let mut digests = vec![0u32; pages as usize];
+            self.ram
+                .keyed_page_digests(self.digest_key, &mut digests, 2);
+            payload.reserve(digests.len() * 4);
+            for d in &digests {
+                payload.extend_from_slice(&d.to_le_bytes());
+            }
+            self.stats.source_digest_ms = t0.elapsed().as_secs_f64() * 1e3;
+            count = pages as u32;
+            arg = COMPLETE_FULL;
         }
-        self.stats.source_digest_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let bytes = self.send_frame(
             Header {
                 command: Command::Complete,
-                count: pages as u32,
-                arg: 0,
+                count,
+                arg,
             },
             &payload,
         )?;
@@ -421,7 +481,7 @@ impl Link for TcpLink {
     fn page_cost(&self) -> PageCost {
         // Headers are per run of pages; charging one per page keeps the budget an upper bound.
         PageCost {
-            normal_page_bytes: PAGE_BYTES + HEADER_BYTES as u64,
+            normal_page_bytes: PAGE_BYTES + DIGEST_BYTES + HEADER_BYTES as u64,
             zero_page_bytes: HEADER_BYTES as u64,
         }
     }

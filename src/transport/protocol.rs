@@ -1,4 +1,4 @@
-//! The migration stream's wire format (version 2). Little-endian throughout.
+//! The migration stream's wire format (version 3). Little-endian throughout.
 //!
 //! ```text
 //! handshake  source -> dest: Hello  (48 bytes: magic "ACMIGRAT", version, page size,
@@ -7,26 +7,38 @@
 //!                                    16-byte nonce, message length, message)
 //! stream     frames, each a 16-byte header (command u8, 3 zero bytes, count u32, arg u64)
 //!            and a payload whose size the command and count fix:
-//!   PAGES        arg = first GPA (page aligned), count = pages (1..=1024), payload = pages
+//!   PAGES        arg = first GPA (page aligned), count = pages (1..=1024), payload = the
+//!                pages, then one digest (u32) per page: the session-keyed CRC32 of the page
+//!                as the source sent it (see `verify`)
 //!   ZERO_PAGES   arg = first GPA, count = pages (1..=1024), no payload
 //!   END_OF_ITER  no payload (QEMU's RAM_SAVE_FLAG_EOS)
 //!   DEVICE_STATE count = bytes (<= 16 MiB), payload = vCPU/VM state (JSON)
-//!   COMPLETE     count = pages of RAM, payload = one CRC32 per page of the source's memory,
-//!                taken with the source stopped, keyed with the session's key (both nonces,
-//!                and the TLS session's exported secret under TLS; see `verify`); the
-//!                destination compares its own
+//!   COMPLETE     arg = 0: digest verification, count = 1, payload = the stream digest: a
+//!                CRC32 from the session key over every header before COMPLETE and every
+//!                DEVICE_STATE payload (so a stream of zero pages or a device state cannot
+//!                pass without the key). The destination checks it, that every page arrived
+//!                at least once, and that the last copy of each page it holds matches the
+//!                digest the source sent with it (zero pages it wrote itself).
+//!                arg = 1: full verification (`--verify full`), count = pages of RAM,
+//!                payload = one keyed CRC32 per page of the source's whole memory, re-read
+//!                with the source stopped; the destination compares its own, and checks the
+//!                per-page record as above
 //!   ABORT        count = bytes (<= 4 KiB), payload = reason (UTF-8)
 //! answer     dest -> source after COMPLETE: RESULT_OK or RESULT_FAILED, count = message bytes
 //! ```
 //! The destination checks every header before touching memory: known command, zero reserved
 //! bytes, count within its limit, the page range inside guest memory and page aligned.
+//!
+//! Version 3 added the per-page digests to PAGES and the digest-only COMPLETE; version 2, the
+//! nonces and session-keyed digests.
 
 use super::TransportError;
 
 /// First bytes of a Hello and a Reply.
 pub const MAGIC: &[u8; 8] = b"ACMIGRAT";
-/// Protocol version (2: nonces in the handshake, session-keyed digests).
-pub const VERSION: u32 = 2;
+/// Protocol version (3: a digest with every page sent; 2: nonces in the handshake,
+/// session-keyed digests).
+pub const VERSION: u32 = 3;
 /// Page size on the wire.
 pub const PAGE_BYTES: u64 = 4096;
 /// Header bytes.
@@ -43,6 +55,12 @@ pub const HELLO_BYTES: usize = 48;
 pub const REPLY_FIXED_BYTES: usize = 36;
 /// Bytes of each side's session nonce.
 pub const NONCE_BYTES: usize = 16;
+/// Bytes of one page digest.
+pub const DIGEST_BYTES: u64 = 4;
+/// COMPLETE's `arg`: digest verification (the stream digest in the payload).
+pub const COMPLETE_DIGEST: u64 = 0;
+/// COMPLETE's `arg`: full verification (every page's digest in the payload).
+pub const COMPLETE_FULL: u64 = 1;
 
 /// Frame commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,11 +168,21 @@ impl Header {
                 }
             }
             Command::Complete => {
-                if u64::from(count) != ram_bytes / PAGE_BYTES {
-                    return Err(bad(format!(
-                        "COMPLETE with {count} page digests for {} pages",
-                        ram_bytes / PAGE_BYTES
-                    )));
+                let pages = ram_bytes / PAGE_BYTES;
+                match arg {
+                    COMPLETE_DIGEST if count == 1 => {}
+                    COMPLETE_DIGEST => {
+                        return Err(bad(format!(
+                            "COMPLETE (digest) with {count} digests (1 expected)"
+                        )))
+                    }
+                    COMPLETE_FULL if u64::from(count) == pages => {}
+                    COMPLETE_FULL => {
+                        return Err(bad(format!(
+                            "COMPLETE (full) with {count} page digests for {pages} pages"
+                        )))
+                    }
+                    _ => return Err(bad(format!("COMPLETE of unknown verification {arg}"))),
                 }
             }
             Command::Abort | Command::ResultOk | Command::ResultFailed => {
@@ -169,9 +197,9 @@ impl Header {
     /// Payload bytes that follow this header.
     pub fn payload_bytes(&self) -> u64 {
         match self.command {
-            Command::Pages => u64::from(self.count) * PAGE_BYTES,
+            Command::Pages => u64::from(self.count) * (PAGE_BYTES + DIGEST_BYTES),
             Command::ZeroPages | Command::EndOfIteration => 0,
-            Command::Complete => u64::from(self.count) * 4,
+            Command::Complete => u64::from(self.count) * DIGEST_BYTES,
             Command::DeviceState | Command::Abort | Command::ResultOk | Command::ResultFailed => {
                 u64::from(self.count)
             }
@@ -321,7 +349,7 @@ mod tests {
             arg: 0x10_0000,
         };
         assert_eq!(Header::decode(&h.encode(), ram).unwrap(), h);
-        assert_eq!(h.payload_bytes(), 4 * 4096);
+        assert_eq!(h.payload_bytes(), 4 * (4096 + 4));
         let refused = |h: Header| Header::decode(&h.encode(), ram).unwrap_err().to_string();
         assert!(refused(Header {
             arg: ram - 4096,
@@ -353,9 +381,29 @@ mod tests {
         assert!(refused(Header {
             command: Command::Complete,
             count: 7,
-            arg: 0
+            arg: COMPLETE_FULL
         })
         .contains("digests"));
+        assert!(refused(Header {
+            command: Command::Complete,
+            count: 0,
+            arg: COMPLETE_DIGEST
+        })
+        .contains("1 expected"));
+        assert!(refused(Header {
+            command: Command::Complete,
+            count: 1,
+            arg: 2
+        })
+        .contains("unknown verification"));
+        for (count, arg) in [(1, COMPLETE_DIGEST), (16384, COMPLETE_FULL)] {
+            let h = Header {
+                command: Command::Complete,
+                count,
+                arg,
+            };
+            assert_eq!(Header::decode(&h.encode(), ram).unwrap(), h);
+        }
         let mut raw = h.encode();
         raw[0] = 99;
         assert!(Header::decode(&raw, ram)

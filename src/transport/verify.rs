@@ -12,6 +12,46 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::protocol::NONCE_BYTES;
 use super::TransportError;
 
+/// How the destination proves it holds the source's memory before the guest runs there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// Every page travels with its keyed digest, taken by the source as it sends the page
+    /// and checked by the destination as it receives it; at the end the destination only
+    /// checks that every page arrived and that the last copy of each matched. Nothing is
+    /// re-read after the last byte. It proves that the destination holds exactly what the
+    /// source last sent of every page, in this session; it cannot see a page the source
+    /// failed to re-send (a dirty bit the dirty log lost).
+    #[default]
+    Digest,
+    /// The above, and then both sides digest all of guest memory with the source stopped and
+    /// compare (`--verify full`): also proves the dirty log lost nothing, at the price of
+    /// reading all memory on both sides while the guest is paused.
+    Full,
+}
+
+impl std::fmt::Display for VerifyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifyMode::Digest => "digest",
+            VerifyMode::Full => "full",
+        })
+    }
+}
+
+impl std::str::FromStr for VerifyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "digest" => Ok(VerifyMode::Digest),
+            "full" => Ok(VerifyMode::Full),
+            _ => Err(format!(
+                "unknown verification {s:?} (expected digest or full)"
+            )),
+        }
+    }
+}
+
 /// A fresh random nonce.
 pub fn nonce() -> Result<[u8; NONCE_BYTES], TransportError> {
     let mut n = [0u8; NONCE_BYTES];

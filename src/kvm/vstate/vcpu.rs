@@ -10,11 +10,24 @@ use kvm_bindings::{
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use serde::{Deserialize, Serialize};
 
-use super::super::control::Control;
 use super::super::error::KvmError;
 use super::super::serial::Serial;
 use super::dirty_ring::DirtyRings;
 use crate::guest_image::{layout, InfoBlock};
+
+/// What the KVM_RUN loop asks of the VMM between two runs. The threads' coordination (stop
+/// requests, throttle and dirty-limit sleeps, halts) implements it one level up, so this
+/// ioctl layer depends on nothing above it.
+pub trait RunControl {
+    /// True once this vCPU must leave its loop.
+    fn should_stop(&self) -> bool;
+    /// Serve a throttle sleep the timer scheduled for vCPU `index`, if any.
+    fn serve_throttle(&self, index: u32);
+    /// The guest halted: wait until it is kicked or stopped.
+    fn wait_while_halted(&self);
+    /// vCPU `index`'s dirty ring was full and harvested: serve dirty-limit's sleep, if any.
+    fn serve_dirty_limit(&self, index: u32);
+}
 
 /// A vCPU file descriptor and what it needs to save itself.
 pub struct Vcpu {
@@ -299,7 +312,7 @@ impl Vcpu {
     /// Run until `control` asks this vCPU to stop or the guest fails. COM1 output goes to
     /// `serial`. Throttle sleeps requested by the throttle timer are served here, between
     /// KVM_RUN calls, on this thread (as QEMU runs `cpu_throttle_thread` on the vCPU thread).
-    pub fn run_loop(&mut self, control: &Control, serial: &Serial) -> VcpuEnd {
+    pub fn run_loop(&mut self, control: &dyn RunControl, serial: &Serial) -> VcpuEnd {
         let i = self.index;
         let run_ptr: *mut kvm_bindings::kvm_run = self.fd.get_kvm_run();
         KVM_RUN.with(|p| p.set(run_ptr));
