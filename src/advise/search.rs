@@ -43,6 +43,9 @@ impl Recorder for ThrottleSets {
             self.0.push(*pct);
         }
     }
+    fn wants_samples(&self) -> bool {
+        false
+    }
 }
 
 /// Simulate `scenario` under `policy` with `seed`.

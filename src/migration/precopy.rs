@@ -498,6 +498,11 @@ where
     }
 
     fn emit_sample(&mut self) {
+        // Dirty-limit's query-migrate figures are sampled here too; otherwise a recorder that
+        // drops samples needs no observation.
+        if !self.recorder.wants_samples() && !self.cfg.params.dirty_limit {
+            return;
+        }
         let now_ns = self.now_ns();
         let obs = self.guest.observe();
         let dt_ns = now_ns.saturating_sub(self.last_sample_ns);

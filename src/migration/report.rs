@@ -148,9 +148,18 @@ pub trait Recorder {
     fn sample(&mut self, _sample: &Sample) {}
     /// Something happened.
     fn event(&mut self, _event: &Event) {}
+    /// False when `sample` ignores its argument: the core then spares the guest the
+    /// observation each window's sample needs.
+    fn wants_samples(&self) -> bool {
+        true
+    }
 }
 
-impl Recorder for () {}
+impl Recorder for () {
+    fn wants_samples(&self) -> bool {
+        false
+    }
+}
 
 /// Keeps everything in memory (a few hundred bytes per 100 ms of migration time).
 #[derive(Clone, Debug, Default)]

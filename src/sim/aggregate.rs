@@ -77,6 +77,7 @@ pub fn uniform_distinct(pages: f64, n: f64) -> (f64, f64) {
 }
 
 /// The aggregate model.
+#[derive(Clone)]
 pub struct AggregateModel {
     layout: Layout,
     bitmaps: Vec<SegList>,
@@ -165,6 +166,19 @@ impl AggregateModel {
 }
 
 impl RamModel for AggregateModel {
+    fn take_ignores_writes(&self) -> bool {
+        // Writes only turn zero pages into data: a take reads nothing they change once no
+        // written region has a zero page waiting in the bitmap.
+        self.logs
+            .iter()
+            .zip(&self.zero_in_bitmap)
+            .all(|(log, &z)| matches!(log, LogState::Untouched) || z <= 0.0)
+    }
+
+    fn lookahead(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+
     fn set_run_shares(&mut self, shares: &[f64]) {
         self.run_share.copy_from_slice(shares);
     }
@@ -243,7 +257,8 @@ impl RamModel for AggregateModel {
             let r = self.cursor_region;
             // Zero pages are spread evenly among the region's dirty pages.
             let in_bitmap = self.bitmaps[r].dirty();
-            let zero_share = if in_bitmap == 0 {
+            // (The test on zero_in_bitmap first spares a division in the usual case.)
+            let zero_share = if in_bitmap == 0 || self.zero_in_bitmap[r] <= 0.0 {
                 0.0
             } else {
                 (self.zero_in_bitmap[r] / in_bitmap as f64).clamp(0.0, 1.0)
@@ -359,6 +374,7 @@ impl RamModel for AggregateModel {
                 let pages = self.layout.regions[t.region].pages as f64;
                 // Writes turn zero pages into data: uniform writes leave a share e^(-z/N)
                 // untouched; a sweep covers z/N of the region.
+                let has_zero = self.zero_pages[t.region] > 0.0;
                 let still_zero = match &mut self.logs[t.region] {
                     LogState::Sequential { total, .. } => {
                         *total += z;
@@ -366,11 +382,16 @@ impl RamModel for AggregateModel {
                     }
                     LogState::Uniform { writes } => {
                         *writes += z;
-                        libm::exp(-z / pages)
+                        // Only needed while the region has zero pages (an exp per step saved).
+                        if has_zero {
+                            libm::exp(-z / pages)
+                        } else {
+                            1.0
+                        }
                     }
                     LogState::Untouched => 1.0,
                 };
-                if self.zero_pages[t.region] > 0.0 {
+                if has_zero {
                     self.zero_pages[t.region] *= still_zero;
                     self.zero_in_bitmap[t.region] *= still_zero;
                 }

@@ -16,6 +16,7 @@ use crate::migration::{BackendError, Guest, GuestObservation, PageBatch, PageCos
 /// slowed. vCPUs no writer uses measure 0 MB/s and are never slowed. A calibrated (profile)
 /// writer's writes are its vCPUs' writes: its rings fill at its profile's unthrottled rate,
 /// and the share of time its vCPUs sleep is read off its profile as a throttle percentage.
+#[derive(Clone)]
 struct DirtyRings {
     ring_entries: u64,
     /// Per writer: (first vCPU index, vCPUs, CPU writes/s of all its vCPUs unthrottled,
@@ -25,6 +26,7 @@ struct DirtyRings {
     limit: Option<ActiveLimit>,
 }
 
+#[derive(Clone)]
 struct ActiveLimit {
     limit: VcpuDirtyLimit,
     controller: DirtyLimitController,
@@ -192,6 +194,50 @@ impl<M: RamModel> SimGuest<M> {
         self.model
     }
 
+    /// This guest with another model (a look-ahead copy), everything else copied.
+    fn with_model<N>(&self, model: N) -> SimGuest<N> {
+        SimGuest {
+            model,
+            time: self.time.clone(),
+            accounted_ns: self.accounted_ns,
+            throttle: self.throttle.clone(),
+            stopped: self.stopped,
+            logging: self.logging,
+            vcpus: self.vcpus,
+            page_size_bytes: self.page_size_bytes,
+            ram_bytes: self.ram_bytes,
+            phase_boundaries_ns: self.phase_boundaries_ns.clone(),
+            costs: self.costs,
+            throttle_sleep_vcpu_ns: self.throttle_sleep_vcpu_ns,
+            pages_written: self.pages_written,
+            migration_start_ns: self.migration_start_ns,
+            rings: self.rings.clone(),
+            dirty_limit_sleep_vcpu_ns: self.dirty_limit_sleep_vcpu_ns,
+        }
+    }
+
+    /// What an observation reports, as of the last step.
+    fn observation(&self) -> GuestObservation {
+        let (per_round_us, ring_full_us) = self
+            .rings
+            .as_ref()
+            .and_then(|r| r.limit.as_ref())
+            .map_or((0, 0), |a| {
+                (
+                    a.controller.throttle_time_per_round_us(),
+                    a.controller.ring_full_time_avg_us(),
+                )
+            });
+        GuestObservation {
+            vcpus: self.vcpus,
+            throttle_sleep_vcpu_ns: self.throttle_sleep_vcpu_ns
+                + self.dirty_limit_sleep_vcpu_ns as u64,
+            pages_written: self.pages_written as u64,
+            dirty_limit_throttle_time_per_round_us: per_round_us,
+            dirty_limit_ring_full_time_us: ring_full_us,
+        }
+    }
+
     /// Let the guest run up to the current virtual time.
     fn catch_up(&mut self) {
         let now = self.time.now_ns();
@@ -272,7 +318,9 @@ impl<M: RamModel> Guest for SimGuest<M> {
         cost: PageCost,
         batch: &mut PageBatch,
     ) -> Result<(), BackendError> {
-        self.catch_up();
+        if !self.model.take_ignores_writes() {
+            self.catch_up();
+        }
         self.model.take(max_bytes, cost, batch);
         Ok(())
     }
@@ -348,29 +396,25 @@ impl<M: RamModel> Guest for SimGuest<M> {
     }
 
     fn save_device_state(&mut self, out: &mut Vec<u8>) -> Result<(), BackendError> {
-        out.resize(out.len() + self.costs.device_state_bytes as usize, 0);
+        let bytes = self.costs.device_state_bytes as usize;
+        if out.is_empty() {
+            // Zeroed allocation: large ones come zero from the OS, no memset per run.
+            *out = vec![0; bytes];
+        } else {
+            out.resize(out.len() + bytes, 0);
+        }
         Ok(())
     }
 
     fn observe(&mut self) -> GuestObservation {
-        self.catch_up();
-        let (per_round_us, ring_full_us) = self
-            .rings
-            .as_ref()
-            .and_then(|r| r.limit.as_ref())
-            .map_or((0, 0), |a| {
-                (
-                    a.controller.throttle_time_per_round_us(),
-                    a.controller.ring_full_time_avg_us(),
-                )
-            });
-        GuestObservation {
-            vcpus: self.vcpus,
-            throttle_sleep_vcpu_ns: self.throttle_sleep_vcpu_ns
-                + self.dirty_limit_sleep_vcpu_ns as u64,
-            pages_written: self.pages_written as u64,
-            dirty_limit_throttle_time_per_round_us: per_round_us,
-            dirty_limit_ring_full_time_us: ring_full_us,
+        // A model that can look ahead is observed on a copy run up to now, so samples (taken
+        // or not) never move the steps of the real run.
+        if let Some(model) = self.model.lookahead() {
+            let mut ahead = self.with_model(model);
+            ahead.catch_up();
+            return ahead.observation();
         }
+        self.catch_up();
+        self.observation()
     }
 }

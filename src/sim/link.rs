@@ -18,8 +18,8 @@ const BATCH_NS: u64 = 50_000_000;
 pub struct SimLink {
     time: VirtualTime,
     capacity_bytes_s: u64,
-    /// Sub-nanosecond remainder carried between sends so time never drifts.
-    carry: u128,
+    /// Sub-nanosecond remainder carried between sends so time never drifts (< capacity).
+    carry: u64,
 }
 
 impl SimLink {
@@ -33,10 +33,23 @@ impl SimLink {
     }
 
     fn transmit(&mut self, bytes: u64) -> u64 {
-        let total = u128::from(bytes) * 1_000_000_000 + self.carry;
-        let cap = u128::from(self.capacity_bytes_s);
-        self.time.advance_ns((total / cap) as u64);
-        self.carry = total % cap;
+        // In u64 while it fits (batches up to ~18 GB): a u128 division is a library call.
+        let total = bytes
+            .checked_mul(1_000_000_000)
+            .and_then(|t| t.checked_add(self.carry));
+        match total {
+            Some(total) => {
+                let cap = self.capacity_bytes_s;
+                self.time.advance_ns(total / cap);
+                self.carry = total % cap;
+            }
+            None => {
+                let total = u128::from(bytes) * 1_000_000_000 + u128::from(self.carry);
+                let cap = u128::from(self.capacity_bytes_s);
+                self.time.advance_ns((total / cap) as u64);
+                self.carry = (total % cap) as u64;
+            }
+        }
         bytes
     }
 }

@@ -181,6 +181,23 @@ pub trait RamModel {
     fn set_run_shares(&mut self, shares: &[f64]);
     /// Each writer's CPU writes since the start, all its vCPUs together.
     fn cpu_writes(&self) -> &[f64];
+    /// The writers' effect need not be applied before a take: what `take` reads (e.g. which
+    /// pages are zero) does not change with writes right now. When true the guest lets the
+    /// writers run in one step from one event (sync, throttle change, phase...) to the next
+    /// instead of one step per batch, which is what makes a run's cost grow with its events
+    /// rather than with its 100 ms windows.
+    fn take_ignores_writes(&self) -> bool {
+        false
+    }
+    /// A copy to look ahead with: observing the guest (samples) then runs the writers on the
+    /// copy, so what is observed never changes where the real steps fall. `None`: this model
+    /// is stepped at every observation, as before (the page-exact model).
+    fn lookahead(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// How many pages the cost of `cost` allows within `max_bytes` taken so far `spent`: keep

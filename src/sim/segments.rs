@@ -3,6 +3,16 @@
 //! (whole intervals for sequential sweeps, even spreads for uniform writes); memory grows with
 //! the number of distinct segments, never with the number of pages.
 
+/// `a * b / d` rounded to nearest (halves up), exact; `d` > 0 and the result fits in u64.
+/// In u64 when the product fits (always for regions under 2^32 pages), else in u128: a u128
+/// division is a slow library call.
+fn mul_div_round(a: u64, b: u64, d: u64) -> u64 {
+    match a.checked_mul(b).and_then(|p| p.checked_add(d / 2)) {
+        Some(p) => p / d,
+        None => ((u128::from(a) * u128::from(b) + u128::from(d / 2)) / u128::from(d)) as u64,
+    }
+}
+
 /// `[start, next start)` of a region, `dirty` of its pages set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Seg {
@@ -74,8 +84,7 @@ impl SegList {
             return i;
         }
         let (left_len, right_len) = (p - s, e - p);
-        let total = u128::from(e - s);
-        let mut left = ((u128::from(c) * u128::from(left_len) + total / 2) / total) as u64;
+        let mut left = mul_div_round(c, left_len, e - s);
         left = left.min(left_len).max(c.saturating_sub(right_len));
         self.segs[i].dirty = left;
         self.segs.insert(
@@ -145,6 +154,10 @@ impl SegList {
         if from >= self.len || max == 0 {
             return (0, from.min(self.len));
         }
+        if self.dirty == 0 {
+            // What the walk below gives for a clean region, without splitting and re-merging.
+            return (0, self.len);
+        }
         let mut k = self.split_at(from);
         let mut need = max;
         let mut taken = 0;
@@ -165,8 +178,7 @@ impl SegList {
             }
             // Partial: the need-th dirty page of an even spread sits about need/c of the way.
             let len = e - s;
-            let advance =
-                ((u128::from(need) * u128::from(len) + u128::from(c) / 2) / u128::from(c)) as u64;
+            let advance = mul_div_round(need, len, c);
             let advance = advance.clamp(need, len - (c - need));
             self.segs[k].dirty = 0;
             if advance < len {
@@ -237,6 +249,24 @@ impl SegList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mul_div_round_is_exact_past_u64_products() {
+        let wide = |a: u64, b: u64, d: u64| {
+            ((u128::from(a) * u128::from(b) + u128::from(d / 2)) / u128::from(d)) as u64
+        };
+        let big = 1u64 << 40; // a 4 EiB region's pages: products overflow u64
+        for (a, b, d) in [
+            (3, 5, 2),
+            (7, 1, 2),
+            (big, big / 2, big),
+            (big - 1, big - 3, big + 7),
+            (u64::MAX / 3, 2, 3),
+            (1 << 31, 1 << 32, (1 << 32) + 1),
+        ] {
+            assert_eq!(mul_div_round(a, b, d), wide(a, b, d), "{a} {b} {d}");
+        }
+    }
 
     #[test]
     fn fill_take_all_in_one_pass() {
