@@ -4,6 +4,7 @@
 mod advise;
 mod check;
 mod compare;
+mod completions;
 mod ctrl_c;
 mod guest;
 mod incoming;
@@ -70,6 +71,8 @@ enum Command {
     Check(check::CheckArgs),
     Compare(compare::CompareArgs),
     Advise(advise::AdviseArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,8 @@ pub fn main() -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Advise(args) => advise::run(args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }
 
