@@ -2,7 +2,7 @@
 //! remaining memory against migration time, one line style per run, so policies can be put
 //! side by side.
 
-use super::{byte_scale, err, render, tick, titled, Figure, Format, PlotError, FAMILY};
+use super::{byte_scale, err, render, titled, Figure, Format, PlotError, FAMILY};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -85,23 +85,8 @@ impl Figure for Overlay<'_> {
         ];
         let value = |p: &(f64, f64, f64), remaining: bool| if remaining { p.2 / div } else { p.1 };
         for (panel, (y_desc, y_max, remaining)) in panels.iter().zip(panels_spec) {
-            let mut chart = ChartBuilder::on(panel)
-                .margin(12)
-                .x_label_area_size(44)
-                .y_label_area_size(74)
-                .build_cartesian_2d(0.0..t_max, 0.0..y_max)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("migration time (s)")
-                .y_desc(y_desc)
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
-                .axis_desc_style((FAMILY, 16))
-                .label_style((FAMILY, 15))
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(err)?;
+            // The same panel as a single run's plot: mesh, fonts and time axis.
+            let mut chart = super::run::panel(panel, t_max, y_max, y_desc)?;
             for (i, run) in self.runs.iter().enumerate() {
                 let colour = style(i).0;
                 let pts: Vec<(f64, f64)> = run

@@ -258,10 +258,10 @@ impl Figure for RunData {
     }
 }
 
-type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(super) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// One of the three panels: time on x, `0..y_max` on y, the same mesh and fonts for all.
-fn panel<'a, DB: DrawingBackend + 'a>(
+pub(super) fn panel<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, Shift>,
     t_max: f64,
     y_max: f64,
