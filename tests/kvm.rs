@@ -300,8 +300,11 @@ fn higher_throttle_means_fewer_guest_writes() {
             "{}% must slow the guest: {rows:?}, vCPU core shares {cpu_share:?}",
             r.throttle_pct
         );
+        // The vCPU thread sleeps when throttled instead of spinning: its host CPU follows the
+        // guest's share. The margin is the thread's own exits, signals and the level's setup
+        // (a CI run saw 0.16 at 90%); a spinning thread would show ~1.0.
         assert!(
-            *share <= 1.05 * (r.guest_cpu_pct / 100.0) + 0.05,
+            *share <= 1.05 * (r.guest_cpu_pct / 100.0) + 0.10,
             "{cpu_share:?} {rows:?}"
         );
         assert!(r.dirty_pages_s > 0.0);

@@ -419,6 +419,13 @@ impl MigrationInfo {
     pub fn is_final(&self) -> bool {
         matches!(self.status.as_str(), "completed" | "failed" | "cancelled")
     }
+
+    /// True for a `completed` reply whose figures QEMU has not filled in yet: QEMU 7.2's
+    /// migration thread sets the state first and computes total-time and downtime after
+    /// (migration_calculate_complete), so a poll in between reads 0 for both.
+    pub fn completed_before_its_figures(&self) -> bool {
+        self.status == "completed" && self.total_time_ms.unwrap_or(0) == 0
+    }
 }
 
 fn opt_u64(obj: &Map<String, Value>, prefix: &str, key: &str) -> Result<Option<u64>, String> {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::qmp::{parse_message, MigrationInfo, QemuVersion, QmpClient, QmpError, QmpMessage};
 use super::recorder::MigrationRecorder;
-use super::run::POLL_MS;
+use super::run::{POLL_MS, SETTLE_FIGURES};
 use super::steer::{params_from_qemu, Steer, SteerAction, SteerError};
 use crate::migration::policy::ProfileCurve;
 use crate::migration::{CancelToken, MigrationOutcome, MigrationStatus, Timeline};
@@ -248,7 +248,17 @@ pub fn record_channel(
             }
             Err(e) => return Err(e),
         };
-        let info = migration_info(&v, "query-migrate")?;
+        let mut info = migration_info(&v, "query-migrate")?;
+        // Ask again until QEMU has written the completed migration's figures (see
+        // completed_before_its_figures); a 10 ms migration otherwise records total-time 0.
+        let settle_by = Instant::now() + SETTLE_FIGURES;
+        while info.completed_before_its_figures() && Instant::now() < settle_by {
+            std::thread::sleep(Duration::from_millis(10));
+            match channel.execute("query-migrate", None) {
+                Ok(v) => info = migration_info(&v, "query-migrate")?,
+                Err(_) => break,
+            }
+        }
         if rec.push(obs_ms, &info, None) {
             break;
         }
@@ -401,4 +411,54 @@ pub fn parse_log(path: &Path, text: &str, vcpus: u32) -> Result<Recording, Recor
         steer_actions: Vec::new(),
         steer_stopped: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// Replies `query-migrate` from a script (the last one repeats), everything else with {}.
+    struct Scripted(VecDeque<Value>);
+
+    impl QmpChannel for Scripted {
+        fn execute(&mut self, command: &str, _: Option<Value>) -> Result<Value, RecordError> {
+            Ok(match command {
+                "query-migrate" if self.0.len() > 1 => self.0.pop_front().unwrap(),
+                "query-migrate" => self.0[0].clone(),
+                _ => serde_json::json!({}),
+            })
+        }
+        fn name(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    #[test]
+    fn a_completed_reply_before_its_figures_is_asked_again() {
+        let ram = serde_json::json!({"transferred": 4096, "remaining": 0, "total": 4096,
+            "duplicate": 0, "normal": 1, "dirty-sync-count": 2, "mbps": 1.0,
+            "dirty-pages-rate": 0});
+        // QEMU 7.2's order: `completed` first, total-time and downtime filled in after.
+        let replies = VecDeque::from([
+            serde_json::json!({"status": "completed", "total-time": 0, "downtime": 0,
+                "setup-time": 1, "ram": ram}),
+            serde_json::json!({"status": "completed", "total-time": 0, "downtime": 0,
+                "setup-time": 1, "ram": ram}),
+            serde_json::json!({"status": "completed", "total-time": 10, "downtime": 4,
+                "setup-time": 1, "ram": ram}),
+        ]);
+        let r = record_channel(
+            &mut Scripted(replies),
+            None,
+            1,
+            &CancelToken::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.outcome.status, MigrationStatus::Completed);
+        assert_eq!(r.outcome.total_time_ms, Some(10));
+        assert_eq!(r.outcome.downtime_ms, Some(4));
+        assert_eq!(r.final_query_migrate["total-time"], 10);
+    }
 }

@@ -16,6 +16,9 @@ use super::steer::{params_from_qemu, Steer, SteerAction, SteerError};
 use crate::guest_image::{InfoBlock, Pattern};
 use crate::migration::{CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline};
 
+/// How long a `completed` reply without its figures is asked again.
+pub const SETTLE_FIGURES: Duration = Duration::from_secs(1);
+
 /// How often `query-migrate` is polled (as the shared reference trace was taken).
 pub const POLL_MS: u64 = 100;
 /// How long an autoconv image may take to write its first COM1 marker under QEMU (its 32-bit
@@ -481,7 +484,18 @@ pub fn run_migration(
     let mut dest_gone_ms: Option<u64> = None;
     loop {
         let obs_ms = t0.elapsed().as_millis() as u64;
-        let polled = sq.query_migrate();
+        let mut polled = sq.query_migrate();
+        // QEMU marks a migration completed a moment before it fills in total-time and
+        // downtime: ask again until it has (bounded), so short migrations keep their figures.
+        let settle_by = Instant::now() + SETTLE_FIGURES;
+        while polled
+            .as_ref()
+            .is_ok_and(MigrationInfo::completed_before_its_figures)
+            && Instant::now() < settle_by
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            polled = sq.query_migrate();
+        }
         for e in sq.take_events() {
             if e.event == "STOP" {
                 stop_ts = e.timestamp_s;
