@@ -17,8 +17,8 @@ pub mod report;
 pub mod vocabulary;
 
 pub use env::{
-    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, LinkStalled, PageBatch,
-    PageCost, PageRef,
+    BackendError, CancelToken, Clock, Guest, GuestObservation, HandoverUnconfirmed, Link,
+    LinkStalled, PageBatch, PageCost, PageRef,
 };
 pub use params::{
     AutoconvSettings, MigrationParameters, ParamValue, ParameterError, Policy, QemuVersion,

@@ -60,6 +60,11 @@ pub enum TransportError {
     /// The destination reported a failure.
     #[error("the destination failed: {0}")]
     Destination(String),
+    /// The source did not commit after READY.
+    #[error(
+        "the source did not commit the migration ({0}); the destination will not run this guest"
+    )]
+    NotCommitted(String),
     /// The source aborted the migration.
     #[error("the source aborted the migration: {0}")]
     SourceAborted(String),
