@@ -256,13 +256,18 @@ impl RamModel for AggregateModel {
     }
 
     fn take(&mut self, max_bytes: u64, cost: PageCost, batch: &mut PageBatch) {
+        if self.dirty == 0 {
+            return;
+        }
         let regions = self.layout.regions.len();
+        // Once per take, not per region hop: make_mut costs two atomic operations.
+        let bitmaps = Arc::make_mut(&mut self.bitmaps);
         let mut spent = 0;
         let mut fruitless_hops = 0;
         while self.dirty > 0 && fruitless_hops <= regions {
             let r = self.cursor_region;
             // Zero pages are spread evenly among the region's dirty pages.
-            let in_bitmap = self.bitmaps[r].dirty();
+            let in_bitmap = bitmaps[r].dirty();
             // (The test on zero_in_bitmap first spares a division in the usual case.)
             let zero_share = if in_bitmap == 0 || self.zero_in_bitmap[r] <= 0.0 {
                 0.0
@@ -278,7 +283,7 @@ impl RamModel for AggregateModel {
             if allowed == 0 {
                 break;
             }
-            let (taken, pos) = Arc::make_mut(&mut self.bitmaps)[r].take(self.cursor_pos, allowed);
+            let (taken, pos) = bitmaps[r].take(self.cursor_pos, allowed);
             let zero = if zero_share >= 1.0 - 1e-12 {
                 taken
             } else if zero_share <= 1e-12 {
