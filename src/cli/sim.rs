@@ -318,10 +318,7 @@ pub fn params(args: ParamsArgs) -> anyhow::Result<u8> {
 
 /// `params --json`: each parameter with its default as QEMU types it, the aliases, autoconv's
 /// own settings and the QEMU names autoconv does not model.
-fn params_json(
-    d: &MigrationParameters,
-    rows: &[(&str, &str, String, &str)],
-) -> serde_json::Value {
+fn params_json(d: &MigrationParameters, rows: &[(&str, &str, String, &str)]) -> serde_json::Value {
     use serde_json::json;
     let defaults = serde_json::to_value(d).unwrap_or_default();
     let params: Vec<serde_json::Value> = rows
