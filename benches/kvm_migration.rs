@@ -386,6 +386,9 @@ fn main() {
     }
 }
 
+/// One of [`Figures`], read off a run.
+type Metric = fn(&Figures) -> f64;
+
 /// One completed migration's figures, as both backends report them.
 #[derive(Clone, Copy)]
 struct Figures {
@@ -505,12 +508,12 @@ fn qemu_side_by_side(dir: &Path, runs: usize) {
             );
             theirs.push(f);
         }
-        let med = |v: &[Figures], k: fn(&Figures) -> f64| {
+        let med = |v: &[Figures], k: Metric| {
             let mut x: Vec<f64> = v.iter().map(k).collect();
             median(&mut x)
         };
         println!("  medians of {runs} runs each: autoconv | QEMU 7.2 | autoconv/QEMU");
-        let rows: [(&str, fn(&Figures) -> f64); 5] = [
+        let rows: [(&str, Metric); 5] = [
             ("total time (ms)", |f| f.total_ms),
             ("throughput (MB/s)", |f| f.mb_s),
             ("downtime (ms)", |f| f.downtime_ms),
