@@ -22,8 +22,8 @@ use crate::kvm::memory::GuestRam;
 use crate::kvm::MachineState;
 use crate::transport::incoming::{check_hello, receive_stream, IncomingStats, Resume};
 use crate::transport::protocol::{
-    Command, Header, Hello, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES, HEADER_BYTES,
-    HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
+    Command, DestinationFailure, Header, Hello, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES,
+    HEADER_BYTES, HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
 };
 use crate::transport::verify::session_key;
 use crate::transport::TransportError;
@@ -350,14 +350,15 @@ impl Target for Wire {
                 .try_into()
                 .expect("a whole header");
             let v = Header::decode(&h, RAM_BYTES).expect("an answer decodes");
-            answers.push(v.command);
-            at += HEADER_BYTES + v.payload_bytes() as usize;
+            let end = at + HEADER_BYTES + v.payload_bytes() as usize;
+            answers.push((v, &out[at + HEADER_BYTES..end]));
+            at = end;
         }
         assert_eq!(at, out.len(), "answers end on a frame");
         let (ready, verdict) = match answers.as_slice() {
             [] => (false, None),
-            [Command::Ready] => (true, None),
-            [Command::Ready, v] => (true, Some(*v)),
+            [(h, _)] if h.command == Command::Ready => (true, None),
+            [(h, _), v] if h.command == Command::Ready => (true, Some(*v)),
             [v] => (false, Some(*v)),
             other => panic!("answers {other:?}"),
         };
@@ -366,13 +367,35 @@ impl Target for Wire {
             vm.loaded_vcpus.is_some(),
             "READY without a loaded guest"
         );
+        let command = verdict.map(|(h, _)| h.command);
         assert!(matches!(
-            verdict,
+            command,
             None | Some(Command::ResultOk | Command::ResultFailed)
         ));
-        assert_eq!(verdict == Some(Command::ResultOk), r.is_ok());
+        assert_eq!(command == Some(Command::ResultOk), r.is_ok());
         if ready {
-            f.add(&format!("after READY {verdict:?}"));
+            f.add(&format!("after READY {command:?}"));
+        }
+        if let Some((v, payload)) = verdict.filter(|(h, _)| h.command == Command::ResultFailed) {
+            // A failure verdict says its kind in the code the source reads, not only in
+            // words: a verification failure arrives with its figures.
+            let (failure, _) =
+                DestinationFailure::decode(&v, payload).expect("the failure verdict decodes");
+            if let Err(TransportError::VerificationFailed {
+                mismatched_pages,
+                pages,
+                first_gpa,
+            }) = &r
+            {
+                assert_eq!(
+                    failure,
+                    DestinationFailure::MemoryMismatch {
+                        mismatched_pages: *mismatched_pages,
+                        pages: *pages,
+                        first_gpa: *first_gpa,
+                    }
+                );
+            }
         }
     }
 

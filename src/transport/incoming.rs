@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, Reply, COMPLETE_DIGEST, DIGEST_BYTES, HEADER_BYTES, HELLO_BYTES,
-    MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
+    Command, DestinationFailure, Header, Hello, Reply, COMPLETE_DIGEST, DIGEST_BYTES, HEADER_BYTES,
+    HELLO_BYTES, MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
 };
 use super::verify::VerifyMode;
 use super::{read_full, TransportError};
@@ -451,34 +451,48 @@ enum PageRecord {
     Differs,
 }
 
-fn answer(stream: &mut impl Write, ok: bool, message: &str) -> Result<(), TransportError> {
-    let command = if ok {
-        Command::ResultOk
-    } else {
-        Command::ResultFailed
-    };
-    send_answer(stream, command, message)
-}
-
-fn send_answer(
+/// The verdict to the source: RESULT_OK with `message`, or RESULT_FAILED with the failure's
+/// code and figures.
+fn answer(
     stream: &mut impl Write,
-    command: Command,
-    message: &str,
+    verdict: Result<&str, (DestinationFailure, &str)>,
 ) -> Result<(), TransportError> {
-    let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let msg = &message.as_bytes()[..end];
-    let h = Header {
-        command,
-        count: msg.len() as u32,
-        arg: 0,
+    let b = match verdict {
+        Ok(message) => {
+            let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let msg = &message.as_bytes()[..end];
+            let h = Header {
+                command: Command::ResultOk,
+                count: msg.len() as u32,
+                arg: 0,
+            };
+            let mut b = h.encode().to_vec();
+            b.extend_from_slice(msg);
+            b
+        }
+        Err((failure, message)) => failure.encode(message),
     };
-    let mut b = h.encode().to_vec();
-    b.extend_from_slice(msg);
     stream
         .write_all(&b)
+        .and_then(|()| stream.flush())
+        .map_err(|source| TransportError::Io {
+            during: "answering the source",
+            source,
+        })
+}
+
+/// READY: memory verified, state loaded, waiting for COMMIT.
+fn ready(stream: &mut impl Write) -> Result<(), TransportError> {
+    let h = Header {
+        command: Command::Ready,
+        count: 0,
+        arg: 0,
+    };
+    stream
+        .write_all(&h.encode())
         .and_then(|()| stream.flush())
         .map_err(|source| TransportError::Io {
             during: "answering the source",
@@ -568,7 +582,7 @@ pub fn receive_stream<S: Read + Write>(
                 let writer = reader.get_mut();
                 let Some(state) = state.take() else {
                     let e = TransportError::BadFrame("COMPLETE before the device state".into());
-                    let _ = answer(writer, false, &e.to_string());
+                    let _ = answer(writer, Err((DestinationFailure::BadStream, &e.to_string())));
                     return Err(e);
                 };
                 let t0 = Instant::now();
@@ -603,17 +617,22 @@ pub fn receive_stream<S: Read + Write>(
                         pages,
                         first_gpa,
                     };
-                    let _ = answer(writer, false, &e.to_string());
+                    let failure = DestinationFailure::MemoryMismatch {
+                        mismatched_pages: mismatched,
+                        pages,
+                        first_gpa,
+                    };
+                    let _ = answer(writer, Err((failure, &e.to_string())));
                     return Err(e);
                 }
                 match resume.load(state) {
                     Ok(took) => stats.resume_ms = took.as_secs_f64() * 1e3,
                     Err(why) => {
-                        let _ = answer(writer, false, &why);
+                        let _ = answer(writer, Err((DestinationFailure::Vm, &why)));
                         return Err(TransportError::Vm(why));
                     }
                 }
-                send_answer(writer, Command::Ready, "")?;
+                ready(writer)?;
                 return await_commit(reader, ram_bytes, stats, resume);
             }
             Command::Abort => {
@@ -662,11 +681,11 @@ fn await_commit<S: Read + Write>(
                 Ok(took) => {
                     stats.resume_ms += took.as_secs_f64() * 1e3;
                     // The guest runs here now; if the source cannot hear it, it still runs.
-                    let _ = answer(writer, true, "guest resumed");
+                    let _ = answer(writer, Ok("guest resumed"));
                     Ok(())
                 }
                 Err(why) => {
-                    let _ = answer(writer, false, &why);
+                    let _ = answer(writer, Err((DestinationFailure::Vm, &why)));
                     Err(TransportError::Vm(why))
                 }
             };
@@ -689,6 +708,9 @@ fn await_commit<S: Read + Write>(
         Err(e) => e,
     };
     let e = TransportError::NotCommitted(crate::migration::error_chain(&why));
-    let _ = answer(reader.get_mut(), false, &e.to_string());
+    let _ = answer(
+        reader.get_mut(),
+        Err((DestinationFailure::BadStream, &e.to_string())),
+    );
     Err(e)
 }

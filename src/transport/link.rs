@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, Reply, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES, HEADER_BYTES,
-    MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES, REPLY_FIXED_BYTES,
+    Command, DestinationFailure, Header, Hello, Reply, COMPLETE_DIGEST, COMPLETE_FULL,
+    DIGEST_BYTES, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES, REPLY_FIXED_BYTES,
 };
 use super::tls::ClientTls;
 use super::verify::VerifyMode;
 use super::{read_full, TransportError};
 use crate::kvm::memory::GuestRam;
 use crate::migration::{
-    BackendError, CancelToken, HandoverUnconfirmed, Link, LinkStalled, PageBatch, PageCost,
+    BackendError, CancelToken, Failure, HandoverUnconfirmed, Link, LinkStalled, PageBatch, PageCost,
 };
 
 /// Default of [`LinkTimeouts::stall`].
@@ -417,10 +417,11 @@ impl TcpLink {
         let verdict = self.read_answer("waiting for the destination's verdict");
         self.conn.socket_mut().watch_cancel(None);
         self.stats.destination_verdict_ms = t1.elapsed().as_secs_f64() * 1e3;
-        match verdict? {
-            (Command::Ready, _) => {}
-            (Command::ResultFailed, msg) => return Err(TransportError::Destination(msg)),
-            (other, _) => {
+        let (header, payload) = verdict?;
+        match header.command {
+            Command::Ready => {}
+            Command::ResultFailed => return Err(destination_failed(&header, &payload)),
+            other => {
                 return Err(TransportError::BadFrame(format!(
                     "the destination answered {other:?} to COMPLETE"
                 )))
@@ -448,11 +449,15 @@ impl TcpLink {
         let answer = self.read_answer("waiting for the destination to confirm COMMIT");
         self.stats.commit_ms = t0.elapsed().as_secs_f64() * 1e3;
         match answer {
-            Ok((Command::ResultOk, _)) => Ok(bytes),
-            Ok((Command::ResultFailed, msg)) => Err(Box::new(TransportError::Destination(msg))),
+            Ok((h, _)) if h.command == Command::ResultOk => Ok(bytes),
+            // It says it does not run the guest: the source may take it back.
+            Ok((h, payload)) if h.command == Command::ResultFailed => {
+                let e = destination_failed(&h, &payload);
+                Err(Failure::boxed(e.failure_kind(), e))
+            }
             other => {
                 let what = match other {
-                    Ok((command, _)) => format!("the destination answered {command:?}"),
+                    Ok((h, _)) => format!("the destination answered {:?}", h.command),
                     Err(e) => crate::migration::error_chain(&e),
                 };
                 self.stats.commit_unconfirmed = true;
@@ -463,14 +468,22 @@ impl TcpLink {
         }
     }
 
-    /// One answer frame from the destination: its command and message.
-    fn read_answer(&mut self, during: &'static str) -> Result<(Command, String), TransportError> {
+    /// One answer frame from the destination: its header and payload.
+    fn read_answer(&mut self, during: &'static str) -> Result<(Header, Vec<u8>), TransportError> {
         let mut h = [0u8; HEADER_BYTES];
         read_full(&mut self.conn, &mut h, "destination", during)?;
         let header = Header::decode(&h, self.ram.bytes())?;
         let mut msg = vec![0u8; header.payload_bytes() as usize];
         read_full(&mut self.conn, &mut msg, "destination", during)?;
-        Ok((header.command, String::from_utf8_lossy(&msg).into_owned()))
+        Ok((header, msg))
+    }
+}
+
+/// The error a RESULT_FAILED stands for (or why it cannot be read).
+fn destination_failed(header: &Header, payload: &[u8]) -> TransportError {
+    match DestinationFailure::decode(header, payload) {
+        Ok((failure, message)) => TransportError::Destination { failure, message },
+        Err(e) => e,
     }
 }
 
@@ -493,7 +506,7 @@ impl TcpLink {
                 self.stalled.set(true);
                 Box::new(LinkStalled(what))
             }
-            _ => Box::new(e),
+            _ => Failure::boxed(e.failure_kind(), e),
         }
     }
 }
