@@ -199,6 +199,10 @@ pub(crate) mod palette {
     pub const ORANGE: RGBColor = RGBColor(230, 159, 0);
     /// Bluish green.
     pub const GREEN: RGBColor = RGBColor(0, 158, 115);
+    /// Reddish purple.
+    pub const PURPLE: RGBColor = RGBColor(204, 121, 167);
+    /// Sky blue.
+    pub const SKY: RGBColor = RGBColor(86, 180, 233);
     /// Mid grey.
     pub const GREY: RGBColor = RGBColor(150, 150, 150);
     /// Light grey, for cells that did not converge: no hue, so it cannot be read as a value
