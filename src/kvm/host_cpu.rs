@@ -63,9 +63,19 @@ pub fn parse_task_stat(line: &str) -> Option<(String, u64)> {
 
 /// Every live thread of this process with its CPU time so far.
 pub fn tasks() -> Vec<TaskCpu> {
+    tasks_in("/proc/self/task")
+}
+
+/// Every live thread of process `pid` (a QEMU, say) with its CPU time so far; empty if the
+/// process is gone or unreadable.
+pub fn tasks_of(pid: u32) -> Vec<TaskCpu> {
+    tasks_in(&format!("/proc/{pid}/task"))
+}
+
+fn tasks_in(task_dir: &str) -> Vec<TaskCpu> {
     // SAFETY: sysconf has no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(dir) = std::fs::read_dir(task_dir) else {
         return Vec::new();
     };
     let mut out: Vec<TaskCpu> = dir
@@ -97,6 +107,21 @@ pub fn tasks_delta(before: &[TaskCpu], after: &[TaskCpu]) -> Vec<TaskCpu> {
             })
         })
         .collect()
+}
+
+/// CPU each thread name used between two snapshots, summed over the threads sharing a name
+/// (QEMU's `worker` threads), in ms, most first.
+pub fn cpu_ms_by_name(before: &[TaskCpu], after: &[TaskCpu]) -> Vec<(String, f64)> {
+    let mut by_name: Vec<(String, f64)> = Vec::new();
+    for t in tasks_delta(before, after) {
+        let ms = t.cpu_ns as f64 / 1e6;
+        match by_name.iter_mut().find(|(n, _)| *n == t.name) {
+            Some((_, sum)) => *sum += ms,
+            None => by_name.push((t.name, ms)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_name
 }
 
 /// Host CPU of a migration (from the start of `migrate` to its end), by role: ms of CPU over
