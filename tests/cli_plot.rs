@@ -126,7 +126,11 @@ fn run_timeline_draws_dirty_limit_sleep_in_its_own_panel() {
         .filter(|(_, p)| **p == SLEEP_PURPLE)
         .map(|(i, _)| i / w as usize)
         .collect();
-    assert!(purple_rows.len() > 1_000, "{} purple pixels", purple_rows.len());
+    assert!(
+        purple_rows.len() > 1_000,
+        "{} purple pixels",
+        purple_rows.len()
+    );
     let first = *purple_rows.iter().min().unwrap();
     assert!(first > h as usize * 3 / 4 - 20, "purple from row {first}");
     assert!(count(&px, RING_SKY) > 1_000);
