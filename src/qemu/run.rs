@@ -183,7 +183,7 @@ pub struct QemuRunReport {
 }
 
 /// Host CPU each QEMU thread used during the migration (from `/proc/PID/task/*/stat`, in
-/// clock ticks): on a 2-core host the vCPU, QEMU's migration thread and the destination share
+/// clock ticks, sampled at each 100 ms poll): on a 2-core host the vCPU, QEMU's migration thread and the destination share
 /// the cores, so this is the footprint to set beside `run --kvm`'s.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct QemuHostCpu {
@@ -417,11 +417,21 @@ pub fn run_migration(
     .collect();
     let dir = RunDir::new()?;
     // The source starts paused (-S) and runs only once QEMU has taken every parameter.
+    // debug-threads names QEMU's threads (`CPU 0/KVM`, `live_migration`, ...) for the host
+    // CPU per thread; without it every thread is `qemu-system-x86`.
     let mut src_args = args.clone();
-    src_args.push("-S".into());
+    src_args.extend(["-name", "source,debug-threads=on", "-S"].map(String::from));
     let (mut src, mut sq) = start("source", &binary, &src_args, dir.path())?;
     let mut dst_args = args.clone();
-    dst_args.extend(["-incoming".to_string(), "defer".to_string()]);
+    dst_args.extend(
+        [
+            "-name",
+            "destination,debug-threads=on",
+            "-incoming",
+            "defer",
+        ]
+        .map(String::from),
+    );
     let (mut dst, mut dq) = start("destination", &binary, &dst_args, dir.path())?;
 
     let version = sq.query_version().map_err(qmp_err("source"))?;
@@ -510,7 +520,10 @@ pub fn run_migration(
     dq.execute("migrate-incoming", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("destination"))?;
     let serial_at_migrate = src.serial_len();
-    let cpu_before = (host_cpu::tasks_of(src.pid()), host_cpu::tasks_of(dst.pid()));
+    let mut cpu_watch = (
+        host_cpu::TaskWatch::start(src.pid()),
+        host_cpu::TaskWatch::start(dst.pid()),
+    );
     let t0 = Instant::now();
     sq.execute("migrate", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("source"))?;
@@ -555,6 +568,8 @@ pub fn run_migration(
                 break;
             }
         };
+        cpu_watch.0.sample();
+        cpu_watch.1.sample();
         let t_mig = info.total_time_ms.unwrap_or(obs_ms);
         if rec.push(obs_ms, &info, guest_pages(&src)) {
             break;
@@ -606,10 +621,12 @@ pub fn run_migration(
         std::thread::sleep(next.saturating_sub(t0.elapsed()));
     }
 
+    cpu_watch.0.sample();
+    cpu_watch.1.sample();
     let host_cpu = QemuHostCpu {
         wall_ms: t0.elapsed().as_secs_f64() * 1e3,
-        source: host_cpu::cpu_ms_by_name(&cpu_before.0, &host_cpu::tasks_of(src.pid())),
-        destination: host_cpu::cpu_ms_by_name(&cpu_before.1, &host_cpu::tasks_of(dst.pid())),
+        source: cpu_watch.0.cpu_ms_by_name(),
+        destination: cpu_watch.1.cpu_ms_by_name(),
     };
     let serial_bytes_during = src.serial_len().saturating_sub(serial_at_migrate);
     let final_query_migrate = rec.last().map(|l| l.raw.clone()).unwrap_or_default();
