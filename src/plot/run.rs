@@ -2,7 +2,9 @@
 //! migration time, with the dirty syncs and the switchover marked; for a dirty-limit run, a
 //! fourth panel with the vCPUs' sleep per dirty-ring-full round (QEMU 8.1's figures).
 
-use super::{byte_scale, err, palette, render, tick, titled, Figure, Format, PlotError, FAMILY};
+use super::{
+    byte_scale, err, palette, render, segments, tick, titled, Figure, Format, PlotError, FAMILY,
+};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 
@@ -212,7 +214,7 @@ impl Figure for RunData {
         let throttle_legend = SeriesLabelPosition::UpperLeft;
         let style = palette::BLUE.stroke_width(3);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples.iter().map(|s| (s.t_s, s.throttle_pct)),
                 style,
             ))
@@ -234,7 +236,7 @@ impl Figure for RunData {
         marks(&mut chart, self, y_max, false)?;
         let dirty = palette::RED.stroke_width(2);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples.iter().map(|s| (s.t_s, s.dirty_bytes_s / div)),
                 dirty,
             ))
@@ -243,7 +245,7 @@ impl Figure for RunData {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dirty));
         let xfer = palette::GREEN.stroke_width(2);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples
                     .iter()
                     .map(|s| (s.t_s, s.transfer_bytes_s / div)),
@@ -275,7 +277,7 @@ impl Figure for RunData {
             ))
             .map_err(err)?;
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples
                     .iter()
                     .map(|s| (s.t_s, s.remaining_bytes / div)),
@@ -297,9 +299,9 @@ impl Figure for RunData {
             let y_max = ms_max * 1.45;
             let mut chart = panel(&panels[3], t_max, y_max, "dirty-limit (ms per round)")?;
             marks(&mut chart, self, y_max, false)?;
-            let sleep = palette::PURPLE.stroke_width(3);
+            let sleep = palette::SKY.stroke_width(3);
             chart
-                .draw_series(LineSeries::new(
+                .draw_series(segments(
                     self.samples
                         .iter()
                         .map(|s| (s.t_s, s.dirty_limit_sleep_us / 1000.0)),
@@ -308,9 +310,9 @@ impl Figure for RunData {
                 .map_err(err)?
                 .label("vCPU sleep per ring-full round (QEMU dirty-limit-throttle-time-per-round)")
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], sleep));
-            let ring = palette::SKY.stroke_width(2);
+            let ring = BLACK.stroke_width(1);
             chart
-                .draw_series(LineSeries::new(
+                .draw_series(segments(
                     self.samples
                         .iter()
                         .map(|s| (s.t_s, s.ring_full_us / 1000.0)),
@@ -354,7 +356,7 @@ pub(super) fn panel<'a, DB: DrawingBackend + 'a>(
     Ok(chart)
 }
 
-/// Dirty syncs (dashed grey) and the switchover (red) across a panel.
+/// Dirty syncs (dashed grey) and the switchover (purple) across a panel.
 fn marks<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     data: &RunData,
@@ -370,11 +372,13 @@ fn marks<'a, DB: DrawingBackend + 'a>(
         )
         .map_err(err)?;
     if legend {
-        s.label("dirty sync")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], sync_style));
+        // The legend draws the dashes too: a solid key would name no line on the plot.
+        s.label("dirty sync").legend(move |(x, y)| {
+            DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, sync_style)
+        });
     }
     if let Some(t) = data.switchover_s {
-        let style = palette::RED.stroke_width(3);
+        let style = palette::PURPLE.stroke_width(3);
         let s = chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(t, 0.0), (t, y_max)],

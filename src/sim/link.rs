@@ -23,20 +23,25 @@ pub struct SimLink {
     page_cost: PageCost,
     /// Sub-nanosecond remainder carried between sends so time never drifts (< capacity).
     carry: u64,
+    /// [`Link::batch_bytes_hint`], asked for every batch: worked out once.
+    batch_bytes: u64,
 }
 
 impl SimLink {
     /// A link over `time` whose pages carry `page_header_bytes` beyond their data (QEMU: 8, a
     /// zero page that + 1); `capacity_bytes_s` must be > 0.
     pub fn new(time: VirtualTime, capacity_bytes_s: u64, page_header_bytes: u64) -> Self {
+        let capacity_bytes_s = capacity_bytes_s.max(1);
         Self {
             time,
-            capacity_bytes_s: capacity_bytes_s.max(1),
+            capacity_bytes_s,
             page_cost: PageCost {
                 normal_page_bytes: PAGE_SIZE_BYTES + page_header_bytes,
                 zero_page_bytes: page_header_bytes + 1,
             },
             carry: 0,
+            batch_bytes: (u128::from(capacity_bytes_s) * u128::from(BATCH_NS) / 1_000_000_000)
+                .max(64 << 10) as u64,
         }
     }
 
@@ -83,8 +88,7 @@ impl Link for SimLink {
     }
 
     fn batch_bytes_hint(&self) -> u64 {
-        (u128::from(self.capacity_bytes_s) * u128::from(BATCH_NS) / 1_000_000_000).max(64 << 10)
-            as u64
+        self.batch_bytes
     }
 
     fn complete(&mut self) -> Result<u64, BackendError> {
