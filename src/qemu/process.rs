@@ -306,10 +306,10 @@ mod tests {
         let path = dir.path().join("q.sock");
         assert!(!unix_socket_listening(&path), "no socket yet");
         // bind() without listen(): the file exists, a connect would be refused.
-        // SAFETY: plain socket calls on a descriptor this test owns and closes; the address
-        // is a zeroed sockaddr_un with a path shorter than sun_path.
+        // SAFETY: socket() has no memory preconditions; the descriptor is closed below.
         let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
         assert!(fd >= 0);
+        // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) address.
         let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
         let bytes = path.as_os_str().as_encoded_bytes();
