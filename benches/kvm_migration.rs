@@ -13,6 +13,12 @@
 //!    authentication, TLS 1.3, rustls/ring), interleaved so that load from other processes
 //!    falls on both alike (`AUTOCONV_BENCH_PARTS=5`).
 //!
+//! 6. autoconv's VMM against QEMU 7.2 on the same guest, memory and parameters, in the same run
+//!    (when qemu-system-x86_64 is installed): issue 11's 1 GiB cases, alternating between the
+//!    two, medians side by side with their ratios, and the pause goals checked on the medians.
+//!    Slow (a 30 s warm-up per run of the second case): `AUTOCONV_BENCH_PARTS=6
+//!    AUTOCONV_BENCH_RUNS=5` runs it alone.
+//!
 //! Set AUTOCONV_BENCH_RUNS=N to change the repetitions (default 3).
 
 use std::io::{Read, Write};
@@ -115,7 +121,7 @@ fn main() {
         .max(1);
     let dir = tempfile::tempdir().unwrap();
     // AUTOCONV_BENCH_PARTS=24 runs parts 2 and 4 only.
-    let parts = std::env::var("AUTOCONV_BENCH_PARTS").unwrap_or_else(|_| "12345".into());
+    let parts = std::env::var("AUTOCONV_BENCH_PARTS").unwrap_or_else(|_| "123456".into());
     let part = |n: char| parts.contains(n);
 
     // 1. Loopback ceiling.
@@ -181,7 +187,7 @@ fn main() {
     if part('2') {
         let (p, g) = (median(&mut pages_s), median(&mut gb_s));
         println!(
-        "unthrottled migration, 1 GiB guest (max-bandwidth 0): median {:.0} pages/s, {:.2} GB/s = {:.0}% of loopback (QEMU 7.2 here: ~520K pages/s, ~2.1 GB/s), time to the destination's confirmation included; downtime {:.0} ms (QEMU's); {:.0} ms verifying 1 GiB",
+        "unthrottled migration, 1 GiB guest (max-bandwidth 0): median {:.0} pages/s, {:.2} GB/s = {:.0}% of loopback (QEMU 7.2 on the same host: part 6), time to the destination's confirmation included; downtime {:.0} ms (QEMU's); {:.0} ms verifying 1 GiB",
         p,
         g,
         100.0 * g / lo_med,
@@ -373,6 +379,182 @@ fn main() {
         idle_cpu(&idle, None);
         idle_cpu(&seq, Some(99));
     }
+
+    // 6. The same guests under QEMU 7.2, side by side.
+    if part('6') {
+        qemu_side_by_side(dir.path(), runs);
+    }
+}
+
+/// One of [`Figures`], read off a run.
+type Metric = fn(&Figures) -> f64;
+
+/// One completed migration's figures, as both backends report them.
+#[derive(Clone, Copy)]
+struct Figures {
+    total_ms: f64,
+    mb_s: f64,
+    downtime_ms: f64,
+    pause_ms: f64,
+}
+
+impl Figures {
+    fn of(o: &autoconv::migration::MigrationOutcome) -> Option<Self> {
+        let total_ms = o.total_time_ms? as f64;
+        Some(Self {
+            total_ms,
+            mb_s: o.transferred_bytes as f64 / total_ms / 1e3,
+            downtime_ms: o.downtime_ms? as f64,
+            pause_ms: o.guest_pause_ms? as f64,
+        })
+    }
+}
+
+/// Issue 11's 1 GiB cases under autoconv's VMM and under QEMU 7.2 (`run --kvm` and `run
+/// --qemu` of the same image, memory and parameters), alternating run by run so load from
+/// other processes falls on both alike; medians side by side, as ratios.
+fn qemu_side_by_side(dir: &Path, runs: usize) {
+    use autoconv::qemu::run::{run_migration as run_qemu, QemuRunOptions};
+    if let Err(e) = autoconv::qemu::process::find_binary("qemu-system-x86_64") {
+        if std::env::var("AUTOCONV_REQUIRE_ALL")
+            .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+        {
+            eprintln!("kvm_migration benchmark, part 6: prerequisite missing under AUTOCONV_REQUIRE_ALL: {e}");
+            std::process::exit(1);
+        }
+        println!("SKIPPED part 6 (QEMU side by side): {e}");
+        return;
+    }
+    let cases = [
+        (
+            "`guest build --pattern sequential --wss 256MiB`, auto-converge on, 4 s warm-up",
+            "seq256.img",
+            Pace::None,
+            256u64 << 20,
+            true,
+            4_000,
+        ),
+        (
+            "`guest build --pattern sequential --wss 960MiB --pace cpu:20000`, auto-converge off, 30 s warm-up",
+            "seq960-cpu20000.img",
+            Pace::CpuSpin {
+                iterations_per_write: 20_000,
+            },
+            960 << 20,
+            false,
+            30_000,
+        ),
+    ];
+    let mut all_met = true;
+    for (title, file, pace, wss_bytes, auto_converge, warmup_ms) in cases {
+        let image = write_image(
+            dir,
+            file,
+            &GuestSpec {
+                pattern: Pattern::Sequential,
+                wss_bytes,
+                pace,
+                ..GuestSpec::default()
+            },
+        );
+        let mut cfg = MigrationConfig::default();
+        cfg.params
+            .set("max-bandwidth", &ParamValue::Int(0))
+            .unwrap();
+        cfg.params
+            .set("auto-converge", &ParamValue::Bool(auto_converge))
+            .unwrap();
+        cfg.autoconv.qemu_version = autoconv::migration::QemuVersion::parse("7.2").unwrap();
+        let limit_ms = cfg.params.downtime_limit as f64;
+        println!("1 GiB guest, {title}, max-bandwidth 0, downtime-limit {limit_ms} ms, QEMU 7.2's rules:");
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let mut o = opts(image.clone(), 1 << 30, cfg.clone());
+            o.warmup_ms = warmup_ms;
+            let r = run_migration(&o, &CancelToken::new()).unwrap();
+            let f = Figures::of(&r.outcome).unwrap_or_else(|| panic!("{:?}", r.outcome));
+            println!(
+                "  autoconv: {:.0} ms, {:.0} MB/s, downtime {:.0} ms, guest pause {:.0} ms",
+                f.total_ms, f.mb_s, f.downtime_ms, f.pause_ms
+            );
+            ours.push(f);
+            let q = QemuRunOptions {
+                binary: "qemu-system-x86_64".into(),
+                image: image.clone(),
+                mem_bytes: 1 << 30,
+                vcpus: 0,
+                config: cfg.clone(),
+                user_set: vec!["max-bandwidth".into(), "auto-converge".into()],
+                user_qemu_version: Some("7.2".into()),
+                passthrough: Vec::new(),
+                warmup_ms,
+                after_ms: 200,
+            };
+            // A QEMU that fails to come up (its QMP socket not yet listening, on a loaded host)
+            // is started again; a migration that ran is never repeated.
+            let mut attempt = 0;
+            let r = loop {
+                attempt += 1;
+                match run_qemu(&q, &CancelToken::new(), &mut |_| {}) {
+                    Ok(r) => break r,
+                    Err(e) if attempt < 3 => println!("  QEMU did not start ({e}); again"),
+                    Err(e) => panic!("QEMU did not start three times: {e}"),
+                }
+            };
+            let f = Figures::of(&r.outcome).unwrap_or_else(|| panic!("{:?}", r.outcome));
+            println!(
+                "  QEMU 7.2: {:.0} ms, {:.0} MB/s, downtime {:.0} ms, guest pause {:.0} ms",
+                f.total_ms, f.mb_s, f.downtime_ms, f.pause_ms
+            );
+            theirs.push(f);
+        }
+        let med = |v: &[Figures], k: Metric| {
+            let mut x: Vec<f64> = v.iter().map(k).collect();
+            median(&mut x)
+        };
+        println!("  medians of {runs} runs each: autoconv | QEMU 7.2 | autoconv/QEMU");
+        let rows: [(&str, Metric); 5] = [
+            ("total time (ms)", |f| f.total_ms),
+            ("throughput (MB/s)", |f| f.mb_s),
+            ("downtime (ms)", |f| f.downtime_ms),
+            ("guest pause (ms)", |f| f.pause_ms),
+            ("pause - downtime (ms)", |f| f.pause_ms - f.downtime_ms),
+        ];
+        for (name, k) in rows {
+            let (a, q) = (med(&ours, k), med(&theirs, k));
+            let ratio = if q > 0.0 {
+                format!("{:.2}x", a / q)
+            } else {
+                "-".into()
+            };
+            println!("    {name:<22} {a:>8.0} | {q:>8.0} | {ratio}");
+        }
+        // Issue 11's goals, on the medians.
+        let pause = med(&ours, |f| f.pause_ms);
+        let down = med(&ours, |f| f.downtime_ms);
+        let added = med(&ours, |f| f.pause_ms - f.downtime_ms);
+        let allowed = (0.05 * down).max(10.0);
+        let added_met = added <= allowed;
+        println!(
+            "  autoconv's pause - downtime {added:.0} ms <= max(10 ms, 5% of {down:.0} ms) = {allowed:.0} ms: {}",
+            if added_met { "met" } else { "NOT met" }
+        );
+        let qemu_down = med(&theirs, |f| f.downtime_ms);
+        let pause_met = qemu_down > limit_ms || pause <= limit_ms;
+        if qemu_down <= limit_ms {
+            println!(
+                "  QEMU's downtime {qemu_down:.0} ms meets the limit; autoconv's pause {pause:.0} ms <= {limit_ms:.0} ms: {}",
+                if pause_met { "met" } else { "NOT met" }
+            );
+        } else {
+            println!("  QEMU's downtime {qemu_down:.0} ms misses the limit: the pause goal does not apply");
+        }
+        all_met &= added_met && pause_met;
+    }
+    println!(
+        "issue 11's pause goals on these medians: {}",
+        if all_met { "met" } else { "NOT met" }
+    );
 }
 
 /// Boot `image` (1 GiB, 1 vCPU), optionally throttle it, and print what each thread of this

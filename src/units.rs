@@ -4,8 +4,8 @@
 //! of 1000, as QEMU's and the kernel's tools print them. A bare number is bytes.
 
 /// A size or rate that could not be read.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot read {text:?} as {what} (examples: {examples})")]
+#[derive(Debug, Clone, PartialEq, displaydoc::Display, thiserror::Error)]
+/// cannot read {text:?} as {what} (examples: {examples})
 pub struct UnitError {
     text: String,
     what: &'static str,

@@ -10,8 +10,8 @@ use serde_json::Value;
 use std::fmt::Write as _;
 
 /// A summary.json that cannot be compared.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
+/// {path}: {message}
 pub struct SummaryError {
     /// The file.
     pub path: String,

@@ -19,10 +19,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// A baseline that cannot be re-run.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum CheckError {
-    /// The scenario a row names cannot be loaded.
-    #[error("run {run} of the baseline: {source}")]
+    /// run {run} of the baseline: {source}
     Scenario {
         /// Baseline run index.
         run: usize,
@@ -30,8 +29,7 @@ pub enum CheckError {
         #[source]
         source: ScenarioError,
     },
-    /// The tolerance is not a percentage.
-    #[error("--tolerance {0}: expected a percentage of 0 or more")]
+    /// --tolerance {0}: expected a percentage of 0 or more
     Tolerance(f64),
 }
 

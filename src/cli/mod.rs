@@ -134,8 +134,8 @@ pub fn one_line(e: &anyhow::Error) -> String {
 mod tests {
     use super::one_line;
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot write out/summary.json: {0}")]
+    #[derive(Debug, displaydoc::Display, thiserror::Error)]
+    /// cannot write out/summary.json: {0}
     struct Write(#[source] std::io::Error);
 
     #[test]

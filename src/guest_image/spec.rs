@@ -263,28 +263,20 @@ impl GuestSpec {
 }
 
 /// A workload that cannot be built.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, displaydoc::Display, thiserror::Error)]
 pub enum GuestSpecError {
     /// unknown pattern {0:?} (expected sequential, random, hotcold or idle)
-    #[error("unknown pattern {0:?} (expected sequential, random, hotcold or idle)")]
     Pattern(String),
-    /// cannot read pace {0:?} (expected none, cpu:ITERATIONS_PER_WRITE or wall:PAGES_PER_S)
-    #[error(
-        "cannot read pace {0:?} (expected none, cpu:ITERATIONS_PER_WRITE or wall:PAGES_PER_S, e.g. cpu:2000 or wall:50000)"
-    )]
+    /// cannot read pace {0:?} (expected none, cpu:ITERATIONS_PER_WRITE or wall:PAGES_PER_S, e.g.
+    /// cpu:2000 or wall:50000)
     Pace(String),
     /// cannot read hot spec {0:?} (expected WSS%:WRITES%, e.g. 10%:90%, each 1..99)
-    #[error("cannot read hot spec {0:?} (expected WSS%:WRITES%, e.g. 10%:90%, each 1..99)")]
     Hot(String),
-    /// vCPUs must be 1..=32
-    #[error("{0} vCPUs: an image supports 1 to 32")]
+    /// {0} vCPUs: an image supports 1 to 32
     Vcpus(u32),
-    /// bad working set size
-    #[error(
-        "working set of {0} bytes: it must be a whole number of 4 KiB pages, at least one per vCPU, and end below 1 TiB"
-    )]
+    /// working set of {0} bytes: it must be a whole number of 4 KiB pages, at least one per vCPU,
+    /// and end below 1 TiB
     Wss(u64),
-    /// The assembler refused the generated code (a bug in autoconv).
-    #[error("internal error assembling the guest code: {0}")]
+    /// internal error assembling the guest code: {0}
     Assemble(String),
 }

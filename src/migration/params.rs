@@ -31,11 +31,11 @@ impl std::fmt::Display for ParamValue {
     }
 }
 
-/// A refused parameter; the messages are QEMU's.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// A refused parameter; the messages are QEMU's. Each variant's doc comment is its message
+/// (displaydoc).
+#[derive(Debug, Clone, PartialEq, displaydoc::Display, thiserror::Error)]
 pub enum ParameterError {
     /// Parameter '{name}' expects {expected}
-    #[error("Parameter '{name}' expects {expected}")]
     InvalidValue {
         /// The parameter's name.
         name: String,
@@ -43,21 +43,19 @@ pub enum ParameterError {
         expected: String,
     },
     /// Invalid parameter type for '{name}', expected: {expected}
-    #[error("Invalid parameter type for '{name}', expected: {expected}")]
     InvalidType {
         /// The parameter's name.
         name: String,
         /// The type QEMU wants.
         expected: &'static str,
     },
-    /// {message}: a check QEMU words in its own way (e.g. the dirty-limit parameters).
-    #[error("{message}")]
+    /// {message}
     Refused {
-        /// QEMU's whole message.
+        /// QEMU's whole message, for a check QEMU words in its own way (e.g. the dirty-limit
+        /// parameters).
         message: String,
     },
     /// QEMU {kind} '{name}' is not modelled by autoconv
-    #[error("QEMU {kind} '{name}' is not modelled by autoconv")]
     NotModelled {
         /// "parameter" or "capability".
         kind: &'static str,
@@ -65,15 +63,13 @@ pub enum ParameterError {
         name: String,
     },
     /// {name}={bytes} is {bytes} bytes/s: did you mean {bytes}MiB/s? (a bare number is bytes/s, as in QMP; write {bytes}B/s if you mean it)
-    #[error("{name}={bytes} is {bytes} bytes/s: did you mean {bytes}MiB/s? (a bare number is bytes/s, as in QMP; write {bytes}B/s if you mean it)")]
     BareBandwidth {
         /// The parameter's name.
         name: String,
         /// The number as given.
         bytes: u64,
     },
-    /// Parameter '{name}' is unexpected
-    #[error("Parameter '{name}' is unexpected{hint}")]
+    /// Parameter '{name}' is unexpected{hint}
     Unknown {
         /// The name given.
         name: String,
@@ -150,6 +146,104 @@ pub const PARAMETER_NAMES: &[&str] = &[
     "x-vcpu-dirty-limit-period",
 ];
 
+/// The values a parameter takes: one table for [`MigrationParameters::set`]'s checks and for
+/// `autoconv params`' range column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamRange {
+    /// `on` or `off`.
+    OnOff,
+    /// An integer from `min` to `max`.
+    Int {
+        /// Lowest accepted.
+        min: i64,
+        /// Highest accepted.
+        max: i64,
+    },
+    /// An integer from cpu-throttle-initial (checked on the merged set) to `max`.
+    FromThrottleInitial {
+        /// Highest accepted.
+        max: i64,
+    },
+    /// An integer of at least `min`.
+    AtLeast {
+        /// Lowest accepted.
+        min: i64,
+    },
+    /// Bytes per second; 0 stands for `zero_means`.
+    BytesPerSecond {
+        /// What 0 means.
+        zero_means: &'static str,
+    },
+}
+
+impl ParamRange {
+    /// The integers `set` accepts (before cross-parameter rules), if it takes an integer.
+    pub fn int_bounds(self) -> Option<(i64, i64)> {
+        match self {
+            ParamRange::Int { min, max } => Some((min, max)),
+            ParamRange::FromThrottleInitial { max } => Some((1, max)),
+            ParamRange::AtLeast { min } => Some((min, i64::MAX)),
+            ParamRange::OnOff | ParamRange::BytesPerSecond { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ParamRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamRange::OnOff => f.write_str("on|off"),
+            ParamRange::Int { min, max } => write!(f, "{min}..{max}"),
+            ParamRange::FromThrottleInitial { max } => write!(f, "initial..{max}"),
+            ParamRange::AtLeast { min } => write!(f, ">= {min}"),
+            ParamRange::BytesPerSecond { zero_means } => write!(f, "0 = {zero_means}"),
+        }
+    }
+}
+
+/// Every parameter's range, in [`PARAMETER_NAMES`] order.
+pub const PARAMETER_RANGES: &[(&str, ParamRange)] = &[
+    ("auto-converge", ParamRange::OnOff),
+    (
+        "throttle-trigger-threshold",
+        ParamRange::Int { min: 1, max: 100 },
+    ),
+    ("cpu-throttle-initial", ParamRange::Int { min: 1, max: 99 }),
+    (
+        "cpu-throttle-increment",
+        ParamRange::Int { min: 1, max: 99 },
+    ),
+    ("cpu-throttle-tailslow", ParamRange::OnOff),
+    (
+        "max-cpu-throttle",
+        ParamRange::FromThrottleInitial { max: 99 },
+    ),
+    (
+        "downtime-limit",
+        ParamRange::Int {
+            min: 0,
+            max: MAX_MIGRATE_DOWNTIME_MS as i64,
+        },
+    ),
+    (
+        "max-bandwidth",
+        ParamRange::BytesPerSecond {
+            zero_means: "unlimited",
+        },
+    ),
+    (
+        "avail-switchover-bandwidth",
+        ParamRange::BytesPerSecond {
+            zero_means: "measured",
+        },
+    ),
+    ("dirty-limit", ParamRange::OnOff),
+    ("vcpu-dirty-limit", ParamRange::AtLeast { min: 1 }),
+    (
+        "x-vcpu-dirty-limit-period",
+        ParamRange::Int { min: 1, max: 1000 },
+    ),
+];
+
 /// QEMU caps downtime-limit at 2000 seconds.
 const MAX_MIGRATE_DOWNTIME_MS: u64 = 2_000_000;
 
@@ -161,6 +255,15 @@ impl MigrationParameters {
             return Some(n);
         }
         vocabulary::alias_target(name)
+    }
+
+    /// The values parameter `name` (canonical or alias) takes.
+    pub fn range(name: &str) -> Option<ParamRange> {
+        let canonical = Self::canonical_name(name)?;
+        PARAMETER_RANGES
+            .iter()
+            .find(|(n, _)| *n == canonical)
+            .map(|(_, r)| *r)
     }
 
     /// Set one parameter by its QEMU name, checking type and range as `migrate-set-parameters`
@@ -179,6 +282,10 @@ impl MigrationParameters {
             });
         };
         let pct_1_99 = "an integer in the range of 1 to 99";
+        // The integer bounds come from the one table `autoconv params` prints.
+        let (lo, hi) = Self::range(canonical)
+            .and_then(ParamRange::int_bounds)
+            .unwrap_or((i64::MIN, i64::MAX));
         match canonical {
             "auto-converge" => self.auto_converge = bool_value(canonical, value)?,
             "dirty-limit" => self.dirty_limit = bool_value(canonical, value)?,
@@ -188,7 +295,7 @@ impl MigrationParameters {
                     message: "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s".into(),
                 };
                 self.vcpu_dirty_limit = match value {
-                    ParamValue::Int(v) if *v >= 1 => *v as u64,
+                    ParamValue::Int(v) if (lo..=hi).contains(v) => *v as u64,
                     ParamValue::Int(_) | ParamValue::Float(_) => return Err(refused()),
                     _ => {
                         return Err(ParameterError::InvalidType {
@@ -199,7 +306,7 @@ impl MigrationParameters {
                 }
             }
             "x-vcpu-dirty-limit-period" => self.x_vcpu_dirty_limit_period = match value {
-                ParamValue::Int(v) if (1..=1000).contains(v) => *v as u64,
+                ParamValue::Int(v) if (lo..=hi).contains(v) => *v as u64,
                 ParamValue::Int(_) | ParamValue::Float(_) => {
                     return Err(ParameterError::Refused {
                         message:
@@ -219,23 +326,23 @@ impl MigrationParameters {
                 self.throttle_trigger_threshold = int_in(
                     canonical,
                     value,
-                    1,
-                    100,
+                    lo,
+                    hi,
                     "an integer in the range of 1 to 100",
                 )? as u32
             }
             "cpu-throttle-initial" => {
-                self.cpu_throttle_initial = int_in(canonical, value, 1, 99, pct_1_99)? as u32
+                self.cpu_throttle_initial = int_in(canonical, value, lo, hi, pct_1_99)? as u32
             }
             "cpu-throttle-increment" => {
-                self.cpu_throttle_increment = int_in(canonical, value, 1, 99, pct_1_99)? as u32
+                self.cpu_throttle_increment = int_in(canonical, value, lo, hi, pct_1_99)? as u32
             }
             "max-cpu-throttle" => {
                 self.max_cpu_throttle = int_in(
                     canonical,
                     value,
-                    1,
-                    99,
+                    lo,
+                    hi,
                     "an integer in the range of cpu-throttle-initial to 99",
                 )? as u32
             }
@@ -243,8 +350,8 @@ impl MigrationParameters {
                 self.downtime_limit = int_in(
                     canonical,
                     value,
-                    0,
-                    MAX_MIGRATE_DOWNTIME_MS as i64,
+                    lo,
+                    hi,
                     "an integer in the range of 0 to 2000 seconds",
                 )? as u64
             }
@@ -585,6 +692,28 @@ pub fn check_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The range table is what `set` checks: each integer bound is accepted, one past it is
+    /// refused, and every parameter has a range.
+    #[test]
+    fn set_accepts_exactly_the_table_ranges() {
+        assert_eq!(PARAMETER_RANGES.len(), PARAMETER_NAMES.len());
+        for (&name, (ranged, range)) in PARAMETER_NAMES.iter().zip(PARAMETER_RANGES) {
+            assert_eq!(name, *ranged);
+            let Some((lo, hi)) = range.int_bounds() else {
+                continue;
+            };
+            let mut p = MigrationParameters::default();
+            assert!(p.set(name, &ParamValue::Int(lo)).is_ok(), "{name} {lo}");
+            if lo > 0 {
+                assert!(p.set(name, &ParamValue::Int(lo - 1)).is_err(), "{name}");
+            }
+            if hi < i64::MAX {
+                assert!(p.set(name, &ParamValue::Int(hi)).is_ok(), "{name} {hi}");
+                assert!(p.set(name, &ParamValue::Int(hi + 1)).is_err(), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn defaults_are_qemus() {

@@ -318,7 +318,13 @@ where
             let mut max_bytes = self.batch_budget();
             if elapsed_ns > 0 && sent > 0 {
                 let left_ns = leave_ns.saturating_sub(elapsed_ns);
-                let fits = (u128::from(sent) * u128::from(left_ns) / u128::from(elapsed_ns)) as u64;
+                // In u64 while the product fits (a u128 division is a library call).
+                let fits = match sent.checked_mul(left_ns) {
+                    Some(product) => product / elapsed_ns,
+                    None => {
+                        (u128::from(sent) * u128::from(left_ns) / u128::from(elapsed_ns)) as u64
+                    }
+                };
                 max_bytes = max_bytes.min(fits.max(1));
             }
             if !self.send_batch(max_bytes)? {

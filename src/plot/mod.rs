@@ -43,16 +43,13 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 pub(crate) const FAMILY: &str = "sans-serif";
 
 /// A plot that cannot be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum PlotError {
-    /// The output name does not say PNG or SVG.
-    #[error("{0}: the output must end in .png or .svg")]
+    /// {0}: the output must end in .png or .svg
     Format(String),
-    /// The input cannot be plotted.
-    #[error("{0}")]
+    /// {0}
     Input(String),
-    /// plotters failed.
-    #[error("drawing failed: {0}")]
+    /// drawing failed: {0}
     Draw(String),
 }
 

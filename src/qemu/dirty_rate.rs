@@ -44,13 +44,13 @@ impl QmpExecute for crate::qemu::qmp::QmpClient {
 }
 
 /// Why a command gave no value.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, displaydoc::Display, thiserror::Error)]
 pub enum QmpFailure {
-    /// {0} (QEMU's own error text: QEMU refused the command)
-    #[error("{0}")]
+    // QEMU's own error text: QEMU refused the command.
+    /// {0}
     Refused(String),
-    /// {0} (the session broke: socket, timeout, malformed reply)
-    #[error("{0}")]
+    // The session broke: socket, timeout, malformed reply.
+    /// {0}
     Broken(String),
 }
 
@@ -138,10 +138,9 @@ impl DirtyRateReading {
 }
 
 /// What goes wrong measuring.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum DirtyRateError {
     /// {command}: {failure}
-    #[error("{command}: {failure}")]
     Qmp {
         /// The command.
         command: String,
@@ -149,7 +148,6 @@ pub enum DirtyRateError {
         failure: QmpFailure,
     },
     /// {command}: unexpected reply {reply}: {why}
-    #[error("{command}: unexpected reply {reply}: {why}")]
     Reply {
         /// The command.
         command: String,
@@ -159,12 +157,8 @@ pub enum DirtyRateError {
         why: String,
     },
     /// calc-dirty-rate: no mode works on this VM: {0}
-    #[error("calc-dirty-rate: no mode works on this VM: {0}")]
     NoMode(String),
     /// query-dirty-rate: still not measured {waited_s} s after a calc-time of {calc_time_s} s
-    #[error(
-        "query-dirty-rate: still not measured {waited_s} s after a calc-time of {calc_time_s} s"
-    )]
     NeverMeasured {
         /// calc-time asked.
         calc_time_s: u64,
@@ -172,7 +166,6 @@ pub enum DirtyRateError {
         waited_s: u64,
     },
     /// measuring interrupted
-    #[error("measuring interrupted")]
     Interrupted,
 }
 

@@ -9,10 +9,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starting or talking to a QEMU process failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum ProcessError {
-    /// QEMU binary {binary} not found: {why}
-    #[error("QEMU binary {binary} not found ({why}); install it (apt-get install qemu-system-x86) or give --qemu-binary PATH")]
+    /// QEMU binary {binary} not found ({why}); install it (apt-get install qemu-system-x86) or give
+    /// --qemu-binary PATH
     Missing {
         /// The binary asked for.
         binary: String,
@@ -20,7 +20,6 @@ pub enum ProcessError {
         why: String,
     },
     /// cannot start {binary}: {error}
-    #[error("cannot start {binary}: {error}")]
     Spawn {
         /// The binary.
         binary: String,
@@ -28,7 +27,6 @@ pub enum ProcessError {
         error: std::io::Error,
     },
     /// {role} QEMU exited ({status}) {when}: {stderr}
-    #[error("{role} QEMU exited ({status}) {when}: {stderr}")]
     Exited {
         /// "source" or "destination".
         role: &'static str,
@@ -40,7 +38,6 @@ pub enum ProcessError {
         stderr: String,
     },
     /// {role} QEMU did not create its QMP socket within {timeout_ms} ms
-    #[error("{role} QEMU did not create its QMP socket within {timeout_ms} ms")]
     NoSocket {
         /// "source" or "destination".
         role: &'static str,
@@ -48,7 +45,6 @@ pub enum ProcessError {
         timeout_ms: u64,
     },
     /// cannot create {path}: {error}
-    #[error("cannot create {path}: {error}")]
     TempDir {
         /// The directory.
         path: PathBuf,

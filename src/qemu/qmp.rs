@@ -31,10 +31,9 @@ use std::time::Duration;
 pub const MAX_LINE_BYTES: u64 = 4 << 20;
 
 /// What goes wrong talking QMP. Each message is one line naming the socket or command.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum QmpError {
     /// cannot connect to QMP socket {path}: {error}
-    #[error("cannot connect to QMP socket {path}: {error}")]
     Connect {
         /// The socket.
         path: PathBuf,
@@ -42,7 +41,6 @@ pub enum QmpError {
         error: std::io::Error,
     },
     /// QMP socket {path}: {error}
-    #[error("QMP socket {path}: {error}")]
     Io {
         /// The socket.
         path: PathBuf,
@@ -50,21 +48,18 @@ pub enum QmpError {
         error: std::io::Error,
     },
     /// QMP socket {path}: no reply within {timeout_ms} ms
-    #[error("QMP socket {path}: no reply within {timeout_ms} ms")]
     Timeout {
         /// The socket.
         path: PathBuf,
         /// The read timeout.
         timeout_ms: u64,
     },
-    /// QMP socket {path}: the peer closed the connection
-    #[error("QMP socket {path}: the peer closed the connection (QEMU exited?)")]
+    /// QMP socket {path}: the peer closed the connection (QEMU exited?)
     Closed {
         /// The socket.
         path: PathBuf,
     },
-    /// {path} is not a QMP socket: expected QEMU's greeting, got {got}
-    #[error("{path} is not a QMP socket: expected QEMU's {{\"QMP\": ...}} greeting, got {got}")]
+    /// {path} is not a QMP socket: expected QEMU's {{"QMP": ...}} greeting, got {got}
     NotQmp {
         /// The socket.
         path: PathBuf,
@@ -72,15 +67,13 @@ pub enum QmpError {
         got: String,
     },
     /// malformed QMP message: {why}: {line}
-    #[error("malformed QMP message: {why}: {line}")]
     Malformed {
         /// What is wrong.
         why: String,
         /// The message (shortened).
         line: String,
     },
-    /// {command}: {desc} (QEMU's own error text)
-    #[error("{command}: {desc}")]
+    /// {command}: {desc}
     Command {
         /// The command QEMU refused.
         command: String,

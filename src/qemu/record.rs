@@ -17,16 +17,13 @@ use crate::migration::policy::ProfileCurve;
 use crate::migration::{CancelToken, MigrationOutcome, MigrationStatus, Timeline};
 
 /// Recording failed before anything was recorded (exit 2).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum RecordError {
     /// {0}
-    #[error(transparent)]
     Qmp(#[from] QmpError),
     /// virsh: {0}
-    #[error("virsh: {0}")]
     Virsh(String),
     /// cannot read {path}: {error}
-    #[error("cannot read {path}: {error}")]
     Read {
         /// The log.
         path: PathBuf,
@@ -34,7 +31,6 @@ pub enum RecordError {
         error: std::io::Error,
     },
     /// {path}:{line}: {why}
-    #[error("{path}:{line}: {why}")]
     Log {
         /// The log.
         path: PathBuf,
@@ -43,14 +39,12 @@ pub enum RecordError {
         /// What is wrong.
         why: String,
     },
-    /// {what} has no migration in it
-    #[error("{what}: no migration was seen (every query-migrate reply had no status)")]
+    /// {what}: no migration was seen (every query-migrate reply had no status)
     NoMigration {
         /// The log, socket or domain.
         what: String,
     },
     /// no migration started on {what} within {timeout_s} s
-    #[error("no migration started on {what} within {timeout_s} s")]
     Timeout {
         /// The socket or domain.
         what: String,
@@ -58,10 +52,8 @@ pub enum RecordError {
         timeout_s: u64,
     },
     /// interrupted before a migration started
-    #[error("interrupted before a migration started")]
     Interrupted,
     /// {0}
-    #[error(transparent)]
     Steer(#[from] SteerError),
 }
 

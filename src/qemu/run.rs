@@ -80,53 +80,46 @@ impl PassThrough {
 }
 
 /// Failures before the migration started (exit 2).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum QemuRunError {
-    /// a QEMU process: {0}
-    #[error(transparent)]
+    /// {0}
     Process(#[from] ProcessError),
     /// {role} QEMU: {error}
-    #[error("{role} QEMU: {error}")]
     Qmp {
         /// "source" or "destination".
         role: &'static str,
         /// What went wrong.
         error: QmpError,
     },
-    /// the image: {0}
-    #[error(transparent)]
+    /// {0}
     Image(#[from] crate::kvm::ImageError),
-    /// --mem {mem_bytes} is not a whole number of MiB
-    #[error("--mem {mem_bytes} bytes is not a whole number of MiB (QEMU's -m takes MiB)")]
+    /// --mem {mem_bytes} bytes is not a whole number of MiB (QEMU's -m takes MiB)
     Mem {
         /// What was given.
         mem_bytes: u64,
     },
-    /// autoconv.qemu_version={set} but the QEMU being run is {actual}
-    #[error("autoconv.qemu_version={set} disagrees with the QEMU being run ({actual}); drop the --set, the version comes from query-version")]
+    /// autoconv.qemu_version={set} disagrees with the QEMU being run ({actual}); drop the --set,
+    /// the version comes from query-version
     VersionMismatch {
         /// What the user set.
         set: String,
         /// What QEMU says.
         actual: String,
     },
-    /// QEMU {version} is not a release autoconv knows
-    #[error("QEMU {version} is older than the oldest release autoconv models (7.2)")]
+    /// QEMU {version} is older than the oldest release autoconv models (7.2)
     UnknownVersion {
         /// QEMU's version.
         version: String,
     },
-    /// the guest wrote no COM1 marker within {timeout_ms} ms of starting
-    #[error("the guest wrote no COM1 marker within {timeout_ms} ms of starting under QEMU (an autoconv image writes one per sweep)")]
+    /// the guest wrote no COM1 marker within {timeout_ms} ms of starting under QEMU (an autoconv
+    /// image writes one per sweep)
     NoMarkers {
         /// How long we waited.
         timeout_ms: u64,
     },
     /// interrupted before the migration started
-    #[error("interrupted before the migration started")]
     Interrupted,
     /// {0}
-    #[error(transparent)]
     Steer(#[from] SteerError),
 }
 

@@ -19,16 +19,15 @@ use crate::migration::MigrationParameters;
 const PERIOD_MS: u64 = 1000;
 
 /// Why `--steer` cannot steer this QEMU (exit 2).
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, displaydoc::Display, thiserror::Error)]
 pub enum SteerError {
-    /// --steer needs the auto-converge capability on
-    #[error("--steer predictive steers auto-converge's throttle, but the auto-converge capability is off (migrate-set-capabilities auto-converge on)")]
+    /// --steer predictive steers auto-converge's throttle, but the auto-converge capability is off
+    /// (migrate-set-capabilities auto-converge on)
     AutoConvergeOff,
-    /// --steer sets cpu-throttle-increment, which tailslow overrides
-    #[error("--steer predictive sets cpu-throttle-increment, which cpu-throttle-tailslow would cut short; turn cpu-throttle-tailslow off")]
+    /// --steer predictive sets cpu-throttle-increment, which cpu-throttle-tailslow would cut short;
+    /// turn cpu-throttle-tailslow off
     Tailslow,
-    /// query-migrate-parameters lacks {0}
-    #[error("query-migrate-parameters has no {0}: this QEMU cannot be steered")]
+    /// query-migrate-parameters has no {0}: this QEMU cannot be steered
     Missing(&'static str),
 }
 

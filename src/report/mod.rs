@@ -34,10 +34,9 @@ pub const TIMESERIES_COLUMNS: &[&str] = &[
 ];
 
 /// Failure to write outputs.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum ReportError {
     /// cannot write {path}: {source}
-    #[error("cannot write {path}: {source}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -46,26 +45,22 @@ pub enum ReportError {
         source: std::io::Error,
     },
     /// {path} exists and is not a directory: refusing to replace it
-    #[error("{path} exists and is not a directory: refusing to replace it")]
     NotADirectory {
         /// The path.
         path: PathBuf,
     },
     /// refusing to write into {path}: it is not empty and not autoconv's output (no
     /// .autoconv-output in it); choose another directory
-    #[error("refusing to write into {path}: it is not empty and not autoconv's output (no .autoconv-output in it); choose another directory")]
     NotOurs {
         /// The path.
         path: PathBuf,
     },
     /// {path} is not a regular file: refusing to replace it
-    #[error("{path} is not a regular file: refusing to replace it")]
     NotAFile {
         /// The path.
         path: PathBuf,
     },
     /// cannot encode {what}: {message}
-    #[error("cannot encode {what}: {message}")]
     Encode {
         /// Which output.
         what: &'static str,

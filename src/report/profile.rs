@@ -108,10 +108,9 @@ pub struct Profile {
 }
 
 /// A profile that cannot be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum ProfileError {
     /// cannot read profile {path}: {message}
-    #[error("cannot read profile {path}: {message}")]
     Read {
         /// The file.
         path: String,
@@ -119,7 +118,6 @@ pub enum ProfileError {
         message: String,
     },
     /// {path}:{line}: {message}
-    #[error("{path}:{line}: {message}")]
     Invalid {
         /// The file.
         path: String,

@@ -59,10 +59,10 @@ pub enum ProfileAccess {
 }
 
 /// A profile that cannot drive a region.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, displaydoc::Display, thiserror::Error)]
 pub enum CalibrationError {
-    /// The profile dirties more distinct pages per period than the region holds.
-    #[error("the profile dirties {dirty_pages:.0} distinct pages per {interval_ms} ms at {throttle_pct}% throttle, more than the region's {region_pages} pages: make `size` the guest's working set")]
+    /// the profile dirties {dirty_pages:.0} distinct pages per {interval_ms} ms at {throttle_pct}%
+    /// throttle, more than the region's {region_pages} pages: make `size` the guest's working set
     RegionTooSmall {
         /// Throttle level.
         throttle_pct: u32,

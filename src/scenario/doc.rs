@@ -93,10 +93,9 @@ impl Table {
 }
 
 /// A file that could not be read as a scenario.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum ScenarioError {
     /// cannot read scenario {path}: {source}
-    #[error("cannot read scenario {path}: {source}")]
     Read {
         /// The file.
         path: String,
@@ -105,7 +104,6 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     /// {path}:{line}:{col}: TOML syntax error: {message}
-    #[error("{path}:{line}:{col}: TOML syntax error: {message}")]
     Syntax {
         /// The file.
         path: String,
@@ -117,7 +115,6 @@ pub enum ScenarioError {
         message: String,
     },
     /// {at}: `{key}`: {message}
-    #[error("{at}: `{key}`: {message}")]
     Invalid {
         /// "file:line:col" or "--set NAME=VALUE".
         at: String,
@@ -127,7 +124,6 @@ pub enum ScenarioError {
         message: String,
     },
     /// --set {arg}: {message}
-    #[error("--set {arg}: {message}")]
     BadSet {
         /// The argument as given.
         arg: String,

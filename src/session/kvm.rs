@@ -275,13 +275,11 @@ impl RunReport {
 }
 
 /// Errors before a migration can even start.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum RunError {
-    /// The VM could not be built or started.
-    #[error(transparent)]
+    /// {0}
     Kvm(#[from] KvmError),
-    /// The local destination could not listen.
-    #[error(transparent)]
+    /// {0}
     Transport(#[from] TransportError),
     /// the run ended before any migration started
     #[error("the run ended before any migration started")]

@@ -11,6 +11,7 @@ use super::model::{pages_within, solve_cpu_writes, Access, Layout, NewPages, Ram
 use super::rng::{SimRng, Stream};
 use super::segments::SegList;
 use crate::migration::{PageBatch, PageCost};
+use std::sync::Arc;
 
 /// A region's dirty-log state in closed form.
 #[derive(Clone, Debug)]
@@ -77,12 +78,15 @@ pub fn uniform_distinct(pages: f64, n: f64) -> (f64, f64) {
 }
 
 /// The aggregate model.
+///
+/// Clones are cheap (a look-ahead copy per sample): the layout is shared, and the bitmaps and
+/// random streams, which the writers never touch, are copied only if the clone writes them.
 #[derive(Clone)]
 pub struct AggregateModel {
-    layout: Layout,
-    bitmaps: Vec<SegList>,
+    layout: Arc<Layout>,
+    bitmaps: Arc<Vec<SegList>>,
     logs: Vec<LogState>,
-    rngs: Vec<SimRng>,
+    rngs: Arc<Vec<SimRng>>,
     cursor_region: usize,
     cursor_pos: u64,
     dirty: u64,
@@ -132,10 +136,10 @@ impl AggregateModel {
             .collect();
         let n = layout.regions.len();
         Self {
-            layout,
-            bitmaps,
+            layout: Arc::new(layout),
+            bitmaps: Arc::new(bitmaps),
             logs,
-            rngs,
+            rngs: Arc::new(rngs),
             cursor_region: 0,
             cursor_pos: 0,
             dirty: 0,
@@ -188,7 +192,7 @@ impl RamModel for AggregateModel {
     }
 
     fn start_logging(&mut self) {
-        for b in &mut self.bitmaps {
+        for b in Arc::make_mut(&mut self.bitmaps) {
             b.fill();
         }
         self.zero_in_bitmap.clone_from(&self.zero_pages);
@@ -206,9 +210,11 @@ impl RamModel for AggregateModel {
             return 0;
         }
         let mut newly = 0;
+        let bitmaps = Arc::make_mut(&mut self.bitmaps);
+        let rngs = Arc::make_mut(&mut self.rngs);
         for (i, log) in self.logs.iter_mut().enumerate() {
             let pages = self.layout.regions[i].pages;
-            let bitmap = &mut self.bitmaps[i];
+            let bitmap = &mut bitmaps[i];
             match log {
                 LogState::Untouched => {}
                 LogState::Sequential { total, at_sync } => {
@@ -231,7 +237,7 @@ impl RamModel for AggregateModel {
                 LogState::Uniform { writes } => {
                     let n = pages as f64;
                     let (mean, var) = uniform_distinct(n, *writes);
-                    let realised = (mean + libm::sqrt(var) * self.rngs[i].normal()).clamp(0.0, n);
+                    let realised = (mean + libm::sqrt(var) * rngs[i].normal()).clamp(0.0, n);
                     let clean = (pages - bitmap.dirty()) as f64;
                     let new = libm::round(realised * clean / n) as u64;
                     let before = bitmap.dirty();
@@ -250,13 +256,18 @@ impl RamModel for AggregateModel {
     }
 
     fn take(&mut self, max_bytes: u64, cost: PageCost, batch: &mut PageBatch) {
+        if self.dirty == 0 {
+            return;
+        }
         let regions = self.layout.regions.len();
+        // Once per take, not per region hop: make_mut costs two atomic operations.
+        let bitmaps = Arc::make_mut(&mut self.bitmaps);
         let mut spent = 0;
         let mut fruitless_hops = 0;
         while self.dirty > 0 && fruitless_hops <= regions {
             let r = self.cursor_region;
             // Zero pages are spread evenly among the region's dirty pages.
-            let in_bitmap = self.bitmaps[r].dirty();
+            let in_bitmap = bitmaps[r].dirty();
             // (The test on zero_in_bitmap first spares a division in the usual case.)
             let zero_share = if in_bitmap == 0 || self.zero_in_bitmap[r] <= 0.0 {
                 0.0
@@ -272,7 +283,7 @@ impl RamModel for AggregateModel {
             if allowed == 0 {
                 break;
             }
-            let (taken, pos) = self.bitmaps[r].take(self.cursor_pos, allowed);
+            let (taken, pos) = bitmaps[r].take(self.cursor_pos, allowed);
             let zero = if zero_share >= 1.0 - 1e-12 {
                 taken
             } else if zero_share <= 1e-12 {

@@ -26,6 +26,9 @@ pub struct SegList {
     segs: Vec<Seg>,
     len: u64,
     dirty: u64,
+    /// No two neighbours have the same density (then a take need only merge around what it
+    /// touched). `set_range` merges only around its range, so it clears this.
+    normalized: bool,
 }
 
 impl SegList {
@@ -35,6 +38,7 @@ impl SegList {
             segs: vec![Seg { start: 0, dirty: 0 }],
             len,
             dirty: 0,
+            normalized: true,
         }
     }
 
@@ -66,6 +70,7 @@ impl SegList {
             dirty: self.len,
         });
         self.dirty = self.len;
+        self.normalized = true;
     }
 
     fn end(&self, i: usize) -> u64 {
@@ -113,6 +118,7 @@ impl SegList {
         self.segs[i].dirty = b - a;
         self.dirty += newly;
         self.merge_around(i);
+        self.normalized = false;
         newly
     }
 
@@ -159,6 +165,8 @@ impl SegList {
             return (0, self.len);
         }
         let mut k = self.split_at(from);
+        // A split changed the segment before `k` too; nothing before that changes below.
+        let first_changed = k.saturating_sub(1);
         let mut need = max;
         let mut taken = 0;
         let mut pos = self.len;
@@ -177,11 +185,19 @@ impl SegList {
                 continue;
             }
             // Partial: the need-th dirty page of an even spread sits about need/c of the way.
+            // need < c, so 0 < need <= advance < len: both pieces are non-empty.
             let len = e - s;
             let advance = mul_div_round(need, len, c);
             let advance = advance.clamp(need, len - (c - need));
-            self.segs[k].dirty = 0;
-            if advance < len {
+            if k > 0 && self.segs[k - 1].dirty == 0 {
+                // The clean piece would merge into the clean segment before it: move the
+                // boundary instead of inserting a segment and removing it again.
+                self.segs[k] = Seg {
+                    start: s + advance,
+                    dirty: c - need,
+                };
+            } else {
+                self.segs[k].dirty = 0;
                 self.segs.insert(
                     k + 1,
                     Seg {
@@ -189,6 +205,7 @@ impl SegList {
                         dirty: c - need,
                     },
                 );
+                k += 1;
             }
             taken += need;
             pos = s + advance;
@@ -198,14 +215,23 @@ impl SegList {
             pos = self.len;
         }
         self.dirty -= taken;
-        self.normalize();
+        if self.normalized {
+            // Only pairs with a changed segment (first_changed..=k) can have become mergeable.
+            self.normalize_range(first_changed.saturating_sub(1), k + 1);
+        } else {
+            self.normalize();
+        }
         (taken, pos)
     }
 
     fn same_density(&self, a: usize, b: usize) -> bool {
-        let la = u128::from(self.end(a) - self.segs[a].start);
-        let lb = u128::from(self.end(b) - self.segs[b].start);
-        u128::from(self.segs[a].dirty) * lb == u128::from(self.segs[b].dirty) * la
+        let la = self.end(a) - self.segs[a].start;
+        let lb = self.end(b) - self.segs[b].start;
+        let (da, db) = (self.segs[a].dirty, self.segs[b].dirty);
+        match (da.checked_mul(lb), db.checked_mul(la)) {
+            (Some(x), Some(y)) => x == y,
+            _ => u128::from(da) * u128::from(lb) == u128::from(db) * u128::from(la),
+        }
     }
 
     fn merge_around(&mut self, i: usize) {
@@ -221,11 +247,21 @@ impl SegList {
 
     /// Merge neighbours of equal density (keeps the list short).
     fn normalize(&mut self) {
-        let mut k = 0;
-        while k + 1 < self.segs.len() {
+        self.normalize_range(0, usize::MAX);
+        self.normalized = true;
+    }
+
+    /// Merge neighbours of equal density among segments `lo..=hi`. Equal density is an
+    /// equivalence, so merging runs in any order gives the same list: when no other pair is
+    /// mergeable this equals a full [`Self::normalize`].
+    fn normalize_range(&mut self, lo: usize, hi: usize) {
+        let mut hi = hi.min(self.segs.len() - 1);
+        let mut k = lo;
+        while k < hi {
             if self.same_density(k, k + 1) {
                 self.segs[k].dirty += self.segs[k + 1].dirty;
                 self.segs.remove(k + 1);
+                hi -= 1;
             } else {
                 k += 1;
             }
@@ -330,6 +366,100 @@ mod tests {
         let dirty = s.dirty();
         assert_eq!(s.take(0, u64::MAX), (dirty, s.len()));
         assert_eq!(s.segments(), 1);
+    }
+
+    /// The take before its local merging: split, walk, insert, then merge the whole list.
+    fn take_reference(s: &mut SegList, from: u64, max: u64) -> (u64, u64) {
+        if from >= s.len || max == 0 {
+            return (0, from.min(s.len));
+        }
+        if s.dirty == 0 {
+            return (0, s.len);
+        }
+        let mut k = s.split_at(from);
+        let (mut need, mut taken, mut pos) = (max, 0, s.len);
+        while k < s.segs.len() && need > 0 {
+            let (a, e, c) = (s.segs[k].start, s.end(k), s.segs[k].dirty);
+            if c <= need {
+                s.segs[k].dirty = 0;
+                need -= c;
+                taken += c;
+                k += 1;
+                if need == 0 && c > 0 {
+                    pos = e;
+                }
+                continue;
+            }
+            let len = e - a;
+            let advance = mul_div_round(need, len, c).clamp(need, len - (c - need));
+            s.segs[k].dirty = 0;
+            if advance < len {
+                let rest = Seg {
+                    start: a + advance,
+                    dirty: c - need,
+                };
+                s.segs.insert(k + 1, rest);
+            }
+            taken += need;
+            pos = a + advance;
+            need = 0;
+        }
+        if need > 0 {
+            pos = s.len;
+        }
+        s.dirty -= taken;
+        s.normalize();
+        (taken, pos)
+    }
+
+    #[test]
+    fn take_merges_locally_exactly_as_a_full_merge_would() {
+        // Random mixes of the three writes and the cursor's takes, on lists of a few to a few
+        // hundred segments: every take must leave the very list the full merge leaves.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        };
+        let mut takes_with_merges = 0;
+        for len in [7u64, 100, 4096, 1 << 20, 3 << 30] {
+            let mut fast = SegList::new(len);
+            let mut reference = fast.clone();
+            let mut pos = 0;
+            for _ in 0..3000 {
+                match next(10) {
+                    0 => {
+                        let a = next(len);
+                        let b = a + 1 + next(len / 8 + 1);
+                        assert_eq!(fast.set_range(a, b), reference.set_range(a, b));
+                    }
+                    1 => {
+                        let n = next(len - fast.dirty() + 1);
+                        fast.spread(n);
+                        reference.spread(n);
+                    }
+                    2 => {
+                        fast.fill();
+                        reference.fill();
+                    }
+                    _ => {
+                        let max = 1 + next(len / 16 + 1);
+                        let before = fast.segments();
+                        let got = fast.take(pos, max);
+                        assert_eq!(got, take_reference(&mut reference, pos, max));
+                        takes_with_merges += usize::from(fast.segments() < before);
+                        pos = if got.1 >= len { 0 } else { got.1 };
+                    }
+                }
+                assert_eq!(fast.segs, reference.segs, "len {len}");
+                assert_eq!(fast.dirty, reference.dirty);
+                fast.check();
+            }
+        }
+        // The takes did merge segments (the property is not checked on lists that never merge).
+        assert!(takes_with_merges > 100, "{takes_with_merges}");
     }
 
     #[test]

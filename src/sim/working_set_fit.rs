@@ -54,19 +54,16 @@ pub fn uniform_distinct_pages(n: f64, w: f64, t_s: f64) -> f64 {
 }
 
 /// Why points cannot be fitted.
-#[derive(Debug, PartialEq, thiserror::Error)]
+#[derive(Debug, PartialEq, displaydoc::Display, thiserror::Error)]
 pub enum FitError {
-    /// at least two different intervals are needed to separate the working set from the write rate, found {0}
-    #[error("at least two different intervals are needed to separate the working set from the write rate, found {0}")]
+    /// at least two different intervals are needed to separate the working set from the write rate,
+    /// found {0}
     TooFewIntervals(usize),
     /// interval {0} s: intervals must be finite and above 0
-    #[error("interval {0} s: intervals must be finite and above 0")]
     BadInterval(f64),
     /// {0} distinct pages: counts must be finite and >= 0
-    #[error("{0} distinct pages: counts must be finite and >= 0")]
     BadCount(f64),
     /// the guest dirtied no pages in any interval: there is no write rate to fit
-    #[error("the guest dirtied no pages in any interval: there is no write rate to fit")]
     NoWrites,
 }
 

@@ -28,10 +28,9 @@ use crate::sim;
 use rayon::prelude::*;
 
 /// Why a sweep cannot run.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum SweepError {
     /// --grid {arg}: {message}
-    #[error("--grid {arg}: {message}")]
     Grid {
         /// The axis as given.
         arg: String,
@@ -39,7 +38,6 @@ pub enum SweepError {
         message: String,
     },
     /// --seeds {arg}: {message}
-    #[error("--seeds {arg}: {message}")]
     Seeds {
         /// As given.
         arg: String,
@@ -47,7 +45,6 @@ pub enum SweepError {
         message: String,
     },
     /// --shard {arg}: {message}
-    #[error("--shard {arg}: {message}")]
     Shard {
         /// As given.
         arg: String,
@@ -55,30 +52,28 @@ pub enum SweepError {
         message: String,
     },
     /// --set {arg}: {message}
-    #[error("--set {arg}: {message}")]
     Set {
         /// As given.
         arg: String,
         /// What is wrong.
         message: String,
     },
-    /// A combination of otherwise valid values is refused (e.g. max-cpu-throttle below
-    /// cpu-throttle-initial).
-    #[error("grid point {point}: {message}")]
+    /// grid point {point}: {message}
     Point {
         /// NAME=VALUE of every axis.
         point: String,
         /// What the scenario reader said.
         message: String,
     },
-    /// The grid has more runs than [`grid::MAX_RUNS`].
-    #[error("the grid has {runs} runs; at most {max} are allowed (use a larger STEP, or --shard across machines)", max = grid::MAX_RUNS)]
+    /// the grid has {runs} runs; at most {max} are allowed (use a larger STEP, or --shard across
+    /// machines)
     TooLarge {
         /// Runs asked for.
         runs: u128,
+        /// [`grid::MAX_RUNS`].
+        max: usize,
     },
-    /// The scenario itself (or a `--set`) is refused.
-    #[error(transparent)]
+    /// {0}
     Scenario(#[from] ScenarioError),
 }
 
@@ -170,7 +165,10 @@ impl Plan {
             .product::<u128>()
             * spec.seeds.count() as u128;
         if runs > grid::MAX_RUNS as u128 {
-            return Err(SweepError::TooLarge { runs });
+            return Err(SweepError::TooLarge {
+                runs,
+                max: grid::MAX_RUNS,
+            });
         }
         let mut axis_overrides = Vec::new();
         for (a, axis) in spec.axes.iter().enumerate() {
@@ -228,7 +226,10 @@ impl Plan {
         let combos: u128 = axis_overrides.iter().map(|v| v.len() as u128).product();
         let runs = combos * spec.seeds.count() as u128;
         if runs > grid::MAX_RUNS as u128 {
-            return Err(SweepError::TooLarge { runs });
+            return Err(SweepError::TooLarge {
+                runs,
+                max: grid::MAX_RUNS,
+            });
         }
         let plan = Plan {
             scenario_name: scenario.name.clone(),

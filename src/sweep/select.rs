@@ -5,13 +5,11 @@
 use super::table::RunsTable;
 
 /// A selection that cannot be made from the table.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, displaydoc::Display, thiserror::Error)]
 pub enum SelectError {
     /// the sweep has no grid axis: nothing to plot against (plot a run directory instead)
-    #[error("the sweep has no grid axis: nothing to plot against (plot a run directory instead)")]
     NoAxis,
     /// no grid axis `{name}` (axes: {axes})
-    #[error("no grid axis `{name}` (axes: {axes})")]
     UnknownAxis {
         /// The name asked for.
         name: String,
@@ -19,13 +17,11 @@ pub enum SelectError {
         axes: String,
     },
     /// --where {0}: expected NAME=VALUE
-    #[error("--where {0}: expected NAME=VALUE")]
     BadWhere(String),
     /// no run matches the --where filters
-    #[error("no run matches the --where filters")]
     NoMatch,
-    /// the sweep has {axes} grid axes: choose what to plot with --x and --y and fix `{axis}` with --where {axis}=VALUE (values: {values})
-    #[error("the sweep has {axes} grid axes: choose what to plot with --x and --y and fix `{axis}` with --where {axis}=VALUE (values: {values})")]
+    /// the sweep has {axes} grid axes: choose what to plot with --x and --y and fix `{axis}` with
+    /// --where {axis}=VALUE (values: {values})
     Unfixed {
         /// How many grid axes the sweep has.
         axes: usize,

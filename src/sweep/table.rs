@@ -33,10 +33,9 @@ pub const TAIL_COLUMNS: &[&str] = &[
 ];
 
 /// A runs CSV that cannot be read or merged.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum TableError {
     /// cannot read {path}: {message}
-    #[error("cannot read {path}: {message}")]
     Read {
         /// The file.
         path: String,
@@ -44,7 +43,6 @@ pub enum TableError {
         message: String,
     },
     /// {path}:{line}: {message}
-    #[error("{path}:{line}: {message}")]
     Invalid {
         /// The file.
         path: String,
@@ -53,11 +51,9 @@ pub enum TableError {
         /// What is wrong.
         message: String,
     },
-    /// Shards that do not make one sweep.
-    #[error("{0}")]
+    /// {0}
     Merge(String),
     /// cannot write {path}: {message}
-    #[error("cannot write {path}: {message}")]
     Write {
         /// The file.
         path: String,

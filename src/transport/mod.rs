@@ -12,14 +12,13 @@ pub mod verify;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// Errors of the migration stream. Each variant's doc comment is its message.
-#[derive(Debug, thiserror::Error)]
+/// Errors of the migration stream. Each variant's doc comment is its message (displaydoc), so
+/// the two cannot drift apart.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum TransportError {
-    /// bad address
-    #[error("cannot read {0:?} as a migration address (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:4444)")]
+    /// cannot read {0:?} as a migration address (expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:4444)
     Address(String),
-    /// cannot connect
-    #[error("cannot connect to the destination {addr}")]
+    /// cannot connect to the destination {addr}
     Connect {
         /// Where.
         addr: String,
@@ -27,8 +26,7 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
-    /// cannot listen
-    #[error("cannot listen on {addr}")]
+    /// cannot listen on {addr}
     Listen {
         /// Where.
         addr: String,
@@ -36,14 +34,11 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
-    /// The handshake failed.
-    #[error("handshake refused: {0}")]
+    /// handshake refused: {0}
     BadHandshake(String),
-    /// A frame broke the protocol.
-    #[error("refused frame: {0}")]
+    /// refused frame: {0}
     BadFrame(String),
-    /// The connection broke.
-    #[error("connection lost while {during}")]
+    /// connection lost while {during}
     Io {
         /// What was being done.
         during: &'static str,
@@ -51,22 +46,16 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
-    /// The peer closed the connection.
-    #[error("the {peer} closed the connection mid-migration")]
+    /// the {peer} closed the connection mid-migration
     Closed {
         /// "source" or "destination".
         peer: &'static str,
     },
-    /// The destination reported a failure.
-    #[error("the destination failed: {0}")]
+    /// the destination failed: {0}
     Destination(String),
-    /// The source aborted the migration.
-    #[error("the source aborted the migration: {0}")]
+    /// the source aborted the migration: {0}
     SourceAborted(String),
-    /// Source and destination memory differ.
-    #[error(
-        "memory verification FAILED: {mismatched_pages} of {pages} pages differ between source and destination (first at guest address {first_gpa:#x}); the destination will not run this guest"
-    )]
+    /// memory verification FAILED: {mismatched_pages} of {pages} pages differ between source and destination (first at guest address {first_gpa:#x}); the destination will not run this guest
     VerificationFailed {
         /// Pages whose digests differ.
         mismatched_pages: u64,
@@ -75,22 +64,18 @@ pub enum TransportError {
         /// Address of the first.
         first_gpa: u64,
     },
-    /// The destination could not build or resume the VM.
-    #[error("destination VM: {0}")]
+    /// destination VM: {0}
     Vm(String),
-    /// Cancelled while waiting.
-    #[error("cancelled")]
+    /// cancelled
     Cancelled,
-    /// TLS credentials that cannot be used.
-    #[error("TLS credentials: {path}: {why}")]
+    /// TLS credentials: {path}: {why}
     TlsCreds {
         /// The file or directory.
         path: String,
         /// What is wrong with it.
         why: String,
     },
-    /// TLS failed (handshake refused, certificate not trusted ...).
-    #[error("TLS: {0}")]
+    /// TLS: {0}
     Tls(String),
 }
 
