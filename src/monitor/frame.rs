@@ -85,15 +85,11 @@ impl Framer {
                 }
                 self.depth -= 1;
             }
-            _ if b.is_ascii_whitespace() => {
-                if self.depth == 0 {
-                    if started {
-                        // A stray scalar (`garbage`, `1`) ends at whitespace.
-                        return Some(self.take());
-                    }
-                    self.buf.clear();
-                }
+            // A stray scalar (`garbage`, `1`) ends at whitespace.
+            _ if b.is_ascii_whitespace() && self.depth == 0 && started => {
+                return Some(self.take());
             }
+            _ if b.is_ascii_whitespace() && self.depth == 0 => self.buf.clear(),
             _ => {}
         }
         None

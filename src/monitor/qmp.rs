@@ -195,14 +195,12 @@ impl<'a> Session<'a> {
                 only(args, &["uri", "blk", "inc", "detach", "resume"])?;
                 for flag in ["blk", "inc", "detach", "resume"] {
                     match args.get(flag) {
-                        None => {}
-                        Some(Value::Bool(on)) => {
-                            if *on && flag != "detach" {
-                                return Err(CommandError::generic(format!(
-                                    "QEMU's migrate '{flag}' is not modelled by autoconv"
-                                )));
-                            }
+                        Some(Value::Bool(true)) if flag != "detach" => {
+                            return Err(CommandError::generic(format!(
+                                "QEMU's migrate '{flag}' is not modelled by autoconv"
+                            )));
                         }
+                        None | Some(Value::Bool(_)) => {}
                         Some(_) => return Err(wrong_type(flag, "boolean")),
                     }
                 }

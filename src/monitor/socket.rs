@@ -14,24 +14,21 @@ use super::frame::{Framer, Input};
 use super::qmp::{self, After, Session};
 use super::state::Monitor;
 
-/// Why the socket could not be created.
-#[derive(Debug, thiserror::Error)]
+/// Why the socket could not be created. Each variant's doc comment is its message.
+#[derive(Debug, displaydoc::Display, thiserror::Error)]
 pub enum SocketError {
     /// --qmp takes unix:PATH (QMP over TCP would let anyone on the network steer the guest), not {0}
-    #[error("--qmp takes unix:PATH (QMP over TCP would let anyone on the network steer the guest), not {0}")]
     NotUnix(String),
     /// {0} exists and is not a socket: refusing to replace it
-    #[error("{0} exists and is not a socket: refusing to replace it")]
-    NotASocket(PathBuf),
+    NotASocket(String),
     /// {0} is a socket another process is serving
-    #[error("{0} is a socket another process is serving")]
-    InUse(PathBuf),
-    /// creating the QMP socket {path}: {source}
-    #[error("creating the QMP socket {path}: {source}")]
+    InUse(String),
+    /// cannot create the QMP socket {path}
     Io {
         /// The socket's path.
-        path: PathBuf,
+        path: String,
         /// What the system said.
+        #[source]
         source: std::io::Error,
     },
 }
@@ -63,17 +60,18 @@ impl QmpSocket {
     /// Listen at `path`, mode 0600. A stale socket nobody serves is replaced (it is what a
     /// killed run leaves behind); any other file is left alone.
     pub fn bind(path: &Path) -> Result<Self, SocketError> {
+        let shown = || path.display().to_string();
         let io = |source| SocketError::Io {
-            path: path.to_path_buf(),
+            path: shown(),
             source,
         };
         match std::fs::symlink_metadata(path) {
             Ok(meta) if !meta.file_type().is_socket() => {
-                return Err(SocketError::NotASocket(path.to_path_buf()))
+                return Err(SocketError::NotASocket(shown()))
             }
             Ok(_) => {
                 if UnixStream::connect(path).is_ok() {
-                    return Err(SocketError::InUse(path.to_path_buf()));
+                    return Err(SocketError::InUse(shown()));
                 }
                 std::fs::remove_file(path).map_err(io)?;
             }

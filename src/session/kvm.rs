@@ -282,7 +282,6 @@ pub enum RunError {
     /// {0}
     Transport(#[from] TransportError),
     /// the run ended before any migration started
-    #[error("the run ended before any migration started")]
     NoMigration,
 }
 
