@@ -161,6 +161,10 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             autoconv::migration::env::DIRTY_RING_REQUIRED
         );
     }
+    // Bad monitor addresses are refused before the guest is even looked at.
+    if let Some(address) = &args.qmp {
+        autoconv::monitor::socket::parse_address(address)?;
+    }
     args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
