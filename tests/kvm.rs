@@ -14,7 +14,7 @@ use std::time::Duration;
 use autoconv::guest_image::{build_image, layout, GuestSpec, Pace, Pattern};
 use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
 use autoconv::migration::dirty_rate::DirtyRateOptions;
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::migration::{CancelToken, FailureKind, MigrationConfig, MigrationStatus, ParamValue};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 use autoconv::transport::protocol;
 use autoconv::transport::verify::VerifyMode;
@@ -337,9 +337,23 @@ fn a_dropped_dirty_bit_fails_memory_verification() {
     let r = run_migration(&opts, &CancelToken::new()).unwrap();
     assert_eq!(r.outcome.status, MigrationStatus::Failed, "{:?}", r.outcome);
     assert_eq!(r.memory_verified, Some(false));
+    // Typed: the kind and the page, not a search of the reason text.
+    match r.outcome.failure {
+        Some(FailureKind::MemoryMismatch {
+            mismatched_pages,
+            pages,
+            first_gpa,
+        }) => {
+            assert_eq!(first_gpa, layout::STATUS_GPA, "names the page");
+            assert!(mismatched_pages >= 1 && pages == (64 << 20) / 4096);
+        }
+        other => panic!("expected a memory mismatch, got {other:?}: {:?}", r.outcome),
+    }
     let reason = r.outcome.reason.clone().unwrap();
-    assert!(reason.contains("memory verification FAILED"), "{reason}");
-    assert!(reason.contains("0x101000"), "names the page: {reason}");
+    assert!(
+        reason.contains("0x101000"),
+        "the text names the page too: {reason}"
+    );
     let d = r.destination.as_ref().unwrap();
     assert!(
         !d.resumed,

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pace};
+use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
 
 static KVM: Mutex<()> = Mutex::new(());
 
@@ -219,9 +219,11 @@ fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
     dest.kill().unwrap();
     dest.wait().unwrap();
     let status = wait_with_limit(&mut run, Duration::from_secs(20), "run after the kill");
-    assert!(!status.success());
+    // A lost link is a failed migration, not a bad input nor a memory mismatch (exit 1).
+    assert_eq!(status.code(), Some(1));
     let src = json(&src_out.join("summary.json"));
     assert_eq!(src["status"], "failed", "{src}");
+    assert_eq!(src["failure"]["kind"], "link-lost", "{src}");
     let reason = src["reason"].as_str().unwrap();
     assert!(reason.contains("connection lost"), "{reason}");
     assert_eq!(src["source_after"]["throttle_pct"], 0);
@@ -231,6 +233,69 @@ fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
             .unwrap()
             > 1000.0,
         "source guest not running: {src}"
+    );
+}
+
+/// The typed failure reaches the user: a dirty bit lost on purpose (the status page's, which
+/// the guest rewrites with every write) leaves a stale copy that `--verify full` finds; the
+/// run exits 3 (memory mismatch), summary.json names the kind and the page, and the
+/// destination does not run the guest.
+#[test]
+fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
+    let Some(_g) = kvm_guard("a_dropped_dirty_bit_exits_3_with_the_page_named") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = paced_image(dir.path());
+    let out = dir.path().join("run");
+    let gpa = format!("{:#x}", layout::STATUS_GPA);
+    // 16 MiB/s: the first pass takes seconds, so the guest rewrites its status page after it
+    // was sent; the 60 s downtime limit lets the second pass be the last.
+    let mut run = bin()
+        .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args([
+            "--after",
+            "300ms",
+            "--verify",
+            "full",
+            "--x-drop-dirty-page",
+            &gpa,
+        ])
+        .args([
+            "--set",
+            "max-bandwidth=16MiB/s",
+            "--set",
+            "downtime-limit=60000",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_limit(
+        &mut run,
+        Duration::from_secs(120),
+        "run with a lost dirty bit",
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut run.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(status.code(), Some(3), "{stdout}");
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["status"], "failed", "{s}");
+    assert_eq!(s["failure"]["kind"], "memory-mismatch", "{s}");
+    assert_eq!(s["failure"]["first_gpa"], layout::STATUS_GPA, "{s}");
+    assert!(
+        s["failure"]["mismatched_pages"].as_u64().unwrap() >= 1,
+        "{s}"
+    );
+    assert_eq!(s["failure"]["pages"], (64u64 << 20) / 4096, "{s}");
+    assert!(
+        stdout.contains(&format!(
+            "memory verification FAILED: {} of 16384 pages differ, the first at guest address {gpa}",
+            s["failure"]["mismatched_pages"]
+        )),
+        "{stdout}"
     );
 }
 

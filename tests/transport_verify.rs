@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
 use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::migration::{CancelToken, FailureKind, MigrationConfig, MigrationStatus, ParamValue};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions};
 use autoconv::transport::incoming::{self, DestinationConfig};
 use autoconv::transport::protocol::{Command, Header, HEADER_BYTES, HELLO_BYTES, PAGE_BYTES};
@@ -138,6 +138,15 @@ fn a_page_altered_on_the_way_fails_digest_verification_and_is_named() {
     .unwrap();
     assert_eq!(r.outcome.status, MigrationStatus::Failed, "{:?}", r.outcome);
     assert_eq!(r.memory_verified, Some(false));
+    // The destination's verdict crossed the wire typed: kind, count and page.
+    assert_eq!(
+        r.outcome.failure,
+        Some(FailureKind::MemoryMismatch {
+            mismatched_pages: 1,
+            pages: 8192,
+            first_gpa: layout::CODE_GPA,
+        })
+    );
     let reason = r.outcome.reason.clone().unwrap();
     assert!(
         reason.contains("memory verification FAILED: 1 of 8192 pages differ"),

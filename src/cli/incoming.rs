@@ -107,7 +107,12 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
                 write_dir_atomically(dir, &[("incoming.json", json.as_bytes())])?;
             }
             errln!("autoconv: incoming migration failed: {msg}");
-            return Ok(super::exit::NOT_COMPLETED);
+            return Ok(match e.failure_kind() {
+                autoconv::migration::FailureKind::MemoryMismatch { .. } => {
+                    super::exit::MEMORY_MISMATCH
+                }
+                _ => super::exit::NOT_COMPLETED,
+            });
         }
     };
     let at_resume = inc.counters_at_resume.clone();

@@ -30,6 +30,23 @@ pub mod exit {
     pub const NOT_COMPLETED: u8 = 1;
     /// Bad input or an error before or outside the migration.
     pub const ERROR: u8 = 2;
+    /// The migration failed: the destination's copy of memory differed from the source's, so
+    /// it did not run the guest (the source guest runs on).
+    pub const MEMORY_MISMATCH: u8 = 3;
+    /// The migration failed: the guest failed at the source (KVM, a vCPU, dirty tracking).
+    pub const GUEST_FAULT: u8 = 4;
+
+    use autoconv::migration::{FailureKind, MigrationOutcome, MigrationStatus};
+
+    /// The code for a migration's end, from its typed outcome (never from its reason text).
+    pub fn for_outcome(o: &MigrationOutcome) -> u8 {
+        match (o.status, o.failure) {
+            (MigrationStatus::Completed, _) => OK,
+            (_, Some(FailureKind::MemoryMismatch { .. })) => MEMORY_MISMATCH,
+            (_, Some(FailureKind::GuestFault)) => GUEST_FAULT,
+            _ => NOT_COMPLETED,
+        }
+    }
 }
 
 /// Understand and tune QEMU's auto-converge.
@@ -41,8 +58,9 @@ pub mod exit {
 /// `compare` and `check` build on it: compare policies, see the curves, calibrate the model
 /// on a real guest, and catch regressions in convergence time.
 ///
-/// Exit codes: 0 = migration completed; 1 = it did not (not-converged, failed, cancelled);
-/// 2 = bad input or another error.
+/// Exit codes: 0 = migration completed; 1 = it did not (not-converged, cancelled, or failed on
+/// the link or at the destination); 2 = bad input or another error; 3 = failed: the
+/// destination's memory differed from the source's; 4 = failed: the guest failed at the source.
 #[derive(Debug, Parser)]
 #[command(name = "autoconv", version, max_term_width = 100)]
 pub struct Cli {

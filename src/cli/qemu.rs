@@ -14,7 +14,7 @@ use super::exit;
 use super::run_kvm::KvmRunArgs;
 use super::values::parse_duration_ms;
 use autoconv::migration::vocabulary;
-use autoconv::migration::{MigrationOutcome, MigrationParameters, MigrationStatus, Timeline};
+use autoconv::migration::{MigrationOutcome, MigrationParameters, Timeline};
 use autoconv::qemu::record::{self, QmpSource, Recording, VirshSource};
 use autoconv::qemu::run::{run_migration, PassThrough, QemuRunOptions, QemuRunReport};
 use autoconv::report::Summary;
@@ -161,15 +161,7 @@ pub fn run_qemu(args: &KvmRunArgs, image: &Path) -> anyhow::Result<u8> {
             dir.display()
         );
     }
-    Ok(exit_code(&report.outcome))
-}
-
-fn exit_code(o: &MigrationOutcome) -> u8 {
-    if o.status == MigrationStatus::Completed {
-        exit::OK
-    } else {
-        exit::NOT_COMPLETED
-    }
+    Ok(exit::for_outcome(&report.outcome))
 }
 
 fn print_outcome(o: &MigrationOutcome, downtime_limit_ms: Option<u64>) {
@@ -401,7 +393,7 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         let summary = record_summary(&rec, &name, &from);
         write_recording(dir, &rec.timeline, &summary, &rec.polls_jsonl)?;
     }
-    Ok(exit_code(&rec.outcome))
+    Ok(exit::for_outcome(&rec.outcome))
 }
 
 fn waiting_text(args: &RecordArgs) -> String {

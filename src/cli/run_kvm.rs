@@ -11,7 +11,7 @@ use clap::Args;
 use super::ctrl_c::ctrl_c_token;
 use super::kvm_guest::{counters_text, KvmGuestArgs};
 use super::values::parse_duration_ms;
-use autoconv::migration::{MigrationConfig, MigrationStatus};
+use autoconv::migration::{FailureKind, MigrationConfig};
 use autoconv::report::Summary;
 use autoconv::session::kvm::{self as session, Destination, RunOptions, RunReport};
 use autoconv::transport;
@@ -114,6 +114,30 @@ pub struct KvmRunArgs {
     /// stdin quits once a migration in progress has ended.
     #[arg(long, value_name = "stdio", value_parser = ["stdio"], conflicts_with_all = ["qemu", "migrate"])]
     pub monitor: Option<String>,
+    /// Fault injection, for tests: lose every dirty bit of the page at this guest physical
+    /// address (0x... or decimal), as a broken dirty log would. With --verify full the
+    /// destination then finds the stale copy and refuses the guest (exit 3).
+    #[arg(
+        long = "x-drop-dirty-page",
+        value_name = "GPA",
+        hide = true,
+        value_parser = parse_gpa,
+        conflicts_with = "qemu"
+    )]
+    pub x_drop_dirty_page: Option<u64>,
+}
+
+/// A page-aligned guest physical address, hex with 0x or decimal.
+fn parse_gpa(text: &str) -> Result<u64, String> {
+    let gpa = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|_| format!("cannot read {text:?} as a guest address (e.g. 0x101000)"))?;
+    if gpa % 4096 != 0 {
+        return Err(format!("{text} is not page aligned (a multiple of 0x1000)"));
+    }
+    Ok(gpa)
 }
 
 const RUN_HELP: &str = "\
@@ -135,7 +159,8 @@ Ctrl-C cancels the migration; the source guest keeps running, unthrottled.
 With --qemu IMAGE, QEMU migrates instead of autoconv (see README, \"Real QEMU in the loop\"):
   autoconv run --qemu seq.img --set auto-converge=on --set max-bandwidth=64MiB/s --out runs/q";
 
-/// Handler of `autoconv run --kvm`: exit 0 if the migration completed, 1 if it did not.
+/// Handler of `autoconv run --kvm`: the exit code of the migration's outcome
+/// ([`super::exit::for_outcome`]).
 pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &args.out {
         autoconv::report::check_output_dir(dir)?;
@@ -195,7 +220,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         destination,
         warmup_ms: args.warmup,
         after_ms: args.after,
-        drop_dirty_gfn: None,
+        drop_dirty_gfn: args.x_drop_dirty_page.map(|gpa| gpa / 4096),
         prefill: false,
         dma: args.guest.dma(),
         tls,
@@ -255,11 +280,7 @@ fn finish_run(
             dir.display()
         );
     }
-    Ok(if report.outcome.status == MigrationStatus::Completed {
-        super::exit::OK
-    } else {
-        super::exit::NOT_COMPLETED
-    })
+    Ok(super::exit::for_outcome(&report.outcome))
 }
 
 fn print_run_report(r: &RunReport, config: &MigrationConfig) {
@@ -312,7 +333,16 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
                 after_last_byte_ms
             ),
         },
-        Some(false) => outln!("memory verification FAILED"),
+        Some(false) => match o.failure {
+            Some(FailureKind::MemoryMismatch {
+                mismatched_pages,
+                pages,
+                first_gpa,
+            }) => outln!(
+                "memory verification FAILED: {mismatched_pages} of {pages} pages differ, the first at guest address {first_gpa:#x}; the destination did not run the guest"
+            ),
+            _ => outln!("memory verification FAILED"),
+        },
         None => outln!("memory not verified (the migration did not reach switchover)"),
     }
     if let Some(d) = &r.destination {

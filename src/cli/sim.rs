@@ -94,11 +94,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     } else {
         print_summary(&scenario, seed, &outcome, out_dir.as_deref());
     }
-    Ok(if outcome.status == MigrationStatus::Completed {
-        exit::OK
-    } else {
-        exit::NOT_COMPLETED
-    })
+    Ok(exit::for_outcome(&outcome))
 }
 
 /// The summary of a simulated run.

@@ -21,8 +21,8 @@ use crate::kvm::memory::keyed_page_digest;
 use crate::kvm::memory::GuestRam;
 use crate::transport::incoming::{check_hello, receive_stream, IncomingStats};
 use crate::transport::protocol::{
-    Command, Header, Hello, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES, HEADER_BYTES,
-    HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
+    Command, DestinationFailure, Header, Hello, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES,
+    HEADER_BYTES, HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
 };
 use crate::transport::verify::session_key;
 use crate::transport::TransportError;
@@ -326,6 +326,27 @@ impl Target for Wire {
             ));
             assert_eq!(v.command == Command::ResultOk, r.is_ok());
             assert_eq!(out.len() as u64, HEADER_BYTES as u64 + v.payload_bytes());
+            if v.command == Command::ResultFailed {
+                // A failure verdict says its kind in the code the source reads, not only in
+                // words: a verification failure arrives with its figures.
+                let (failure, _) = DestinationFailure::decode(&v, &out[HEADER_BYTES..])
+                    .expect("the failure verdict decodes");
+                if let Err(TransportError::VerificationFailed {
+                    mismatched_pages,
+                    pages,
+                    first_gpa,
+                }) = &r
+                {
+                    assert_eq!(
+                        failure,
+                        DestinationFailure::MemoryMismatch {
+                            mismatched_pages: *mismatched_pages,
+                            pages: *pages,
+                            first_gpa: *first_gpa,
+                        }
+                    );
+                }
+            }
         }
     }
 

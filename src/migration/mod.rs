@@ -10,6 +10,7 @@ pub mod cpu_throttle;
 pub mod dirty_limit;
 pub mod dirty_rate;
 pub mod env;
+pub mod failure;
 pub mod params;
 pub mod policy;
 pub mod precopy;
@@ -20,6 +21,7 @@ pub use env::{
     BackendError, CancelToken, Clock, Guest, GuestObservation, Link, LinkStalled, PageBatch,
     PageCost, PageRef,
 };
+pub use failure::{Failure, FailureKind};
 pub use params::{
     AutoconvSettings, MigrationParameters, ParamValue, ParameterError, Policy, QemuVersion,
 };

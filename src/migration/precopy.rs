@@ -10,6 +10,7 @@
 use super::auto_converge::{AutoConverge, PeriodFigures};
 use super::dirty_limit::VcpuDirtyLimit;
 use super::env::{CancelToken, Clock, Guest, GuestObservation, Link, PageBatch};
+use super::failure::{kind_of, FailureKind};
 use super::params::{AutoconvSettings, MigrationParameters};
 use super::policy::{PeriodMeasurement, ThrottlePolicy};
 use super::report::{Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason};
@@ -37,7 +38,8 @@ pub struct MigrationConfig {
 
 /// Why the loop stopped early.
 enum Stop {
-    Failed(String),
+    /// A backend error: its kind and the whole error chain as text.
+    Failed(FailureKind, String),
     /// The link stalled past its bound ([`super::env::LinkStalled`]).
     Stalled(String),
     Cancelled,
@@ -214,11 +216,22 @@ where
         }
     }
 
-    fn backend<T>(r: Result<T, super::env::BackendError>) -> Result<T, Stop> {
-        r.map_err(|e| match e.downcast_ref::<super::env::LinkStalled>() {
+    /// A guest error ends the migration as a guest fault, unless the backend typed it.
+    fn guest_call<T>(r: Result<T, super::env::BackendError>) -> Result<T, Stop> {
+        r.map_err(|e| Self::stop(e, FailureKind::GuestFault))
+    }
+
+    /// A link error ends it as a lost link, unless the backend typed it (a stall, or the
+    /// destination's verdict).
+    fn link_call<T>(r: Result<T, super::env::BackendError>) -> Result<T, Stop> {
+        r.map_err(|e| Self::stop(e, FailureKind::LinkLost))
+    }
+
+    fn stop(e: super::env::BackendError, otherwise: FailureKind) -> Stop {
+        match e.downcast_ref::<super::env::LinkStalled>() {
             Some(stalled) => Stop::Stalled(stalled.0.clone()),
-            None => Stop::Failed(error_chain(e.as_ref())),
-        })
+            None => Stop::Failed(kind_of(&e, otherwise), error_chain(e.as_ref())),
+        }
     }
 
     fn setup(&mut self) -> Result<(), Stop> {
@@ -230,9 +243,9 @@ where
         }
         if self.cfg.params.dirty_limit {
             // QEMU refuses the capability without a dirty ring, before anything starts.
-            Self::backend(self.guest.check_dirty_limit())?;
+            Self::guest_call(self.guest.check_dirty_limit())?;
         }
-        Self::backend(self.guest.start_dirty_tracking())?;
+        Self::guest_call(self.guest.start_dirty_tracking())?;
         self.bitmap_sync(SyncReason::Setup)?;
         self.status = MigrationStatus::Active;
         self.setup_time_ms = self.elapsed_ms();
@@ -285,14 +298,14 @@ where
     fn send_batch(&mut self, max_bytes: u64) -> Result<bool, Stop> {
         let cost = self.link.page_cost();
         self.batch.clear();
-        Self::backend(
+        Self::guest_call(
             self.guest
                 .take_dirty_pages(max_bytes, cost, &mut self.batch),
         )?;
         if self.batch.is_empty() {
             return Ok(false);
         }
-        let bytes = Self::backend(self.link.send_pages(&self.batch))?;
+        let bytes = Self::link_call(self.link.send_pages(&self.batch))?;
         self.normal_pages += self.batch.normal_pages;
         self.zero_pages += self.batch.zero_pages;
         self.account(bytes);
@@ -334,7 +347,7 @@ where
                 break;
             }
         }
-        let eos = Self::backend(self.link.send_end_of_iteration())?;
+        let eos = Self::link_call(self.link.send_end_of_iteration())?;
         self.account(eos);
         Ok(())
     }
@@ -345,7 +358,7 @@ where
         if self.time_last_bitmap_sync_ms.is_none() {
             self.time_last_bitmap_sync_ms = Some(self.now_ms());
         }
-        let newly = Self::backend(self.guest.sync_dirty_bitmap())?;
+        let newly = Self::guest_call(self.guest.sync_dirty_bitmap())?;
         self.num_dirty_pages_period += newly;
         let end_ms = self.now_ms();
         let last_ms = self.time_last_bitmap_sync_ms.unwrap_or(end_ms);
@@ -416,7 +429,7 @@ where
         if self.dirty_limit_quota_mb_s == Some(quota_mb_s) {
             return Ok(());
         }
-        Self::backend(self.guest.set_vcpu_dirty_limit(Some(VcpuDirtyLimit {
+        Self::guest_call(self.guest.set_vcpu_dirty_limit(Some(VcpuDirtyLimit {
             quota_mb_s,
             period_ms: self.cfg.params.x_vcpu_dirty_limit_period,
         })))?;
@@ -482,22 +495,22 @@ where
             remaining_bytes: self.guest.dirty_pages() * self.page,
         };
         self.recorder.event(&event);
-        Self::backend(self.guest.vm_stop())?;
+        Self::guest_call(self.guest.vm_stop())?;
         self.vm_stopped = true;
         self.status = MigrationStatus::Device;
         self.rate_limit_max = 0;
         self.bitmap_sync(SyncReason::Final)?;
         while self.send_batch(self.link.batch_bytes_hint().max(1))? {}
-        let eos = Self::backend(self.link.send_end_of_iteration())?;
+        let eos = Self::link_call(self.link.send_end_of_iteration())?;
         self.account(eos);
         let mut state = Vec::new();
-        Self::backend(self.guest.save_device_state(&mut state))?;
-        let bytes = Self::backend(self.link.send_device_state(&state))?;
+        Self::guest_call(self.guest.save_device_state(&mut state))?;
+        let bytes = Self::link_call(self.link.send_device_state(&state))?;
         self.account(bytes);
         // QEMU's downtime ends when the source has put the last byte in the stream; it does
         // not wait for the destination.
         self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
-        let bytes = Self::backend(self.link.complete())?;
+        let bytes = Self::link_call(self.link.complete())?;
         self.account(bytes);
         self.guest_pause_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         Ok(())
@@ -569,9 +582,13 @@ where
 
     /// Every exit path: throttle off, dirty logging off, the source resumed unless completed.
     fn finish(mut self, result: Result<(), Stop>) -> MigrationOutcome {
+        let failure = match &result {
+            Err(Stop::Failed(kind, _)) => Some(*kind),
+            _ => None,
+        };
         let (status, reason) = match result {
             Ok(()) => (MigrationStatus::Completed, None),
-            Err(Stop::Failed(why)) => (MigrationStatus::Failed, Some(why)),
+            Err(Stop::Failed(_, why)) => (MigrationStatus::Failed, Some(why)),
             Err(Stop::Cancelled) => (
                 MigrationStatus::Cancelled,
                 Some("migration cancelled".to_string()),
@@ -632,6 +649,7 @@ where
         MigrationOutcome {
             status,
             reason,
+            failure,
             elapsed_ms,
             total_time_ms: (status == MigrationStatus::Completed).then_some(elapsed_ms),
             setup_time_ms: self.setup_time_ms,

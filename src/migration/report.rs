@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::failure::FailureKind;
+
 /// QEMU's migration states, plus autoconv's own `not-converged`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -186,6 +188,10 @@ pub struct MigrationOutcome {
     pub status: MigrationStatus,
     /// Why it failed, was cancelled or did not converge.
     pub reason: Option<String>,
+    /// When `failed`: what kind of failure (typed; `reason` says it in words). None when the
+    /// backend cannot tell (QEMU's query-migrate gives only its error text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     /// Migration time until the migration ended, whatever the status (ms).
     pub elapsed_ms: u64,
     /// QEMU's `total-time`: only for a completed migration (ms).
@@ -228,10 +234,11 @@ pub struct MigrationOutcome {
 impl MigrationOutcome {
     /// A migration that failed before the core ran (e.g. the destination refused the
     /// connection): nothing sent, nothing throttled.
-    pub fn failed_before_start(reason: String) -> Self {
+    pub fn failed_before_start(kind: FailureKind, reason: String) -> Self {
         MigrationOutcome {
             status: MigrationStatus::Failed,
             reason: Some(reason),
+            failure: Some(kind),
             elapsed_ms: 0,
             total_time_ms: None,
             setup_time_ms: 0,

@@ -265,6 +265,8 @@ impl MigrationRecorder {
         let outcome = MigrationOutcome {
             status,
             reason,
+            // query-migrate's error-desc is text only.
+            failure: None,
             elapsed_ms,
             total_time_ms: if completed { Some(elapsed_ms) } else { None },
             setup_time_ms: last.as_ref().and_then(|l| l.setup_time_ms).unwrap_or(0),

@@ -157,7 +157,10 @@ mod tests {
 
     #[test]
     fn query_migrate_uses_qemus_names_and_units() {
-        let mut o = MigrationOutcome::failed_before_start("x".into());
+        let mut o = MigrationOutcome::failed_before_start(
+            crate::migration::FailureKind::LinkLost,
+            "x".into(),
+        );
         o.status = MigrationStatus::Completed;
         o.total_time_ms = Some(64_400);
         o.elapsed_ms = 64_400;

@@ -19,8 +19,8 @@ use crate::kvm::progress::{run_warnings, GuestActivity};
 use crate::kvm::source::{KvmSource, SyncTiming};
 use crate::kvm::KvmError;
 use crate::migration::{
-    migrate, CancelToken, Event, MigrationConfig, MigrationOutcome, MigrationStatus, Recorder,
-    Sample, Timeline,
+    migrate, CancelToken, Event, FailureKind, MigrationConfig, MigrationOutcome, MigrationStatus,
+    Recorder, Sample, Timeline,
 };
 use crate::transport::incoming::{accept_one_with, DestinationConfig, IncomingStats};
 use crate::transport::link::{LinkStats, LinkTimeouts, TcpLink};
@@ -285,10 +285,6 @@ pub enum RunError {
     NoMigration,
 }
 
-fn failed_outcome(reason: String) -> MigrationOutcome {
-    MigrationOutcome::failed_before_start(reason)
-}
-
 /// Start a destination in this process: it accepts one migration on `listener`, then watches
 /// the resumed guest for `after_ms` and reports.
 pub fn spawn_local_destination(
@@ -405,7 +401,10 @@ pub fn run_migration_gated(
     let (outcome, sync_timing, link_stats, dirty_logged_pages, host_cpu) =
         match TcpLink::connect_with(addr, ram, cfg.vcpus, opts.tls.as_ref(), &opts.timeouts) {
             Err(e) => {
-                let mut outcome = failed_outcome(crate::migration::error_chain(&e));
+                let mut outcome = MigrationOutcome::failed_before_start(
+                    e.failure_kind(),
+                    crate::migration::error_chain(&e),
+                );
                 // The real time it took to fail (a destination that never answers the
                 // handshake costs the whole timeout), not 0.
                 outcome.elapsed_ms = connect_start.elapsed().as_millis() as u64;
@@ -460,10 +459,7 @@ pub fn run_migration_gated(
 
     let source_final = machine.counters();
     let completed = outcome.status == MigrationStatus::Completed;
-    let verification_failed = outcome
-        .reason
-        .as_deref()
-        .is_some_and(|r| r.contains("memory verification FAILED"));
+    let verification_failed = matches!(outcome.failure, Some(FailureKind::MemoryMismatch { .. }));
     let memory_verified = if completed {
         Some(true)
     } else if verification_failed {

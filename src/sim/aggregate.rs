@@ -264,7 +264,8 @@ impl RamModel for AggregateModel {
         let bitmaps = Arc::make_mut(&mut self.bitmaps);
         let mut spent = 0;
         let mut fruitless_hops = 0;
-        while self.dirty > 0 && fruitless_hops <= regions {
+        // spent >= max_bytes is pages_within's 0: the budget is used up.
+        while self.dirty > 0 && fruitless_hops <= regions && spent < max_bytes {
             let r = self.cursor_region;
             // Zero pages are spread evenly among the region's dirty pages.
             let in_bitmap = bitmaps[r].dirty();

@@ -20,15 +20,20 @@ pub struct SimLink {
     capacity_bytes_s: u64,
     /// Sub-nanosecond remainder carried between sends so time never drifts (< capacity).
     carry: u64,
+    /// [`Link::batch_bytes_hint`], asked for every batch: worked out once.
+    batch_bytes: u64,
 }
 
 impl SimLink {
     /// A link over `time`; `capacity_bytes_s` must be > 0.
     pub fn new(time: VirtualTime, capacity_bytes_s: u64) -> Self {
+        let capacity_bytes_s = capacity_bytes_s.max(1);
         Self {
             time,
-            capacity_bytes_s: capacity_bytes_s.max(1),
+            capacity_bytes_s,
             carry: 0,
+            batch_bytes: (u128::from(capacity_bytes_s) * u128::from(BATCH_NS) / 1_000_000_000)
+                .max(64 << 10) as u64,
         }
     }
 
@@ -75,8 +80,7 @@ impl Link for SimLink {
     }
 
     fn batch_bytes_hint(&self) -> u64 {
-        (u128::from(self.capacity_bytes_s) * u128::from(BATCH_NS) / 1_000_000_000).max(64 << 10)
-            as u64
+        self.batch_bytes
     }
 
     fn complete(&mut self) -> Result<u64, BackendError> {

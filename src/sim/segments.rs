@@ -164,9 +164,10 @@ impl SegList {
             // What the walk below gives for a clean region, without splitting and re-merging.
             return (0, self.len);
         }
+        let before = self.segs.len();
         let mut k = self.split_at(from);
         // A split changed the segment before `k` too; nothing before that changes below.
-        let first_changed = k.saturating_sub(1);
+        let first_changed = if self.segs.len() > before { k - 1 } else { k };
         let mut need = max;
         let mut taken = 0;
         let mut pos = self.len;

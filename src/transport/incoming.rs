@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, Reply, COMPLETE_DIGEST, DIGEST_BYTES, HEADER_BYTES, HELLO_BYTES,
-    MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
+    Command, DestinationFailure, Header, Hello, Reply, COMPLETE_DIGEST, DIGEST_BYTES, HEADER_BYTES,
+    HELLO_BYTES, MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES,
 };
 use super::verify::VerifyMode;
 use super::{read_full, TransportError};
@@ -396,23 +396,30 @@ enum PageRecord {
     Differs,
 }
 
-fn answer(stream: &mut impl Write, ok: bool, message: &str) -> Result<(), TransportError> {
-    let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let msg = &message.as_bytes()[..end];
-    let h = Header {
-        command: if ok {
-            Command::ResultOk
-        } else {
-            Command::ResultFailed
-        },
-        count: msg.len() as u32,
-        arg: 0,
+/// The verdict to the source: RESULT_OK with `message`, or RESULT_FAILED with the failure's
+/// code and figures.
+fn answer(
+    stream: &mut impl Write,
+    verdict: Result<&str, (DestinationFailure, &str)>,
+) -> Result<(), TransportError> {
+    let b = match verdict {
+        Ok(message) => {
+            let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let msg = &message.as_bytes()[..end];
+            let h = Header {
+                command: Command::ResultOk,
+                count: msg.len() as u32,
+                arg: 0,
+            };
+            let mut b = h.encode().to_vec();
+            b.extend_from_slice(msg);
+            b
+        }
+        Err((failure, message)) => failure.encode(message),
     };
-    let mut b = h.encode().to_vec();
-    b.extend_from_slice(msg);
     stream
         .write_all(&b)
         .and_then(|()| stream.flush())
@@ -503,7 +510,7 @@ pub fn receive_stream<S: Read + Write>(
                 let writer = reader.get_mut();
                 let Some(state) = state.take() else {
                     let e = TransportError::BadFrame("COMPLETE before the device state".into());
-                    let _ = answer(writer, false, &e.to_string());
+                    let _ = answer(writer, Err((DestinationFailure::BadStream, &e.to_string())));
                     return Err(e);
                 };
                 let t0 = Instant::now();
@@ -538,18 +545,23 @@ pub fn receive_stream<S: Read + Write>(
                         pages,
                         first_gpa,
                     };
-                    let _ = answer(writer, false, &e.to_string());
+                    let failure = DestinationFailure::MemoryMismatch {
+                        mismatched_pages: mismatched,
+                        pages,
+                        first_gpa,
+                    };
+                    let _ = answer(writer, Err((failure, &e.to_string())));
                     return Err(e);
                 }
                 match resume(state) {
                     Ok(took) => stats.resume_ms = took.as_secs_f64() * 1e3,
                     Err(why) => {
-                        let _ = answer(writer, false, &why);
+                        let _ = answer(writer, Err((DestinationFailure::Vm, &why)));
                         return Err(TransportError::Vm(why));
                     }
                 }
                 // The guest runs here now; if the source cannot hear it, it still runs.
-                let _ = answer(writer, true, "memory verified, guest resumed");
+                let _ = answer(writer, Ok("memory verified, guest resumed"));
                 return Ok(());
             }
             Command::Abort => {

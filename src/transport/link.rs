@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Socket};
 use super::protocol::{
-    Command, Header, Hello, Reply, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES, HEADER_BYTES,
-    MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES, REPLY_FIXED_BYTES,
+    Command, DestinationFailure, Header, Hello, Reply, COMPLETE_DIGEST, COMPLETE_FULL,
+    DIGEST_BYTES, HEADER_BYTES, MAX_MESSAGE_BYTES, MAX_RUN_PAGES, PAGE_BYTES, REPLY_FIXED_BYTES,
 };
 use super::tls::ClientTls;
 use super::verify::VerifyMode;
 use super::{read_full, TransportError};
 use crate::kvm::memory::GuestRam;
-use crate::migration::{BackendError, Link, LinkStalled, PageBatch, PageCost};
+use crate::migration::{BackendError, Failure, Link, LinkStalled, PageBatch, PageCost};
 
 /// Default of [`LinkTimeouts::stall`].
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -415,9 +415,10 @@ impl TcpLink {
         self.stats.destination_verdict_ms = t1.elapsed().as_secs_f64() * 1e3;
         match header.command {
             Command::ResultOk => Ok(bytes),
-            Command::ResultFailed => Err(TransportError::Destination(
-                String::from_utf8_lossy(&msg).into_owned(),
-            )),
+            Command::ResultFailed => {
+                let (failure, message) = DestinationFailure::decode(&header, &msg)?;
+                Err(TransportError::Destination { failure, message })
+            }
             other => Err(TransportError::BadFrame(format!(
                 "the destination answered {other:?} to COMPLETE"
             ))),
@@ -444,7 +445,7 @@ impl TcpLink {
                 self.stalled.set(true);
                 Box::new(LinkStalled(what))
             }
-            _ => Box::new(e),
+            _ => Failure::boxed(e.failure_kind(), e),
         }
     }
 }

@@ -12,6 +12,8 @@ pub mod verify;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use crate::migration::FailureKind;
+
 /// Errors of the migration stream. Each variant's doc comment is its message (displaydoc), so
 /// the two cannot drift apart.
 #[derive(Debug, displaydoc::Display, thiserror::Error)]
@@ -51,8 +53,13 @@ pub enum TransportError {
         /// "source" or "destination".
         peer: &'static str,
     },
-    /// the destination failed: {0}
-    Destination(String),
+    /// the destination failed: {message}
+    Destination {
+        /// What kind of failure (the verdict's code and figures).
+        failure: protocol::DestinationFailure,
+        /// The destination's words.
+        message: String,
+    },
     /// the source aborted the migration: {0}
     SourceAborted(String),
     /// memory verification FAILED: {mismatched_pages} of {pages} pages differ between source and destination (first at guest address {first_gpa:#x}); the destination will not run this guest
@@ -77,6 +84,49 @@ pub enum TransportError {
     },
     /// TLS: {0}
     Tls(String),
+}
+
+impl TransportError {
+    /// The kind of migration failure this error stands for: what the destination's verdict
+    /// says, a refusal by the destination, or else a lost link.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            TransportError::Destination { failure, .. } => match *failure {
+                protocol::DestinationFailure::MemoryMismatch {
+                    mismatched_pages,
+                    pages,
+                    first_gpa,
+                } => FailureKind::MemoryMismatch {
+                    mismatched_pages,
+                    pages,
+                    first_gpa,
+                },
+                protocol::DestinationFailure::Vm => FailureKind::DestinationRefused,
+                protocol::DestinationFailure::BadStream => FailureKind::LinkLost,
+            },
+            TransportError::VerificationFailed {
+                mismatched_pages,
+                pages,
+                first_gpa,
+            } => FailureKind::MemoryMismatch {
+                mismatched_pages: *mismatched_pages,
+                pages: *pages,
+                first_gpa: *first_gpa,
+            },
+            TransportError::BadHandshake(_)
+            | TransportError::Vm(_)
+            | TransportError::Tls(_)
+            | TransportError::TlsCreds { .. } => FailureKind::DestinationRefused,
+            TransportError::Address(_)
+            | TransportError::Connect { .. }
+            | TransportError::Listen { .. }
+            | TransportError::BadFrame(_)
+            | TransportError::Io { .. }
+            | TransportError::Closed { .. }
+            | TransportError::SourceAborted(_)
+            | TransportError::Cancelled => FailureKind::LinkLost,
+        }
+    }
 }
 
 /// Parse `tcp:HOST:PORT` into a socket address.

@@ -1,4 +1,4 @@
-//! The migration stream's wire format (version 3). Little-endian throughout.
+//! The migration stream's wire format (version 4). Little-endian throughout.
 //!
 //! ```text
 //! handshake  source -> dest: Hello  (48 bytes: magic "ACMIGRAT", version, page size,
@@ -24,21 +24,28 @@
 //!                with the source stopped; the destination compares its own, and checks the
 //!                per-page record as above
 //!   ABORT        count = bytes (<= 4 KiB), payload = reason (UTF-8)
-//! answer     dest -> source after COMPLETE: RESULT_OK or RESULT_FAILED, count = message bytes
+//! answer     dest -> source after COMPLETE: RESULT_OK (arg = 0, payload = message) or
+//!            RESULT_FAILED, arg = the failure's code, payload = the failure's figures, then
+//!            the message (count = both):
+//!   1 MEMORY_MISMATCH  three u64: pages that differ, pages compared, first differing GPA
+//!   2 BAD_STREAM       none (the stream broke the protocol at its end)
+//!   3 VM               none (the destination could not restore or resume the guest)
 //! ```
 //! The destination checks every header before touching memory: known command, zero reserved
 //! bytes, count within its limit, the page range inside guest memory and page aligned.
 //!
-//! Version 3 added the per-page digests to PAGES and the digest-only COMPLETE; version 2, the
-//! nonces and session-keyed digests.
+//! Version 4 added the failure code and figures to RESULT_FAILED (a source reads the kind, not
+//! the text); version 3, the per-page digests to PAGES and the digest-only COMPLETE; version 2,
+//! the nonces and session-keyed digests. A peer of another version is refused at the
+//! handshake.
 
 use super::TransportError;
 
 /// First bytes of a Hello and a Reply.
 pub const MAGIC: &[u8; 8] = b"ACMIGRAT";
-/// Protocol version (3: a digest with every page sent; 2: nonces in the handshake,
-/// session-keyed digests).
-pub const VERSION: u32 = 3;
+/// Protocol version (4: a typed failure verdict; 3: a digest with every page sent; 2: nonces
+/// in the handshake, session-keyed digests).
+pub const VERSION: u32 = 4;
 /// Page size on the wire.
 pub const PAGE_BYTES: u64 = 4096;
 /// Header bytes.
@@ -185,9 +192,22 @@ impl Header {
                     _ => return Err(bad(format!("COMPLETE of unknown verification {arg}"))),
                 }
             }
-            Command::Abort | Command::ResultOk | Command::ResultFailed => {
+            Command::Abort | Command::ResultOk => {
                 if count > MAX_MESSAGE_BYTES {
                     return Err(bad(format!("{command:?} message of {count} bytes")));
+                }
+                if arg != 0 {
+                    return Err(bad(format!("{command:?} with argument {arg}")));
+                }
+            }
+            Command::ResultFailed => {
+                let figures = DestinationFailure::figures_bytes(arg)
+                    .ok_or_else(|| bad(format!("ResultFailed of unknown failure code {arg}")))?;
+                if count < figures || count > figures + MAX_MESSAGE_BYTES {
+                    return Err(bad(format!(
+                        "ResultFailed (code {arg}) of {count} bytes ({figures} to {} allowed)",
+                        figures + MAX_MESSAGE_BYTES
+                    )));
                 }
             }
         }
@@ -204,6 +224,107 @@ impl Header {
                 u64::from(self.count)
             }
         }
+    }
+}
+
+/// Why the destination failed, as RESULT_FAILED carries it (its `arg` is the code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestinationFailure {
+    /// Memory verification found pages that differ; the guest was not resumed.
+    MemoryMismatch {
+        /// Pages that differ.
+        mismatched_pages: u64,
+        /// Pages compared.
+        pages: u64,
+        /// Guest physical address of the first.
+        first_gpa: u64,
+    },
+    /// The stream broke the protocol at its end (e.g. COMPLETE before the device state).
+    BadStream,
+    /// The destination could not restore or resume the guest.
+    Vm,
+}
+
+/// RESULT_FAILED code: memory verification failed.
+pub const FAILURE_MEMORY_MISMATCH: u64 = 1;
+/// RESULT_FAILED code: the stream broke the protocol.
+pub const FAILURE_BAD_STREAM: u64 = 2;
+/// RESULT_FAILED code: the destination could not run the guest.
+pub const FAILURE_VM: u64 = 3;
+
+impl DestinationFailure {
+    /// The code RESULT_FAILED's `arg` carries.
+    pub fn code(&self) -> u64 {
+        match self {
+            DestinationFailure::MemoryMismatch { .. } => FAILURE_MEMORY_MISMATCH,
+            DestinationFailure::BadStream => FAILURE_BAD_STREAM,
+            DestinationFailure::Vm => FAILURE_VM,
+        }
+    }
+
+    /// Bytes of figures before the message for failure `code`, None for an unknown code.
+    pub fn figures_bytes(code: u64) -> Option<u32> {
+        match code {
+            FAILURE_MEMORY_MISMATCH => Some(24),
+            FAILURE_BAD_STREAM | FAILURE_VM => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The RESULT_FAILED frame: header and payload (figures, then `message` cut to
+    /// [`MAX_MESSAGE_BYTES`] on a character boundary).
+    pub fn encode(&self, message: &str) -> Vec<u8> {
+        let mut end = message.len().min(MAX_MESSAGE_BYTES as usize);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut payload = Vec::with_capacity(24 + end);
+        if let DestinationFailure::MemoryMismatch {
+            mismatched_pages,
+            pages,
+            first_gpa,
+        } = self
+        {
+            for v in [mismatched_pages, pages, first_gpa] {
+                payload.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        payload.extend_from_slice(&message.as_bytes()[..end]);
+        let h = Header {
+            command: Command::ResultFailed,
+            count: payload.len() as u32,
+            arg: self.code(),
+        };
+        let mut b = h.encode().to_vec();
+        b.extend_from_slice(&payload);
+        b
+    }
+
+    /// The failure and its message from a RESULT_FAILED header (already checked by
+    /// [`Header::decode`]) and its payload.
+    pub fn decode(header: &Header, payload: &[u8]) -> Result<(Self, String), TransportError> {
+        let bad = |why: &str| TransportError::BadFrame(format!("ResultFailed: {why}"));
+        let figures = DestinationFailure::figures_bytes(header.arg)
+            .ok_or_else(|| bad("unknown failure code"))? as usize;
+        if header.command != Command::ResultFailed || payload.len() < figures {
+            return Err(bad("not a failure verdict"));
+        }
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&payload[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let failure = match header.arg {
+            FAILURE_MEMORY_MISMATCH => DestinationFailure::MemoryMismatch {
+                mismatched_pages: u64_at(0),
+                pages: u64_at(8),
+                first_gpa: u64_at(16),
+            },
+            FAILURE_BAD_STREAM => DestinationFailure::BadStream,
+            _ => DestinationFailure::Vm,
+        };
+        let message = String::from_utf8_lossy(&payload[figures..]).into_owned();
+        Ok((failure, message))
     }
 }
 
@@ -413,6 +534,52 @@ mod tests {
         let mut raw = h.encode();
         raw[2] = 1;
         assert!(Header::decode(&raw, ram).is_err());
+    }
+
+    #[test]
+    fn failure_verdicts_round_trip_with_their_figures_and_bad_ones_are_refused() {
+        let ram = 64 << 20;
+        let mismatch = DestinationFailure::MemoryMismatch {
+            mismatched_pages: 3,
+            pages: 16384,
+            first_gpa: 0x10_1000,
+        };
+        for (failure, message) in [
+            (mismatch, "memory verification FAILED"),
+            (DestinationFailure::BadStream, "refused frame"),
+            (DestinationFailure::Vm, &*"é".repeat(3000)),
+        ] {
+            let b = failure.encode(message);
+            let h = Header::decode(b[..HEADER_BYTES].try_into().unwrap(), ram).unwrap();
+            assert_eq!(h.command, Command::ResultFailed);
+            assert_eq!(h.payload_bytes() as usize, b.len() - HEADER_BYTES);
+            let (back, text) = DestinationFailure::decode(&h, &b[HEADER_BYTES..]).unwrap();
+            assert_eq!(back, failure);
+            assert!(message.starts_with(&text) && text.len() <= MAX_MESSAGE_BYTES as usize);
+        }
+        let refused = |arg: u64, count: u32| {
+            Header::decode(
+                &Header {
+                    command: Command::ResultFailed,
+                    count,
+                    arg,
+                }
+                .encode(),
+                ram,
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(refused(0, 0).contains("unknown failure code 0"));
+        assert!(refused(4, 0).contains("unknown failure code 4"));
+        assert!(refused(FAILURE_MEMORY_MISMATCH, 23).contains("24 to"));
+        assert!(refused(FAILURE_VM, MAX_MESSAGE_BYTES + 1).contains("bytes"));
+        let ok_with_arg = Header {
+            command: Command::ResultOk,
+            count: 0,
+            arg: 1,
+        };
+        assert!(Header::decode(&ok_with_arg.encode(), ram).is_err());
     }
 
     #[test]
