@@ -322,7 +322,10 @@ mod tests {
 
     #[test]
     fn an_ended_migration_is_final_for_a_polling_client() {
-        let mut o = MigrationOutcome::failed_before_start("x".into());
+        let mut o = MigrationOutcome::failed_before_start(
+            crate::migration::FailureKind::LinkLost,
+            "x".into(),
+        );
         o.status = MigrationStatus::NotConverged;
         o.reason = Some("did not converge within autoconv.time_limit_s".into());
         o.throttle_steps = vec![20, 30];
