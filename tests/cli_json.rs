@@ -70,6 +70,44 @@ fn sweep_json_has_typed_grid_values_and_the_whole_ranking() {
 }
 
 #[test]
+fn merge_json_ranks_the_shards_as_the_unsharded_sweep_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = heavy();
+    let grid = [
+        "--grid",
+        "cpu-throttle-initial=20:50:10",
+        "--grid",
+        "cpu-throttle-increment=10,20",
+    ];
+    let mut whole = vec!["sweep", h.as_str()];
+    whole.extend(grid);
+    whole.extend(["--out", "whole", "--json"]);
+    let whole = json_of(&whole, dir.path(), 0);
+    for (k, out) in [("1/2", "s1"), ("2/2", "s2")] {
+        let mut a = vec!["sweep", h.as_str()];
+        a.extend(grid);
+        a.extend(["--shard", k, "--out", out]);
+        let o = autoconv(&a, dir.path());
+        assert_eq!(o.status.code(), Some(0), "{a:?}: {}", text(&o));
+    }
+    let v = json_of(
+        &["merge", "s2/runs.csv", "s1/runs.csv", "--json"],
+        dir.path(),
+        0,
+    );
+    assert_eq!(v["runs"], 8);
+    assert_eq!(
+        v["shards"],
+        serde_json::json!(["s2/runs.csv", "s1/runs.csv"])
+    );
+    assert_eq!(
+        v["axes"],
+        serde_json::json!(["cpu-throttle-initial", "cpu-throttle-increment"])
+    );
+    assert_eq!(v["ranking"], whole["ranking"], "merged ranking differs");
+}
+
+#[test]
 fn sim_summary_has_booleans_a_version_and_query_migrate() {
     let dir = tempfile::tempdir().unwrap();
     let h = heavy();

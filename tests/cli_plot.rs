@@ -41,6 +41,10 @@ fn distinct_colours(px: &[[u8; 3]]) -> usize {
 /// The colours the plots use for what they mark.
 const NOT_CONVERGED_CELL: [u8; 3] = [200, 200, 200];
 const THRESHOLD_RED: [u8; 3] = [213, 94, 0];
+/// The switchover: reddish purple, apart from the vermillion dirty-rate line.
+const SWITCHOVER_PURPLE: [u8; 3] = [204, 121, 167];
+/// The remaining-memory line.
+const REMAINING_ORANGE: [u8; 3] = [230, 159, 0];
 
 #[test]
 fn run_timeline_png_and_svg_have_the_stated_size() {
@@ -57,8 +61,9 @@ fn run_timeline_png_and_svg_have_the_stated_size() {
     assert_eq!((w, h), (1280, 960));
     // A drawn picture, not a blank page: lines, fills, antialiased text.
     assert!(distinct_colours(&px) > 50);
-    // The switchover is drawn in the marker red.
+    // The dirty rate in vermillion, the switchover in its own colour.
     assert!(count(&px, THRESHOLD_RED) > 100);
+    assert!(count(&px, SWITCHOVER_PURPLE) > 100);
     let svg = dir.path().join("t.svg");
     ok(&[
         "plot",
@@ -194,6 +199,110 @@ fn profile_plot_shows_the_threshold_for_the_bandwidth() {
         s.contains("never under the line"),
         "verdict in the subtitle"
     );
+    assert!(s.contains("migration bandwidth 16 MiB/s"));
+}
+
+#[test]
+fn a_sawtooth_is_never_drawn_below_its_axis() {
+    // dma's remaining memory drops to ~0 and jumps back at every sync: thick polylines
+    // mitred those reversals into spikes through the time axis's labels.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("dma");
+    let o = autoconv(
+        &["sim", "scenarios/dma.toml", "--out", run.to_str().unwrap()],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(1), "not converged: {}", text(&o));
+    ok(&["plot", run.to_str().unwrap()]);
+    let (w, h, px) = decode_png(&run.join("timeline.png"));
+    // The bottom panel's axis is 56 px above the bottom (44 label area + 12 margin); its
+    // labels are black text.
+    let below: Vec<[u8; 3]> = px[(w * (h - 50)) as usize..].to_vec();
+    assert_eq!(
+        count(&below, REMAINING_ORANGE),
+        0,
+        "line drawn below the axis"
+    );
+    assert!(count(&px, REMAINING_ORANGE) > 1_000, "the line is drawn");
+}
+
+#[test]
+fn sweep_axes_carry_units_and_the_best_cell_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("grid");
+    ok(&[
+        "sweep",
+        "scenarios/heavy.toml",
+        "--grid",
+        "cpu-throttle-initial=70:90:10",
+        "--grid",
+        "cpu-throttle-increment=10:30:10",
+        "--out",
+        grid.to_str().unwrap(),
+    ]);
+    let svg = dir.path().join("h.svg");
+    ok(&["plot", grid.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.contains("cpu-throttle-initial (%)"), "x axis unit");
+    assert!(s.contains("cpu-throttle-increment (%)"), "y axis unit");
+    assert!(s.contains("best (all"), "key of the best-cell frame");
+    // A bandwidth axis given in QMP's raw bytes/s is drawn to scale in MiB/s.
+    let bw = dir.path().join("bw");
+    ok(&[
+        "sweep",
+        "scenarios/heavy.toml",
+        "--grid",
+        "max-bandwidth=536870912,1073741824,2147483648",
+        "--out",
+        bw.to_str().unwrap(),
+    ]);
+    let svg = dir.path().join("bw.svg");
+    ok(&["plot", bw.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.contains("max-bandwidth (MiB/s)"), "x axis unit");
+    assert!(!s.contains("536870912"), "raw bytes on the axis");
+    assert!(s.lines().any(|l| l.trim() == "2000"), "MiB/s ticks");
+}
+
+#[test]
+fn a_profile_csv_replots_with_the_verdict_profile_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("p.csv");
+    // heavy migrates at 1 GiB/s, not QEMU's 128 MiB/s default.
+    let o = autoconv(
+        &[
+            "profile",
+            "scenarios/heavy.toml",
+            "--hold",
+            "2s",
+            "-o",
+            csv.to_str().unwrap(),
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("at 1 GiB/s"),
+        "{}",
+        text(&o)
+    );
+    let svg = dir.path().join("p.svg");
+    ok(&["plot", csv.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        s.contains("migration bandwidth 1 GiB/s"),
+        "judged at the CSV's bandwidth"
+    );
+    // --bandwidth still overrides it.
+    ok(&[
+        "plot",
+        csv.to_str().unwrap(),
+        "--bandwidth",
+        "16MiB/s",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    let s = std::fs::read_to_string(&svg).unwrap();
     assert!(s.contains("migration bandwidth 16 MiB/s"));
 }
 

@@ -535,8 +535,8 @@ fn record_from_log_reads_t_and_refuses_bad_lines() {
 
 #[test]
 fn record_virsh_polls_through_virsh_qemu_monitor_command() {
-    // libvirt cannot run here: a stand-in `virsh` on PATH answers as libvirt does (QMP's
-    // reply on stdout) and logs the commands it got.
+    // Without libvirtd (tests/virsh_record.rs has the real one): a stand-in `virsh` on PATH
+    // answers as libvirt does (QMP's reply on stdout) and logs the commands it got.
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("virsh");
     let calls = dir.path().join("calls");

@@ -4,6 +4,7 @@ use super::exit;
 use super::out::outln;
 use super::sweep::parse_metric;
 use anyhow::Context;
+use autoconv::migration::MigrationParameters;
 use autoconv::plot::{
     profile_plot_as, run_plot, sweep_plot, Format, SweepPlotOptions, DEFAULT_SIZE,
 };
@@ -61,13 +62,14 @@ pub struct PlotArgs {
     /// axes). Repeatable.
     #[arg(long = "where", value_name = "AXIS=VALUE")]
     pub filters: Vec<String>,
-    /// Profiles: the migration bandwidth to judge the curve against [default: QEMU's
-    /// max-bandwidth default, 128MiB/s].
-    #[arg(long, value_name = "RATE", default_value = "128MiB/s")]
-    pub bandwidth: String,
-    /// Profiles: throttle-trigger-threshold (%).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub trigger: u32,
+    /// Profiles: the migration bandwidth to judge the curve against [default: the one the
+    /// CSV's verdict was judged at (`verdict_bandwidth_bytes_s`), else QEMU's max-bandwidth
+    /// default, 128MiB/s].
+    #[arg(long, value_name = "RATE")]
+    pub bandwidth: Option<String>,
+    /// Profiles: throttle-trigger-threshold (%) [default: the CSV's verdict's, else 50].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub trigger: Option<u32>,
     /// Title [default: from the input].
     #[arg(long)]
     pub title: Option<String>,
@@ -149,11 +151,25 @@ pub fn run(args: PlotArgs) -> anyhow::Result<u8> {
         }
         Input::Profile(csv) => {
             let p = Profile::read(&csv)?;
-            let bw = parse_rate_bytes_s(&args.bandwidth)
-                .map_err(|e| anyhow::anyhow!("--bandwidth: {e}"))?;
-            if bw == 0 {
-                anyhow::bail!("--bandwidth must be above 0");
-            }
+            // The verdict `profile` printed, unless told otherwise: the CSV says what it
+            // was judged at.
+            let (csv_bw, csv_trigger) = p.verdict_settings();
+            let defaults = MigrationParameters::default();
+            let bw = match &args.bandwidth {
+                Some(text) => {
+                    let bw = parse_rate_bytes_s(text)
+                        .map_err(|e| anyhow::anyhow!("--bandwidth: {e}"))?;
+                    if bw == 0 {
+                        anyhow::bail!("--bandwidth must be above 0");
+                    }
+                    bw as f64
+                }
+                None => csv_bw.unwrap_or(defaults.max_bandwidth as f64),
+            };
+            let trigger = args
+                .trigger
+                .or(csv_trigger)
+                .unwrap_or(defaults.throttle_trigger_threshold);
             let out = args
                 .output
                 .clone()
@@ -166,14 +182,8 @@ pub fn run(args: PlotArgs) -> anyhow::Result<u8> {
                     format!("dirty rate vs throttle: {source}")
                 }
             });
-            let bytes = profile_plot_as(
-                &p,
-                &title,
-                bw as f64,
-                args.trigger,
-                Format::from_path(&out)?,
-                args.size,
-            )?;
+            let bytes =
+                profile_plot_as(&p, &title, bw, trigger, Format::from_path(&out)?, args.size)?;
             (out, bytes)
         }
     };

@@ -236,6 +236,8 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<u8> {
     out!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
+        let mut p = p.clone();
+        p.set_verdict_settings(bw, trigger);
         p.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
         outln!("wrote {}", out.display());
@@ -328,6 +330,8 @@ fn run_kvm(args: ProfileArgs, guest: KvmGuestArgs, bandwidth: Option<f64>) -> an
     out!("{}", verdict_text(&p, &p.verdict(bw, trigger)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
+        let mut p = p.clone();
+        p.set_verdict_settings(bw, trigger);
         p.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
         outln!("wrote {}", out.display());

@@ -177,6 +177,8 @@ pub(super) fn run(args: &ProfileArgs, socket: &Path, bandwidth: Option<f64>) -> 
     out!("{}", verdict_text(&profile, &profile.verdict(bw, 50)));
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
+        let mut profile = profile.clone();
+        profile.set_verdict_settings(bw, 50);
         profile.write(&mut bytes)?;
         write_file_atomically(out, &bytes)?;
         outln!("wrote {}", out.display());

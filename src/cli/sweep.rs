@@ -116,6 +116,10 @@ pub struct MergeArgs {
     /// How many of the best grid points to print.
     #[arg(long, default_value_t = 10, value_name = "K")]
     pub top: usize,
+    /// Print the merged sweep (shards, runs, axes) and its whole ranking as one JSON document
+    /// on stdout, instead of the table; other messages go to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn parse_metric(s: &str) -> Result<Metric, String> {
@@ -325,6 +329,9 @@ fn sweep_json(
 }
 
 pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
+    if args.json {
+        json_mode();
+    }
     let parts = args
         .shards
         .iter()
@@ -332,10 +339,12 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let merged = merge_tables(&parts)?;
     let combos = summarize(&merged);
-    out!(
-        "{}",
-        format_ranking(&merged.axes, &combos, args.objective, args.top)
-    );
+    if !args.json {
+        out!(
+            "{}",
+            format_ranking(&merged.axes, &combos, args.objective, args.top)
+        );
+    }
     if let Some(out) = &args.output {
         let mut bytes = Vec::new();
         merged.write(&mut bytes)?;
@@ -352,6 +361,18 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<u8> {
         write_combos(&mut bytes, &merged.axes, &combos)?;
         write_file_atomically(path, &bytes)?;
         outln!("wrote {}", path.display());
+    }
+    if args.json {
+        let shards: Vec<&str> = parts.iter().map(|(name, _)| name.as_str()).collect();
+        print_json(&serde_json::json!({
+            "format_version": json::FORMAT_VERSION,
+            "shards": shards,
+            "runs": merged.rows.len(),
+            "axes": merged.axes,
+            "objective": args.objective.name(),
+            "ranking": ranking_json(&merged.axes, &combos, args.objective),
+            "autoconv_version": env!("CARGO_PKG_VERSION"),
+        }));
     }
     Ok(exit::OK)
 }

@@ -195,11 +195,37 @@ impl Figure for Heatmap {
                 }
             }
         }
+        // The best cells (lowest value among those where every seed converged, ties all
+        // marked: the rest of the grid made no difference there): a black frame inside a
+        // white one, visible on any colour of the scale.
+        let full: Vec<(usize, usize, f64)> = self
+            .cells
+            .iter()
+            .enumerate()
+            .flat_map(|(j, row)| row.iter().enumerate().map(move |(i, c)| (i, j, c)))
+            .filter_map(|(i, j, c)| match c {
+                Some(c) if c.completed == c.runs => c.value.map(|v| (i, j, v)),
+                _ => None,
+            })
+            .collect();
+        let best = full.iter().map(|c| c.2).fold(f64::INFINITY, f64::min);
+        for &(i, j, _) in full.iter().filter(|c| c.2 <= best + best.abs() * 1e-9) {
+            let (x, y) = (i as f64, j as f64);
+            for (colour, width) in [(WHITE, frame_px + 3), (BLACK, frame_px)] {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.47, y - 0.47), (x + 0.47, y + 0.47)],
+                        colour.stroke_width(width),
+                    )))
+                    .map_err(err)?;
+            }
+        }
         // Colour bar with the scale, and the key for cells that did not converge.
         let bar = bar_area.margin(30, 60, 10, 20);
         let (bw, bh) = bar.dim_in_pixel();
-        let bar_h = bh.saturating_sub(130).max(50) as i32;
-        let top = 24;
+        let bar_h = bh.saturating_sub(200).max(50) as i32;
+        // Below the bar's title, clear of the top label (drawn 7 px above its value).
+        let top = 44;
         let text = |s: String, pos: (i32, i32), size: u32| {
             Text::new(
                 s,
@@ -264,6 +290,21 @@ impl Figure for Heatmap {
         bar.draw(&text("some seeds".into(), (34, key2), 14))
             .map_err(err)?;
         bar.draw(&text("did not".into(), (34, key2 + 15), 14))
+            .map_err(err)?;
+        let key3 = key2 + 44;
+        bar.draw(&Rectangle::new(
+            [(0, key3), (28, key3 + 28)],
+            WHITE.stroke_width(6),
+        ))
+        .map_err(err)?;
+        bar.draw(&Rectangle::new(
+            [(0, key3), (28, key3 + 28)],
+            BLACK.stroke_width(3),
+        ))
+        .map_err(err)?;
+        bar.draw(&text("best (all".into(), (34, key3), 14))
+            .map_err(err)?;
+        bar.draw(&text("seeds converged)".into(), (34, key3 + 15), 14))
             .map_err(err)?;
         let _ = bw;
         Ok(())

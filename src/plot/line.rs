@@ -51,6 +51,8 @@ impl Figure for LinePlot {
         };
         let mut chart = ChartBuilder::on(&area)
             .margin(16)
+            // Room for the last tick's label, centred on the right edge.
+            .margin_right(48)
             .x_label_area_size(56)
             .y_label_area_size(84)
             .build_cartesian_2d(xmin - pad..xmax + pad, 0.0..y_top)

@@ -185,6 +185,21 @@ pub(crate) fn tick(v: &f64) -> String {
     }
 }
 
+/// A polyline drawn as one two-point element per segment. plotters joins the segments of a
+/// thick polyline with mitres whose inner corner is unbounded, so a sharp reversal (a sawtooth's
+/// drop at a sync, a rate's dip) spikes far past the data, even through the axis below; lone
+/// segments have no joins.
+pub(crate) fn segments(
+    points: impl IntoIterator<Item = (f64, f64)>,
+    style: ShapeStyle,
+) -> Vec<PathElement<(f64, f64)>> {
+    let points: Vec<(f64, f64)> = points.into_iter().collect();
+    points
+        .windows(2)
+        .map(|w| PathElement::new(vec![w[0], w[1]], style))
+        .collect()
+}
+
 /// Colours used across plots (colour-blind-safe pairs from the Okabe-Ito palette).
 pub(crate) mod palette {
     use plotters::style::RGBColor;
@@ -196,6 +211,8 @@ pub(crate) mod palette {
     pub const ORANGE: RGBColor = RGBColor(230, 159, 0);
     /// Bluish green.
     pub const GREEN: RGBColor = RGBColor(0, 158, 115);
+    /// Reddish purple: the switchover, apart from the vermillion dirty rate.
+    pub const PURPLE: RGBColor = RGBColor(204, 121, 167);
     /// Mid grey.
     pub const GREY: RGBColor = RGBColor(150, 150, 150);
     /// Light grey, for cells that did not converge: no hue, so it cannot be read as a value

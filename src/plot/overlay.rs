@@ -2,7 +2,7 @@
 //! remaining memory against migration time, one line style per run, so policies can be put
 //! side by side.
 
-use super::{byte_scale, err, render, titled, Figure, Format, PlotError, FAMILY};
+use super::{byte_scale, err, render, segments, titled, Figure, Format, PlotError, FAMILY};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -96,10 +96,15 @@ impl Figure for Overlay<'_> {
                     .collect();
                 let (dash, gap) = dash_of(i);
                 let stroke = colour.stroke_width(3);
-                chart
-                    .draw_series(std::iter::once(DashedPathElement::new(
+                // A solid line as lone segments (see segments()); dashes are short enough.
+                let drawn = if (dash, gap) == SOLID {
+                    chart.draw_series(segments(pts, stroke))
+                } else {
+                    chart.draw_series(std::iter::once(DashedPathElement::new(
                         pts, dash, gap, stroke,
                     )))
+                };
+                drawn
                     .map_err(err)?
                     .label(run.label.clone())
                     // The legend draws the run's own dash pattern, long enough to show it.

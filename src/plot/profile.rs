@@ -100,7 +100,9 @@ impl Figure for ProfileFigure<'_> {
             )))
             .map_err(err)?
             .label(format!("migration bandwidth {bw_text}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], bw_style));
+            .legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + 20, y)], 8, 6, bw_style)
+            });
         let th_style = palette::RED.stroke_width(3);
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -161,7 +163,9 @@ impl Figure for ProfileFigure<'_> {
                 )))
                 .map_err(err)?
                 .label(format!("first level under the threshold: {pct} %"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .legend(move |(x, y)| {
+                    DashedPathElement::new(vec![(x, y), (x + 20, y)], 6, 5, style)
+                });
         }
         chart
             .configure_series_labels()

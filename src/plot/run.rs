@@ -1,7 +1,9 @@
 //! One run's timeline: throttle, dirty and transfer rates, and remaining bytes against
 //! migration time, with the dirty syncs and the switchover marked.
 
-use super::{byte_scale, err, palette, render, tick, titled, Figure, Format, PlotError, FAMILY};
+use super::{
+    byte_scale, err, palette, render, segments, tick, titled, Figure, Format, PlotError, FAMILY,
+};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 
@@ -181,7 +183,7 @@ impl Figure for RunData {
         let throttle_legend = SeriesLabelPosition::UpperLeft;
         let style = palette::BLUE.stroke_width(3);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples.iter().map(|s| (s.t_s, s.throttle_pct)),
                 style,
             ))
@@ -203,7 +205,7 @@ impl Figure for RunData {
         marks(&mut chart, self, y_max, false)?;
         let dirty = palette::RED.stroke_width(2);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples.iter().map(|s| (s.t_s, s.dirty_bytes_s / div)),
                 dirty,
             ))
@@ -212,7 +214,7 @@ impl Figure for RunData {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dirty));
         let xfer = palette::GREEN.stroke_width(2);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples
                     .iter()
                     .map(|s| (s.t_s, s.transfer_bytes_s / div)),
@@ -244,7 +246,7 @@ impl Figure for RunData {
             ))
             .map_err(err)?;
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(segments(
                 self.samples
                     .iter()
                     .map(|s| (s.t_s, s.remaining_bytes / div)),
@@ -287,7 +289,7 @@ pub(super) fn panel<'a, DB: DrawingBackend + 'a>(
     Ok(chart)
 }
 
-/// Dirty syncs (dashed grey) and the switchover (red) across a panel.
+/// Dirty syncs (dashed grey) and the switchover (purple) across a panel.
 fn marks<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     data: &RunData,
@@ -303,11 +305,13 @@ fn marks<'a, DB: DrawingBackend + 'a>(
         )
         .map_err(err)?;
     if legend {
-        s.label("dirty sync")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], sync_style));
+        // The legend draws the dashes too: a solid key would name no line on the plot.
+        s.label("dirty sync").legend(move |(x, y)| {
+            DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, sync_style)
+        });
     }
     if let Some(t) = data.switchover_s {
-        let style = palette::RED.stroke_width(3);
+        let style = palette::PURPLE.stroke_width(3);
         let s = chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(t, 0.0), (t, y_max)],

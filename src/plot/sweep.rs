@@ -5,7 +5,7 @@
 use super::heatmap::Heatmap;
 use super::line::LinePlot;
 use super::{render, Format, PlotError, SweepCell};
-use crate::sweep::{select_axes, summarize, ComboSummary, Metric, RunsTable};
+use crate::sweep::{axis_scale, select_axes, summarize, ComboSummary, Metric, RunsTable};
 
 /// What to draw from a runs table.
 #[derive(Clone, Debug)]
@@ -118,13 +118,17 @@ pub fn sweep_plot(
                     table.axes[x], table.axes[y]
                 )
             });
+            let (xs, ys) = (
+                axis_scale(&table.axes[x], &x_values),
+                axis_scale(&table.axes[y], &y_values),
+            );
             let fig = Heatmap {
                 title,
                 subtitle,
-                x_name: table.axes[x].clone(),
-                y_name: table.axes[y].clone(),
-                x_values,
-                y_values,
+                x_name: xs.title,
+                y_name: ys.title,
+                x_values: xs.labels,
+                y_values: ys.labels,
                 cells,
                 unit: unit.to_string(),
             };
@@ -132,7 +136,6 @@ pub fn sweep_plot(
         }
         None => {
             let x_values = distinct(x);
-            let numeric: Option<Vec<f64>> = x_values.iter().map(|v| v.parse().ok()).collect();
             let points = x_values
                 .iter()
                 .map(|v| {
@@ -152,12 +155,13 @@ pub fn sweep_plot(
             let title = opts.title.clone().unwrap_or_else(|| {
                 format!("{scenario}: {unit} by {} (lower is better)", table.axes[x])
             });
+            let xs = axis_scale(&table.axes[x], &x_values);
             let fig = LinePlot {
                 title,
                 subtitle,
-                x_name: table.axes[x].clone(),
-                x_values,
-                numeric_x: numeric,
+                x_name: xs.title,
+                x_values: xs.labels,
+                numeric_x: xs.numbers,
                 points,
                 unit: unit.to_string(),
             };

@@ -79,6 +79,8 @@ impl MeasuredVm {
                         source: Some(self.source.clone()),
                         host_cpu_model: Some(self.host.cpu_model.clone()),
                         host_cores: Some(self.host.cores),
+                        verdict_bandwidth_bytes_s: None,
+                        verdict_throttle_trigger_threshold_pct: None,
                     }
                 })
                 .collect(),

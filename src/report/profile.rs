@@ -22,6 +22,8 @@
 //! | `source` | what was measured: `sim:<scenario> seed=<n>`, `kvm:<image>` or `qmp:<socket> ...` |
 //! | `host_cpu_model` | the host a real guest was measured on: `model name` of its /proc/cpuinfo |
 //! | `host_cores` | that host's logical CPUs |
+//! | `verdict_bandwidth_bytes_s` | the migration bandwidth `autoconv profile` judged the curve at (what `plot` draws the threshold for unless told `--bandwidth`) |
+//! | `verdict_throttle_trigger_threshold_pct` | the throttle-trigger-threshold of that verdict |
 //!
 //! The metadata columns repeat on every row so the file stays one self-describing table that
 //! any CSV tool reads. The guest's unthrottled write rate, which tells whether a guest runs as
@@ -50,6 +52,8 @@ pub const PROFILE_COLUMNS: &[&str] = &[
     "source",
     "host_cpu_model",
     "host_cores",
+    "verdict_bandwidth_bytes_s",
+    "verdict_throttle_trigger_threshold_pct",
 ];
 
 /// One throttle level.
@@ -98,6 +102,13 @@ pub struct ProfileRow {
     /// Logical CPUs of that host.
     #[serde(default)]
     pub host_cores: Option<u32>,
+    /// The migration bandwidth the profile's verdict was judged at (bytes/s), so a re-plot
+    /// of the CSV draws the verdict `profile` printed.
+    #[serde(default)]
+    pub verdict_bandwidth_bytes_s: Option<u64>,
+    /// The throttle-trigger-threshold of that verdict (%).
+    #[serde(default)]
+    pub verdict_throttle_trigger_threshold_pct: Option<u32>,
 }
 
 /// A whole profile, rows in increasing throttle order.
@@ -183,9 +194,31 @@ impl Profile {
                 source: Some(source.to_string()),
                 host_cpu_model: host.map(|h| h.cpu_model.clone()),
                 host_cores: host.map(|h| h.cores),
+                verdict_bandwidth_bytes_s: None,
+                verdict_throttle_trigger_threshold_pct: None,
             })
             .collect();
         Profile { rows }
+    }
+
+    /// Record on every row the bandwidth and trigger the verdict was judged at.
+    pub fn set_verdict_settings(&mut self, bandwidth_bytes_s: f64, trigger_pct: u32) {
+        for r in &mut self.rows {
+            r.verdict_bandwidth_bytes_s = Some(bandwidth_bytes_s.round() as u64);
+            r.verdict_throttle_trigger_threshold_pct = Some(trigger_pct);
+        }
+    }
+
+    /// The bandwidth (bytes/s) and trigger (%) the file's verdict was judged at, if it says.
+    pub fn verdict_settings(&self) -> (Option<f64>, Option<u32>) {
+        let first = self.rows.first();
+        (
+            first
+                .and_then(|r| r.verdict_bandwidth_bytes_s)
+                .filter(|&b| b > 0)
+                .map(|b| b as f64),
+            first.and_then(|r| r.verdict_throttle_trigger_threshold_pct),
+        )
     }
 
     /// Read a profile CSV.
@@ -318,6 +351,8 @@ impl Profile {
                 r.source.clone().unwrap_or_default(),
                 r.host_cpu_model.clone().unwrap_or_default(),
                 opt_u(r.host_cores.map(u64::from)),
+                opt_u(r.verdict_bandwidth_bytes_s),
+                opt_u(r.verdict_throttle_trigger_threshold_pct.map(u64::from)),
             ])?;
         }
         w.flush()?;

@@ -18,7 +18,7 @@ pub mod table;
 
 pub use grid::{Axis, Seeds};
 pub use rank::{rank_combos, summarize, ComboSummary, Metric, Stats};
-pub use select::{select_axes, AxisSelection, SelectError};
+pub use select::{axis_scale, select_axes, AxisScale, AxisSelection, SelectError};
 pub use shard::{ResolvedShard, Shard};
 pub use table::{merge_tables, RunMetrics, RunRow, RunsTable, TableError};
 

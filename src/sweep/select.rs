@@ -62,6 +62,75 @@ fn distinct(table: &RunsTable, axis: usize) -> Vec<String> {
     v.into_iter().cloned().collect()
 }
 
+/// How a grid axis is drawn: its title with the unit, each value's label on that scale, and
+/// the values as numbers when every one is a number (a line plot then spaces them to scale).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AxisScale {
+    /// "cpu-throttle-initial (%)", "max-bandwidth (MiB/s)".
+    pub title: String,
+    /// One label per value, in the unit of the title.
+    pub labels: Vec<String>,
+    /// The values in that unit, if all are numbers.
+    pub numbers: Option<Vec<f64>>,
+}
+
+/// The unit QEMU gives a parameter, shown on an axis (bandwidths in MiB/s, not QMP's bytes/s).
+fn axis_unit(name: &str) -> Option<&'static str> {
+    let name = crate::migration::vocabulary::alias_target(name).unwrap_or(name);
+    Some(match name {
+        "cpu-throttle-initial"
+        | "cpu-throttle-increment"
+        | "max-cpu-throttle"
+        | "throttle-trigger-threshold" => "%",
+        "downtime-limit" | "x-vcpu-dirty-limit-period" => "ms",
+        "max-bandwidth" | "avail-switchover-bandwidth" => "MiB/s",
+        "vcpu-dirty-limit" => "MB/s",
+        _ => return None,
+    })
+}
+
+/// The scale of the grid axis `name` over `values` (as the runs table spells them).
+pub fn axis_scale(name: &str, values: &[String]) -> AxisScale {
+    let unit = axis_unit(name);
+    let title = match unit {
+        Some(u) => format!("{name} ({u})"),
+        None => name.to_string(),
+    };
+    if unit != Some("MiB/s") {
+        return AxisScale {
+            title,
+            labels: values.to_vec(),
+            numbers: values.iter().map(|v| v.trim().parse().ok()).collect(),
+        };
+    }
+    // A bandwidth in any spelling ("512MiB/s", "536870912", "1GiB/s") on one MiB/s scale; 0
+    // means unlimited and has no place on it.
+    let bytes_s: Vec<Option<u64>> = values
+        .iter()
+        .map(|v| crate::units::parse_rate_bytes_s(v).ok())
+        .collect();
+    let mib_s = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let numbers = bytes_s
+        .iter()
+        .map(|b| b.filter(|&b| b > 0).map(mib_s))
+        .collect();
+    let labels = values
+        .iter()
+        .zip(&bytes_s)
+        .map(|(v, b)| match *b {
+            Some(0) => "unlimited".to_string(),
+            Some(b) if mib_s(b).fract() == 0.0 => format!("{:.0}", mib_s(b)),
+            Some(b) => format!("{:.1}", mib_s(b)),
+            None => v.clone(),
+        })
+        .collect();
+    AxisScale {
+        title,
+        labels,
+        numbers,
+    }
+}
+
 /// Choose the axes to show: `x` and `y` by name (default: the first axes not fixed), `filters`
 /// as NAME=VALUE.
 pub fn select_axes(
@@ -129,4 +198,40 @@ pub fn select_axes(
         fixed,
         table: kept,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn axes_carry_their_unit_and_bandwidths_one_scale() {
+        let a = axis_scale("cpu-throttle-initial", &strings(&["10", "20"]));
+        assert_eq!(a.title, "cpu-throttle-initial (%)");
+        assert_eq!(a.numbers, Some(vec![10.0, 20.0]));
+        // virsh's alias gets the same unit.
+        assert_eq!(
+            axis_scale("auto-converge-increment", &strings(&["5"])).title,
+            "auto-converge-increment (%)"
+        );
+        // Raw QMP bytes/s and unit spellings land on one MiB/s scale.
+        let bw = axis_scale(
+            "max-bandwidth",
+            &strings(&["536870912", "1GiB/s", "1536MiB/s"]),
+        );
+        assert_eq!(bw.title, "max-bandwidth (MiB/s)");
+        assert_eq!(bw.numbers, Some(vec![512.0, 1024.0, 1536.0]));
+        assert_eq!(bw.labels, strings(&["512", "1024", "1536"]));
+        // Unlimited has no place on a scale: the axis turns categorical.
+        let bw = axis_scale("max-bandwidth", &strings(&["0", "64MiB/s"]));
+        assert_eq!(bw.numbers, None);
+        assert_eq!(bw.labels, strings(&["unlimited", "64"]));
+        // An axis autoconv knows no unit for keeps its name and values.
+        let s = axis_scale("seed", &strings(&["1", "x"]));
+        assert_eq!((s.title.as_str(), s.numbers), ("seed", None));
+    }
 }
