@@ -249,10 +249,13 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
     let img = paced_image(dir.path());
     let out = dir.path().join("run");
     let gpa = format!("{:#x}", layout::STATUS_GPA);
+    // The destination in its own process: it finds the mismatch and exits 3 too.
+    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
     // 16 MiB/s: the first pass takes seconds, so the guest rewrites its status page after it
     // was sent; the 60 s downtime limit lets the second pass be the last.
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args(["--migrate", &addr])
         .args([
             "--after",
             "300ms",
@@ -281,6 +284,12 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut run.stdout.take().unwrap(), &mut stdout).unwrap();
     assert_eq!(status.code(), Some(3), "{stdout}");
+    let dest_status = wait_with_limit(&mut dest, Duration::from_secs(20), "incoming");
+    assert_eq!(
+        dest_status.code(),
+        Some(3),
+        "incoming's exit for a memory mismatch"
+    );
     let s = json(&out.join("summary.json"));
     assert_eq!(s["status"], "failed", "{s}");
     assert_eq!(s["failure"]["kind"], "memory-mismatch", "{s}");

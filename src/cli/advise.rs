@@ -606,7 +606,7 @@ fn run_json(r: &autoconv::sweep::RunMetrics) -> Value {
         "max_throttle_pct": r.max_throttle_pct,
         "throttle_steps": r.throttle_steps,
         "guest_cpu_lost_s": r.guest_cpu_lost_s,
-        "query-migrate": autoconv::report::json::query_migrate_of_run(r),
+        "query-migrate": r.query_migrate(),
     })
 }
 

@@ -178,7 +178,7 @@ fn report_json(name: &str, r: &CheckReport) -> Value {
                 "seed": row.baseline.seed,
                 "regressed": row.regressed(),
                 "moves": moves,
-                "now": json::run_metrics(&row.now),
+                "now": row.now.to_json(),
             })
         })
         .collect();

@@ -143,7 +143,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     if args.json {
         let cols: Vec<Value> = columns
             .iter()
-            .map(|c| json!({"label": c.label, "source": c.source, "run": json::run_metrics(&c.metrics)}))
+            .map(|c| json!({"label": c.label, "source": c.source, "run": c.metrics.to_json()}))
             .collect();
         print_json(&json!({
             "format_version": json::FORMAT_VERSION,

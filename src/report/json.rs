@@ -3,7 +3,6 @@
 //! unit-suffixed fields, so a script written against QEMU reads the same figures.
 
 use crate::migration::{MigrationOutcome, MigrationStatus};
-use crate::sweep::RunMetrics;
 use serde_json::{json, Map, Value};
 
 /// The version of autoconv's JSON formats (summary.json, sweep.json and every `--json`
@@ -86,50 +85,6 @@ pub fn query_migrate(o: &MigrationOutcome) -> Value {
         m.insert("dirty-limit-ring-full-time".into(), Value::from(us));
     }
     Value::Object(m)
-}
-
-/// One run's figures as JSON (a sweep's row, an advise or compare run): autoconv's
-/// unit-suffixed fields.
-pub fn run_metrics(m: &RunMetrics) -> Value {
-    json!({
-        "status": m.status,
-        "total_time_ms": m.total_time_ms,
-        "elapsed_ms": m.elapsed_ms,
-        "downtime_ms": m.downtime_ms,
-        "transferred_bytes": m.transferred_bytes,
-        "dirty_sync_count": m.dirty_sync_count,
-        "max_throttle_pct": m.max_throttle_pct,
-        "throttle_steps": m.throttle_steps,
-        "guest_cpu_lost_s": m.guest_cpu_lost_s,
-        "guest_pages_written": m.guest_pages_written,
-        "query-migrate": query_migrate_of_run(m),
-    })
-}
-
-/// The `query-migrate` figures a sweep's row keeps (a subset of [`query_migrate`]'s).
-pub fn query_migrate_of_run(m: &RunMetrics) -> Value {
-    let status = if m.status == MigrationStatus::NotConverged.as_str() {
-        "active"
-    } else {
-        m.status.as_str()
-    };
-    let mut q = Map::new();
-    q.insert("status".into(), Value::from(status));
-    q.insert(
-        "total-time".into(),
-        Value::from(m.total_time_ms.unwrap_or(m.elapsed_ms)),
-    );
-    if let Some(d) = m.downtime_ms {
-        q.insert("downtime".into(), Value::from(d));
-    }
-    q.insert(
-        "ram".into(),
-        json!({"transferred": m.transferred_bytes, "dirty-sync-count": m.dirty_sync_count}),
-    );
-    if let Some(&pct) = m.throttle_steps.last() {
-        q.insert("cpu-throttle-percentage".into(), Value::from(pct));
-    }
-    Value::Object(q)
 }
 
 /// A JSON document for stdout or a file: pretty, with a trailing newline.

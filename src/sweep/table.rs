@@ -12,6 +12,7 @@
 //! migration completed. Numbers are printed with fixed decimals so files compare byte for byte.
 
 use crate::migration::{MigrationOutcome, MigrationStatus};
+use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::Path;
 
@@ -88,6 +89,53 @@ pub struct RunMetrics {
 }
 
 impl RunMetrics {
+    /// One run's figures as JSON (a sweep's row, an advise or compare run): autoconv's
+    /// unit-suffixed fields.
+    pub fn to_json(&self) -> Value {
+        let m = self;
+        json!({
+            "status": m.status,
+            "total_time_ms": m.total_time_ms,
+            "elapsed_ms": m.elapsed_ms,
+            "downtime_ms": m.downtime_ms,
+            "transferred_bytes": m.transferred_bytes,
+            "dirty_sync_count": m.dirty_sync_count,
+            "max_throttle_pct": m.max_throttle_pct,
+            "throttle_steps": m.throttle_steps,
+            "guest_cpu_lost_s": m.guest_cpu_lost_s,
+            "guest_pages_written": m.guest_pages_written,
+            "query-migrate": m.query_migrate(),
+        })
+    }
+
+    /// The `query-migrate` figures a sweep's row keeps (a subset of
+    /// [`crate::report::json::query_migrate`]'s).
+    pub fn query_migrate(&self) -> Value {
+        let m = self;
+        let status = if m.status == MigrationStatus::NotConverged.as_str() {
+            "active"
+        } else {
+            m.status.as_str()
+        };
+        let mut q = Map::new();
+        q.insert("status".into(), Value::from(status));
+        q.insert(
+            "total-time".into(),
+            Value::from(m.total_time_ms.unwrap_or(m.elapsed_ms)),
+        );
+        if let Some(d) = m.downtime_ms {
+            q.insert("downtime".into(), Value::from(d));
+        }
+        q.insert(
+            "ram".into(),
+            json!({"transferred": m.transferred_bytes, "dirty-sync-count": m.dirty_sync_count}),
+        );
+        if let Some(&pct) = m.throttle_steps.last() {
+            q.insert("cpu-throttle-percentage".into(), Value::from(pct));
+        }
+        Value::Object(q)
+    }
+
     /// The migration completed.
     pub fn converged(&self) -> bool {
         self.status == MigrationStatus::Completed.as_str()
