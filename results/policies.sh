@@ -21,8 +21,9 @@ trap 'rm -rf "$tmp"' EXIT
 # CPU-paced guest gets so little CPU on a loaded host that it converges unthrottled), in
 # 256 MiB of memory at 32 MiB/s, sequential, random and hot/cold, each without and with an
 # emulated device writing 2000 pages/s (8 MB/s) by DMA, which no throttle slows. Per guest:
-# QEMU's default 20/10; a coarse staircase sweep (cpu-throttle-initial 20, 90 x
-# cpu-throttle-increment 10, 30; its best converged point is the "best fixed staircase");
+# QEMU's default 20/10; a coarse staircase sweep (cpu-throttle-initial KVM_INITS, default
+# "20 50 90", x cpu-throttle-increment KVM_INCS, default "10 30"; its best converged point is
+# the "best fixed staircase");
 # dirty-limit (per-vCPU dirty rings of 4096 entries) at its default 1 MB/s and at 10 MB/s
 # (a quota above the 32 MiB/s link cannot converge); autoconv's predictive policy. One run
 # each. Run directories stay in DIR (default a temporary one) with a sweep-format runs.csv
@@ -76,9 +77,10 @@ kvm_rows() {
             want predictive || {
             run default "QEMU default" "20/10" --set auto-converge=on
             echo "$cols" >"$dir/runs.csv"
-            local k=0
-            for init in 20 90; do
-                for inc in 10 30; do
+            local k=0 inits=${KVM_INITS:-20 50 90} incs=${KVM_INCS:-10 30}
+            local points=$(($(wc -w <<<"$inits") * $(wc -w <<<"$incs")))
+            for init in $inits; do
+                for inc in $incs; do
                     local name=stair-$init-$inc
                     if [ "$init/$inc" = 20/10 ]; then
                         [ -d "$dir/$name" ] || cp -r "$dir/default" "$dir/$name"
@@ -87,8 +89,8 @@ kvm_rows() {
                             --set "cpu-throttle-initial=$init" --set "cpu-throttle-increment=$inc"
                     fi
                     [ -f "$dir/$name/summary.json" ] && jq -r --arg k "$k" --arg i "$init" \
-                        --arg j "$inc" --arg g "$guest" '
-                        [$k, 4, $g, "", $i, $j, 0, .status, .total_time_ms // "", .elapsed_ms,
+                        --arg j "$inc" --arg g "$guest" --arg n "$points" '
+                        [$k, $n, $g, "", $i, $j, 0, .status, .total_time_ms // "", .elapsed_ms,
                          .downtime_ms // "", .transferred_bytes, .dirty_sync_count,
                          .max_throttle_pct, (.throttle_steps | map(tostring) | join(" ")),
                          .guest_cpu_lost_s, .guest_pages_written] | @csv' \
@@ -102,11 +104,11 @@ kvm_rows() {
             if [ -n "$best" ]; then
                 # The sweep's own run, not a rerun.
                 local setting=${best#stair-}
-                jq -r --arg g "$guest" --arg s "${setting/-//}" '
-                    "| \($g) | best fixed staircase (of 4) | \($s) | \(.total_time_ms / 100 | round / 10) s | \(.downtime_ms) ms | \(.guest_cpu_lost_s * 10 | round / 10) vCPU-s | \(.max_throttle_pct) % | \(.memory_verified) | |"' \
+                jq -r --arg g "$guest" --arg s "${setting/-//}" --arg n "$points" '
+                    "| \($g) | best fixed staircase (of \($n)) | \($s) | \(.total_time_ms / 100 | round / 10) s | \(.downtime_ms) ms | \(.guest_cpu_lost_s * 10 | round / 10) vCPU-s | \(.max_throttle_pct) % | \(.memory_verified) | |"' \
                     "$dir/$best/summary.json"
             else
-                echo "| $guest | best fixed staircase (of 4) | (none converged) | - | - | - | - | - | |"
+                echo "| $guest | best fixed staircase (of $points) | (none converged) | - | - | - | - | - | |"
             fi
             local dl=(--dirty-log ring --set auto-converge=off --set dirty-limit=on)
             run dl-1 "dirty-limit default" "1 MB/s" "${dl[@]}"

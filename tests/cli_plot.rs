@@ -89,6 +89,77 @@ fn run_timeline_png_and_svg_have_the_stated_size() {
     assert!(s.contains("switchover"), "legend");
 }
 
+/// The plot's colour for dirty-limit's sleep per ring-full round.
+const SLEEP_SKY: [u8; 3] = [86, 180, 233];
+
+#[test]
+fn run_timeline_draws_dirty_limit_sleep_in_its_own_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("dl");
+    ok(&[
+        "sim",
+        "scenarios/one-hot-writer.toml",
+        "--set",
+        "auto-converge=off",
+        "--set",
+        "dirty-limit=on",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    // The run slept its hot vCPU (else this test would show nothing).
+    let ts = std::fs::read_to_string(run.join("timeseries.csv")).unwrap();
+    let header: Vec<&str> = ts.lines().next().unwrap().split(',').collect();
+    let c = header
+        .iter()
+        .position(|h| *h == "dirty_limit_throttle_time_per_round_us")
+        .unwrap();
+    let max_sleep_us = ts
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(c).unwrap().parse::<f64>().unwrap())
+        .fold(0.0, f64::max);
+    assert!(max_sleep_us > 100_000.0, "{max_sleep_us}");
+    ok(&["plot", run.to_str().unwrap()]);
+    let (w, h, px) = decode_png(&run.join("timeline.png"));
+    assert_eq!((w, h), (1280, 960));
+    // The sleep is a 3-pixel line held for seconds: thousands of sky-blue pixels, all in the
+    // bottom quarter (the fourth panel), none in the three panels above it.
+    let sky_rows: Vec<usize> = px
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p == SLEEP_SKY)
+        .map(|(i, _)| i / w as usize)
+        .collect();
+    assert!(sky_rows.len() > 1_000, "{} sky-blue pixels", sky_rows.len());
+    let first = *sky_rows.iter().min().unwrap();
+    assert!(first > h as usize * 3 / 4 - 20, "sky blue from row {first}");
+    let svg = dir.path().join("dl.svg");
+    ok(&["plot", run.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.contains("dirty-limit (ms per round)"), "axis with unit");
+    assert!(s.contains("dirty-limit-throttle-time-per-round"), "legend");
+    assert!(s.contains("dirty-limit-ring-full-time"), "legend");
+    assert!(
+        s.contains("dirty-limit on, vcpu-dirty-limit 1 MB/s, x-vcpu-dirty-limit-period 1000 ms"),
+        "dirty-limit's parameters in the subtitle"
+    );
+    // An auto-converge run of the same scenario has no dirty-limit panel.
+    let ac = dir.path().join("ac");
+    ok(&[
+        "sim",
+        "scenarios/one-hot-writer.toml",
+        "--out",
+        ac.to_str().unwrap(),
+    ]);
+    ok(&["plot", ac.to_str().unwrap()]);
+    let (_, _, px) = decode_png(&ac.join("timeline.png"));
+    assert_eq!(count(&px, SLEEP_SKY), 0);
+    let svg = dir.path().join("ac.svg");
+    ok(&["plot", ac.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(!s.contains("dirty-limit (ms per round)"));
+}
+
 #[test]
 fn heatmap_marks_points_that_did_not_converge() {
     let dir = tempfile::tempdir().unwrap();

@@ -204,6 +204,7 @@ fn print_run(r: &QemuRunReport) {
         r.before.interval_ms
     );
     print_outcome(&r.outcome, Some(r.config.params.downtime_limit));
+    outln!("{}", r.host_cpu.summary_line());
     outln!(
         "{} after the migration: {:.0} page writes/s ({} markers in {} ms){}",
         r.after_side,
@@ -312,6 +313,23 @@ fn run_summary(r: &QemuRunReport, image: &Path, args: &KvmRunArgs) -> Summary {
     for (k, v) in extra {
         summary.extra.insert(k.into(), v);
     }
+    // Not QEMU figures: autoconv read them from /proc, per QEMU thread name (ms of CPU).
+    let by_name = |threads: &[(String, f64)]| {
+        Value::Object(
+            threads
+                .iter()
+                .map(|(n, ms)| (n.clone(), json!((ms * 10.0).round() / 10.0)))
+                .collect(),
+        )
+    };
+    summary.extra.insert(
+        "host_cpu".into(),
+        json!({
+            "wall_ms": r.host_cpu.wall_ms.round(),
+            "source_threads_ms": by_name(&r.host_cpu.source),
+            "destination_threads_ms": by_name(&r.host_cpu.destination),
+        }),
+    );
     if !r.steer_actions.is_empty() || r.steer_stopped.is_some() {
         summary.extra.insert(
             "steer".into(),

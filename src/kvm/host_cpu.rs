@@ -63,9 +63,19 @@ pub fn parse_task_stat(line: &str) -> Option<(String, u64)> {
 
 /// Every live thread of this process with its CPU time so far.
 pub fn tasks() -> Vec<TaskCpu> {
+    tasks_in("/proc/self/task")
+}
+
+/// Every live thread of process `pid` (a QEMU, say) with its CPU time so far; empty if the
+/// process is gone or unreadable.
+pub fn tasks_of(pid: u32) -> Vec<TaskCpu> {
+    tasks_in(&format!("/proc/{pid}/task"))
+}
+
+fn tasks_in(task_dir: &str) -> Vec<TaskCpu> {
     // SAFETY: sysconf has no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(dir) = std::fs::read_dir(task_dir) else {
         return Vec::new();
     };
     let mut out: Vec<TaskCpu> = dir
@@ -97,6 +107,54 @@ pub fn tasks_delta(before: &[TaskCpu], after: &[TaskCpu]) -> Vec<TaskCpu> {
             })
         })
         .collect()
+}
+
+/// The threads of another process (a QEMU) followed through a migration, sampled at each poll:
+/// threads that start later (QEMU's `live_migration`) count from 0, threads that end keep
+/// their last sample (up to one poll of their CPU is lost).
+#[derive(Clone, Debug, Default)]
+pub struct TaskWatch {
+    pid: u32,
+    /// Per thread: its latest sample, and its CPU at the first one (ns).
+    seen: Vec<(TaskCpu, u64)>,
+}
+
+impl TaskWatch {
+    /// Start following `pid`'s threads from now.
+    pub fn start(pid: u32) -> TaskWatch {
+        TaskWatch {
+            pid,
+            seen: tasks_of(pid)
+                .into_iter()
+                .map(|t| (t.clone(), t.cpu_ns))
+                .collect(),
+        }
+    }
+
+    /// Take a sample (a thread's name may be set after it starts: the latest is kept).
+    pub fn sample(&mut self) {
+        for t in tasks_of(self.pid) {
+            match self.seen.iter_mut().find(|(s, _)| s.tid == t.tid) {
+                Some((latest, _)) => *latest = t,
+                None => self.seen.push((t, 0)),
+            }
+        }
+    }
+
+    /// CPU per thread name since the start, summed over threads sharing a name (QEMU's
+    /// `worker` threads), in ms, most first.
+    pub fn cpu_ms_by_name(&self) -> Vec<(String, f64)> {
+        let mut by_name: Vec<(String, f64)> = Vec::new();
+        for (t, first_ns) in &self.seen {
+            let ms = t.cpu_ns.saturating_sub(*first_ns) as f64 / 1e6;
+            match by_name.iter_mut().find(|(n, _)| *n == t.name) {
+                Some((_, sum)) => *sum += ms,
+                None => by_name.push((t.name.clone(), ms)),
+            }
+        }
+        by_name.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        by_name
+    }
 }
 
 /// Host CPU of a migration (from the start of `migrate` to its end), by role: ms of CPU over
@@ -172,5 +230,53 @@ mod tests {
         assert!(!me.is_empty());
         // SAFETY: pthread_self is this live thread.
         assert!(unsafe { thread_ns(libc::pthread_self()) }.unwrap() >= t1);
+    }
+
+    #[test]
+    fn a_watch_keeps_a_thread_that_started_and_ended_between_its_ends() {
+        let pid = std::process::id();
+        let mut watch = TaskWatch::start(pid);
+        let (go, stop) = (
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+        let (go2, stop2) = (go.clone(), stop.clone());
+        let spinner = std::thread::Builder::new()
+            .name("watched-spin".into())
+            .spawn(move || {
+                // Spin until told, after at least 100 ms of this thread's own CPU.
+                let t0 = this_thread_ns();
+                let mut x = 0u64;
+                while !stop2.load(std::sync::atomic::Ordering::SeqCst)
+                    || this_thread_ns() - t0 < 100_000_000
+                {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                    if this_thread_ns() - t0 >= 100_000_000 {
+                        go2.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            })
+            .unwrap();
+        while !go.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The kernel's tick counters lag a tick or two behind: sample until they show it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let spun = |w: &TaskWatch| {
+            w.cpu_ms_by_name()
+                .iter()
+                .find(|(n, _)| n == "watched-spin")
+                .map_or(0.0, |(_, ms)| *ms)
+        };
+        while spun(&watch) < 80.0 && std::time::Instant::now() < deadline {
+            watch.sample();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        spinner.join().unwrap();
+        // Gone from /proc now, but its last sample stays, counted from 0 (it started later).
+        watch.sample();
+        let ms = spun(&watch);
+        assert!((80.0..5_000.0).contains(&ms), "{ms} ms");
     }
 }

@@ -213,6 +213,8 @@ pub(crate) mod palette {
     pub const GREEN: RGBColor = RGBColor(0, 158, 115);
     /// Reddish purple: the switchover, apart from the vermillion dirty rate.
     pub const PURPLE: RGBColor = RGBColor(204, 121, 167);
+    /// Sky blue: dirty-limit's sleep per ring-full round.
+    pub const SKY: RGBColor = RGBColor(86, 180, 233);
     /// Mid grey.
     pub const GREY: RGBColor = RGBColor(150, 150, 150);
     /// Light grey, for cells that did not converge: no hue, so it cannot be read as a value

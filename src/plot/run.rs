@@ -1,5 +1,6 @@
 //! One run's timeline: throttle, dirty and transfer rates, and remaining bytes against
-//! migration time, with the dirty syncs and the switchover marked.
+//! migration time, with the dirty syncs and the switchover marked; for a dirty-limit run, a
+//! fourth panel with the vCPUs' sleep per dirty-ring-full round (QEMU 8.1's figures).
 
 use super::{
     byte_scale, err, palette, render, segments, tick, titled, Figure, Format, PlotError, FAMILY,
@@ -24,6 +25,8 @@ pub struct RunData {
     pub title: String,
     /// Parameter line.
     pub subtitle: String,
+    /// The run had the dirty-limit capability on (or reported a dirty-limit sleep): draw its panel.
+    pub dirty_limit: bool,
 }
 
 /// One timeseries row, in plot units.
@@ -39,6 +42,10 @@ pub struct RunSample {
     pub transfer_bytes_s: f64,
     /// Remaining (bytes).
     pub remaining_bytes: f64,
+    /// dirty-limit's sleep per ring-full round (µs; QEMU's dirty-limit-throttle-time-per-round).
+    pub dirty_limit_sleep_us: f64,
+    /// dirty-limit's ring-full time (µs; QEMU's dirty-limit-ring-full-time).
+    pub ring_full_us: f64,
 }
 
 impl RunData {
@@ -67,6 +74,13 @@ impl RunData {
             col("mbps")?,
             col("remaining_bytes")?,
         );
+        // Older run directories have no dirty-limit columns: their runs had no dirty-limit.
+        let c_sleep = header
+            .iter()
+            .position(|h| h == "dirty_limit_throttle_time_per_round_us");
+        let c_ring = header
+            .iter()
+            .position(|h| h == "dirty_limit_ring_full_time_us");
         let mut samples = Vec::new();
         for rec in r.records() {
             let rec = rec.map_err(|e| input(format!("{}: {e}", ts_path.display())))?;
@@ -87,6 +101,8 @@ impl RunData {
                 dirty_bytes_s: num(c_dirty)? * 4096.0,
                 transfer_bytes_s: num(c_mbps)? * 1e6 / 8.0,
                 remaining_bytes: num(c_rem)?,
+                dirty_limit_sleep_us: c_sleep.map_or(Ok(0.0), num)?,
+                ring_full_us: c_ring.map_or(Ok(0.0), num)?,
             });
         }
         if samples.is_empty() {
@@ -113,6 +129,13 @@ impl RunData {
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
         (data.title, data.subtitle) = titles(&summary, dir);
+        let dl = &summary["parameters"]["migration"]["dirty-limit"];
+        data.dirty_limit = dl.as_bool() == Some(true)
+            || dl.as_str() == Some("on")
+            || data
+                .samples
+                .iter()
+                .any(|s| s.dirty_limit_sleep_us > 0.0 || s.ring_full_us > 0.0);
         Ok(data)
     }
 }
@@ -150,8 +173,16 @@ fn titles(s: &serde_json::Value, dir: &Path) -> (String, String) {
         Some(b) => format!("{}/s", crate::units::format_bytes(b)),
         None => "?".into(),
     };
+    let on = |k: &str| matches!(&m[k], serde_json::Value::Bool(true)) || m[k] == "on";
     let subtitle = if m.is_null() {
         String::new()
+    } else if on("dirty-limit") {
+        format!(
+            "dirty-limit on, vcpu-dirty-limit {} MB/s, x-vcpu-dirty-limit-period {} ms, max-bandwidth {bw}, downtime-limit {} ms",
+            text("vcpu-dirty-limit"),
+            text("x-vcpu-dirty-limit-period"),
+            text("downtime-limit"),
+        )
     } else {
         format!(
             "auto-converge {}, cpu-throttle-initial {} %, increment {} %, max {} %, max-bandwidth {bw}, downtime-limit {} ms",
@@ -168,7 +199,7 @@ fn titles(s: &serde_json::Value, dir: &Path) -> (String, String) {
 impl Figure for RunData {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let area = titled(root, &self.title, &self.subtitle)?;
-        let panels = area.split_evenly((3, 1));
+        let panels = area.split_evenly((if self.dirty_limit { 4 } else { 3 }, 1));
         let t_max = self
             .samples
             .last()
@@ -256,6 +287,42 @@ impl Figure for RunData {
             .label("remaining dirty memory (QEMU ram remaining)")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         legend_box(&mut chart, small, SeriesLabelPosition::UpperRight)?;
+
+        // 4. dirty-limit: how long each vCPU sleeps per ring-full round, against how long its
+        // ring takes to fill (the guest runs for the one and sleeps for the other).
+        if self.dirty_limit {
+            let ms_max = self
+                .samples
+                .iter()
+                .map(|s| s.dirty_limit_sleep_us.max(s.ring_full_us) / 1000.0)
+                .fold(1.0, f64::max);
+            let y_max = ms_max * 1.45;
+            let mut chart = panel(&panels[3], t_max, y_max, "dirty-limit (ms per round)")?;
+            marks(&mut chart, self, y_max, false)?;
+            let sleep = palette::SKY.stroke_width(3);
+            chart
+                .draw_series(segments(
+                    self.samples
+                        .iter()
+                        .map(|s| (s.t_s, s.dirty_limit_sleep_us / 1000.0)),
+                    sleep,
+                ))
+                .map_err(err)?
+                .label("vCPU sleep per ring-full round (QEMU dirty-limit-throttle-time-per-round)")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], sleep));
+            let ring = BLACK.stroke_width(1);
+            chart
+                .draw_series(segments(
+                    self.samples
+                        .iter()
+                        .map(|s| (s.t_s, s.ring_full_us / 1000.0)),
+                    ring,
+                ))
+                .map_err(err)?
+                .label("time to fill the dirty ring (QEMU dirty-limit-ring-full-time)")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ring));
+            legend_box(&mut chart, small, SeriesLabelPosition::UpperLeft)?;
+        }
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use super::qmp::{MigrationInfo, QemuVersion, QmpClient, QmpError};
 use super::recorder::MigrationRecorder;
 use super::steer::{params_from_qemu, Steer, SteerAction, SteerError};
 use crate::guest_image::{InfoBlock, Pattern};
+use crate::kvm::host_cpu;
 use crate::migration::{CancelToken, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline};
 
 /// How long a `completed` reply without its figures is asked again.
@@ -177,6 +178,52 @@ pub struct QemuRunReport {
     pub steer_actions: Vec<SteerAction>,
     /// Why steering stopped early, if it did.
     pub steer_stopped: Option<String>,
+    /// Host CPU of both QEMU processes' threads from `migrate` to the migration's end.
+    pub host_cpu: QemuHostCpu,
+}
+
+/// Host CPU each QEMU thread used during the migration (from `/proc/PID/task/*/stat`, in
+/// clock ticks, sampled at each 100 ms poll): on a 2-core host the vCPU, QEMU's migration thread and the destination share
+/// the cores, so this is the footprint to set beside `run --kvm`'s.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct QemuHostCpu {
+    /// Wall-clock time measured over (ms).
+    pub wall_ms: f64,
+    /// The source's threads by name (`CPU 0/KVM`, `live_migration`, ...): ms of CPU.
+    pub source: Vec<(String, f64)>,
+    /// The destination's threads by name: ms of CPU.
+    pub destination: Vec<(String, f64)>,
+}
+
+impl QemuHostCpu {
+    /// One line for the terminal: each thread's share of one core.
+    pub fn summary_line(&self) -> String {
+        let side = |threads: &[(String, f64)]| {
+            let total: f64 = threads.iter().map(|(_, ms)| ms).sum();
+            let mut parts = vec![format!("{:.0}%", self.pct(total))];
+            parts.extend(
+                threads
+                    .iter()
+                    .filter(|(_, ms)| self.pct(*ms) >= 0.5)
+                    .map(|(n, ms)| format!("{n} {:.0}%", self.pct(*ms))),
+            );
+            parts.join(", ")
+        };
+        format!(
+            "host CPU over {:.0} ms (% of one core): source QEMU {}; destination QEMU {}",
+            self.wall_ms,
+            side(&self.source),
+            side(&self.destination)
+        )
+    }
+
+    fn pct(&self, ms: f64) -> f64 {
+        if self.wall_ms > 0.0 {
+            100.0 * ms / self.wall_ms
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Page writes one COM1 marker stands for in an autoconv image (each vCPU writes one after
@@ -370,11 +417,21 @@ pub fn run_migration(
     .collect();
     let dir = RunDir::new()?;
     // The source starts paused (-S) and runs only once QEMU has taken every parameter.
+    // debug-threads names QEMU's threads (`CPU 0/KVM`, `live_migration`, ...) for the host
+    // CPU per thread; without it every thread is `qemu-system-x86`.
     let mut src_args = args.clone();
-    src_args.push("-S".into());
+    src_args.extend(["-name", "source,debug-threads=on", "-S"].map(String::from));
     let (mut src, mut sq) = start("source", &binary, &src_args, dir.path())?;
     let mut dst_args = args.clone();
-    dst_args.extend(["-incoming".to_string(), "defer".to_string()]);
+    dst_args.extend(
+        [
+            "-name",
+            "destination,debug-threads=on",
+            "-incoming",
+            "defer",
+        ]
+        .map(String::from),
+    );
     let (mut dst, mut dq) = start("destination", &binary, &dst_args, dir.path())?;
 
     let version = sq.query_version().map_err(qmp_err("source"))?;
@@ -463,6 +520,10 @@ pub fn run_migration(
     dq.execute("migrate-incoming", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("destination"))?;
     let serial_at_migrate = src.serial_len();
+    let mut cpu_watch = (
+        host_cpu::TaskWatch::start(src.pid()),
+        host_cpu::TaskWatch::start(dst.pid()),
+    );
     let t0 = Instant::now();
     sq.execute("migrate", Some(serde_json::json!({"uri": uri})))
         .map_err(qmp_err("source"))?;
@@ -507,6 +568,8 @@ pub fn run_migration(
                 break;
             }
         };
+        cpu_watch.0.sample();
+        cpu_watch.1.sample();
         let t_mig = info.total_time_ms.unwrap_or(obs_ms);
         if rec.push(obs_ms, &info, guest_pages(&src)) {
             break;
@@ -558,6 +621,13 @@ pub fn run_migration(
         std::thread::sleep(next.saturating_sub(t0.elapsed()));
     }
 
+    cpu_watch.0.sample();
+    cpu_watch.1.sample();
+    let host_cpu = QemuHostCpu {
+        wall_ms: t0.elapsed().as_secs_f64() * 1e3,
+        source: cpu_watch.0.cpu_ms_by_name(),
+        destination: cpu_watch.1.cpu_ms_by_name(),
+    };
     let serial_bytes_during = src.serial_len().saturating_sub(serial_at_migrate);
     let final_query_migrate = rec.last().map(|l| l.raw.clone()).unwrap_or_default();
     let completed = rec
@@ -629,5 +699,6 @@ pub fn run_migration(
         destination_running,
         steer_actions: steerer.map(|s| s.actions).unwrap_or_default(),
         steer_stopped,
+        host_cpu,
     })
 }

@@ -8,7 +8,7 @@ use super::profile_region;
 use super::values::{f64_field, size_field, str_field, u64_field, want_table};
 use super::{
     GuestSpec, HostSpec, LinkSpec, ModelKind, Pattern, PhaseSpec, RegionSpec, Scenario,
-    DEFAULT_DIRTY_RING_SIZE, PAGE_EXACT_MAX_BYTES, PAGE_SIZE_BYTES,
+    DEFAULT_DIRTY_RING_SIZE, PAGE_EXACT_MAX_BYTES, PAGE_SIZE_BYTES, QEMU_PAGE_HEADER_BYTES,
 };
 use crate::migration::params::check_config;
 use crate::migration::{
@@ -57,7 +57,7 @@ const HOST_KEYS: &[&str] = &[
     "timer_slack_us",
     "dirty_ring_size",
 ];
-const LINK_KEYS: &[&str] = &["bandwidth"];
+const LINK_KEYS: &[&str] = &["bandwidth", "page_header_bytes"];
 const AUTOCONV_KEYS: &[&str] = &["time_limit_s", "qemu_version", "policy", "profile"];
 const PHASE_KEYS: &[&str] = &["start_s", "rate_pct"];
 
@@ -250,7 +250,21 @@ fn read_link(ctx: &Context, t: &Table) -> Result<LinkSpec, ScenarioError> {
             bytes
         }
     };
-    Ok(LinkSpec { bandwidth_bytes_s })
+    let page_header_bytes = u64_field(&f, "page_header_bytes")?.unwrap_or(QEMU_PAGE_HEADER_BYTES);
+    if page_header_bytes > PAGE_SIZE_BYTES {
+        let v = f
+            .get("page_header_bytes")
+            .expect("a non-default value was read");
+        return Err(f.invalid(
+            v,
+            "page_header_bytes",
+            format!("expected 0 to {PAGE_SIZE_BYTES} bytes, found {page_header_bytes}"),
+        ));
+    }
+    Ok(LinkSpec {
+        bandwidth_bytes_s,
+        page_header_bytes,
+    })
 }
 
 fn param_value(v: &Value) -> ParamValue {

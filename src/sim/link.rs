@@ -1,8 +1,10 @@
-//! The simulated migration link: QEMU's RAM stream byte counts on a wire of fixed capacity.
-//! Sending takes `bytes / capacity` of virtual time; `max-bandwidth` is the core's business.
+//! The simulated migration link: QEMU's RAM stream byte counts (`link.page_header_bytes` per
+//! page beyond its data) on a wire of fixed capacity. Sending takes `bytes / capacity`
+//! of virtual time; `max-bandwidth` is the core's business.
 
 use super::clock::VirtualTime;
 use crate::migration::{BackendError, Link, PageBatch, PageCost};
+use crate::scenario::PAGE_SIZE_BYTES;
 
 /// QEMU's `RAM_SAVE_FLAG_EOS` marker.
 const EOS_BYTES: u64 = 8;
@@ -18,6 +20,7 @@ const BATCH_NS: u64 = 50_000_000;
 pub struct SimLink {
     time: VirtualTime,
     capacity_bytes_s: u64,
+    page_cost: PageCost,
     /// Sub-nanosecond remainder carried between sends so time never drifts (< capacity).
     carry: u64,
     /// [`Link::batch_bytes_hint`], asked for every batch: worked out once.
@@ -25,12 +28,17 @@ pub struct SimLink {
 }
 
 impl SimLink {
-    /// A link over `time`; `capacity_bytes_s` must be > 0.
-    pub fn new(time: VirtualTime, capacity_bytes_s: u64) -> Self {
+    /// A link over `time` whose pages carry `page_header_bytes` beyond their data (QEMU: 8, a
+    /// zero page that + 1); `capacity_bytes_s` must be > 0.
+    pub fn new(time: VirtualTime, capacity_bytes_s: u64, page_header_bytes: u64) -> Self {
         let capacity_bytes_s = capacity_bytes_s.max(1);
         Self {
             time,
             capacity_bytes_s,
+            page_cost: PageCost {
+                normal_page_bytes: PAGE_SIZE_BYTES + page_header_bytes,
+                zero_page_bytes: page_header_bytes + 1,
+            },
             carry: 0,
             batch_bytes: (u128::from(capacity_bytes_s) * u128::from(BATCH_NS) / 1_000_000_000)
                 .max(64 << 10) as u64,
@@ -76,7 +84,7 @@ impl Link for SimLink {
     }
 
     fn page_cost(&self) -> PageCost {
-        PageCost::QEMU_4K
+        self.page_cost
     }
 
     fn batch_bytes_hint(&self) -> u64 {

@@ -53,7 +53,11 @@ pub fn simulate_with_model<M: RamModel, R: Recorder + ?Sized>(
 ) -> (MigrationOutcome, M) {
     let time = VirtualTime::default();
     let mut clock = SimClock::new(time.clone(), (scenario.host.timer_slack_us * 1e3) as u64);
-    let mut link = SimLink::new(time.clone(), scenario.link.bandwidth_bytes_s);
+    let mut link = SimLink::new(
+        time.clone(),
+        scenario.link.bandwidth_bytes_s,
+        scenario.link.page_header_bytes,
+    );
     let layout = compile::layout(scenario);
     let layout_boundaries = layout.phase_boundaries_ns();
     let guest = SimGuest::new(
