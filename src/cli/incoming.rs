@@ -40,6 +40,15 @@ pub struct IncomingArgs {
     /// Overall deadline of one peer's handshake (TLS and the migration's opening message).
     #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
     pub handshake_timeout: u64,
+    /// After the handshake, give up on a source that moves no byte for this long: mid-stream,
+    /// or after this destination said READY and waits for its COMMIT (without COMMIT the
+    /// guest is not resumed here). Writes to the source block at most this long too.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_ms)]
+    pub stall_timeout: u64,
+    /// Give up on one migration that has not ended this long after its connection was
+    /// accepted, however steadily the source sends (default: no bound, as QEMU's -incoming).
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub deadline: Option<u64>,
     /// After a migration that fails (the stream broke, the source aborted, memory did not
     /// verify), report it and wait for the next source instead of exiting 1 as QEMU's
     /// -incoming destination does.
@@ -50,11 +59,13 @@ pub struct IncomingArgs {
 const INCOMING_HELP: &str = "\
 Waits for one `autoconv run --kvm ... --migrate tcp:HOST:PORT`, checks every frame
 (known commands, sizes, addresses inside guest memory), loads memory and vCPU state,
-compares a CRC32 of every page with the source's (keyed for this session), and only
-then resumes the guest, which keeps running here; its progress counters continue from
+compares a CRC32 of every page with the source's (keyed for this session), loads the
+vCPU state, answers READY, and resumes the guest only on the source's COMMIT (after
+which the source never resumes its copy); the guest keeps running here; its progress counters continue from
 the source's values. Peers that fail the handshake (no valid certificate under
 --tls-creds, garbage, silence past --handshake-timeout) are reported on stderr and it
-keeps listening. A migration that fails ends it with exit 1, as QEMU's -incoming
+keeps listening. A source silent past --stall-timeout, or a migration past --deadline,
+fails it. A migration that fails ends it with exit 1, as QEMU's -incoming
 destination exits; --keep-listening reports it and waits for the next source.";
 
 /// Handler of `autoconv incoming`.
@@ -78,6 +89,8 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         tls,
         max_mem_bytes: args.max_mem,
         handshake_timeout: Duration::from_millis(args.handshake_timeout.max(1)),
+        stall_timeout: Duration::from_millis(args.stall_timeout.max(1)),
+        deadline: args.deadline.map(|ms| Duration::from_millis(ms.max(1))),
         keep_listening: args.keep_listening,
     };
     let listener =

@@ -365,6 +365,11 @@ fn print_run_report(r: &RunReport, config: &MigrationConfig) {
             p.pages_written_per_s, r.source_throttle_after_pct
         );
     }
+    if r.source_paused {
+        outln!(
+            "source guest after the migration ended: paused (it was handed to the destination, which did not confirm; it may be running there)"
+        );
+    }
     outln!("{}", r.host_cpu.summary_line());
     for w in &r.warnings {
         errln!("autoconv: warning: {w}");
@@ -444,6 +449,7 @@ fn kvm_summary(r: &RunReport, config: &MigrationConfig, args: &KvmRunArgs) -> Su
             serde_json::json!({
                 "progress": r.source_after,
                 "throttle_pct": r.source_throttle_after_pct,
+                "paused": r.source_paused,
             }),
         ),
         (

@@ -1,7 +1,7 @@
 //! Fuzz target: the destination's side of the migration stream after the handshake — the
 //! Hello's checks, every frame header, page writes into guest memory, the device state,
-//! the session-keyed verification and the resume decision — against 64 KiB of guest memory
-//! without a VM (resuming is recorded, not done).
+//! the session-keyed verification, READY and the wait for COMMIT, and the resume decision —
+//! against 64 KiB of guest memory without a VM (loading and starting are recorded, not done).
 //!
 //! Seeded with valid streams (digest and full verification) whose device state was recorded
 //! from a real KVM guest (`fuzz/seeds/device-state.json`); the structure-aware mutations edit
@@ -19,7 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use super::{Features, Target};
 use crate::kvm::memory::keyed_page_digest;
 use crate::kvm::memory::GuestRam;
-use crate::transport::incoming::{check_hello, receive_stream, IncomingStats};
+use crate::kvm::MachineState;
+use crate::transport::incoming::{check_hello, receive_stream, IncomingStats, Resume};
 use crate::transport::protocol::{
     Command, DestinationFailure, Header, Hello, COMPLETE_DIGEST, COMPLETE_FULL, DIGEST_BYTES,
     HEADER_BYTES, HELLO_BYTES, NONCE_BYTES, PAGE_BYTES,
@@ -60,6 +61,27 @@ impl Write for Duplex<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Records what the destination would do with the VM.
+#[derive(Default)]
+struct Recorded {
+    /// vCPUs of the state loaded.
+    loaded_vcpus: Option<usize>,
+    started: bool,
+}
+
+impl Resume for Recorded {
+    fn load(&mut self, state: MachineState) -> Result<Duration, String> {
+        self.loaded_vcpus = Some(state.vcpus.len());
+        Ok(Duration::ZERO)
+    }
+
+    fn start(&mut self) -> Result<Duration, String> {
+        assert!(self.loaded_vcpus.is_some(), "started before loading");
+        self.started = true;
+        Ok(Duration::ZERO)
     }
 }
 
@@ -231,19 +253,25 @@ impl Target for Wire {
             &vec![0u8; (RAM_BYTES / PAGE_BYTES * DIGEST_BYTES) as usize],
         );
         let digest_only = frame(Command::Complete, 1, COMPLETE_DIGEST, &[0; 4]);
+        let commit = frame(Command::Commit, 0, 0, &[]);
+        let abort = frame(Command::Abort, 4, 0, b"quit");
         let mut seeds = Vec::new();
         if let Some(state) = &self.device_state {
             let dev = frame(Command::DeviceState, state.len() as u32, 0, state);
             for complete in [&digests, &digest_only] {
-                let mut whole = self.stream(&[dev.clone(), complete.clone()].concat());
-                self.fix_digests(&mut whole);
-                seeds.push(whole);
+                // Committed, aborted after READY, and silent after READY.
+                for after in [&commit, &abort, &Vec::new()] {
+                    let mut whole =
+                        self.stream(&[dev.clone(), complete.clone(), after.clone()].concat());
+                    self.fix_digests(&mut whole);
+                    seeds.push(whole);
+                }
             }
         }
         let mut no_state = self.stream(&digests);
         self.fix_digests(&mut no_state);
         seeds.push(no_state);
-        seeds.push(self.stream(&frame(Command::Abort, 4, 0, b"quit")));
+        seeds.push(self.stream(&abort));
         seeds
     }
 
@@ -284,11 +312,8 @@ impl Target for Wire {
             input: &input[HELLO_BYTES..],
             out: Vec::new(),
         });
-        let mut resumed_vcpus = None;
-        let r = receive_stream(&mut reader, &self.ram, key, &mut stats, &mut |state| {
-            resumed_vcpus = Some(state.vcpus.len());
-            Ok(Duration::ZERO)
-        });
+        let mut vm = Recorded::default();
+        let r = receive_stream(&mut reader, &self.ram, key, &mut stats, &mut vm);
         match &r {
             Ok(()) => f.add("resumed"),
             Err(e) => {
@@ -301,12 +326,12 @@ impl Target for Wire {
             }
         }
         assert_eq!(
-            resumed_vcpus.is_some(),
+            vm.started,
             r.is_ok(),
             "resumed without success or the reverse"
         );
-        if let Some(n) = resumed_vcpus {
-            f.add(&format!("resumed vcpus {}", n.min(4)));
+        if let Some(n) = vm.loaded_vcpus {
+            f.add(&format!("loaded vcpus {}", n.min(4)));
         }
         let bucket = |n: u64| 64 - n.leading_zeros();
         f.add(&format!("normal pages {}", bucket(stats.normal_pages)));
@@ -315,37 +340,61 @@ impl Target for Wire {
         if stats.verified_pages > 0 {
             f.add("verified");
         }
-        // The verdict, if any, must be what a source can read.
+        // The answers, if any, must be what a source can read: READY only for a loaded
+        // guest, then RESULT_OK exactly when the guest was started, never both verdicts.
         let out = &reader.get_ref().out;
-        if !out.is_empty() {
-            let h: [u8; HEADER_BYTES] = out[..HEADER_BYTES].try_into().expect("a whole header");
-            let v = Header::decode(&h, RAM_BYTES).expect("the verdict decodes");
-            assert!(matches!(
-                v.command,
-                Command::ResultOk | Command::ResultFailed
-            ));
-            assert_eq!(v.command == Command::ResultOk, r.is_ok());
-            assert_eq!(out.len() as u64, HEADER_BYTES as u64 + v.payload_bytes());
-            if v.command == Command::ResultFailed {
-                // A failure verdict says its kind in the code the source reads, not only in
-                // words: a verification failure arrives with its figures.
-                let (failure, _) = DestinationFailure::decode(&v, &out[HEADER_BYTES..])
-                    .expect("the failure verdict decodes");
-                if let Err(TransportError::VerificationFailed {
-                    mismatched_pages,
-                    pages,
-                    first_gpa,
-                }) = &r
-                {
-                    assert_eq!(
-                        failure,
-                        DestinationFailure::MemoryMismatch {
-                            mismatched_pages: *mismatched_pages,
-                            pages: *pages,
-                            first_gpa: *first_gpa,
-                        }
-                    );
-                }
+        let mut answers = Vec::new();
+        let mut at = 0;
+        while at < out.len() {
+            let h: [u8; HEADER_BYTES] = out[at..at + HEADER_BYTES]
+                .try_into()
+                .expect("a whole header");
+            let v = Header::decode(&h, RAM_BYTES).expect("an answer decodes");
+            let end = at + HEADER_BYTES + v.payload_bytes() as usize;
+            answers.push((v, &out[at + HEADER_BYTES..end]));
+            at = end;
+        }
+        assert_eq!(at, out.len(), "answers end on a frame");
+        let (ready, verdict) = match answers.as_slice() {
+            [] => (false, None),
+            [(h, _)] if h.command == Command::Ready => (true, None),
+            [(h, _), v] if h.command == Command::Ready => (true, Some(*v)),
+            [v] => (false, Some(*v)),
+            other => panic!("answers {other:?}"),
+        };
+        assert_eq!(
+            ready,
+            vm.loaded_vcpus.is_some(),
+            "READY without a loaded guest"
+        );
+        let command = verdict.map(|(h, _)| h.command);
+        assert!(matches!(
+            command,
+            None | Some(Command::ResultOk | Command::ResultFailed)
+        ));
+        assert_eq!(command == Some(Command::ResultOk), r.is_ok());
+        if ready {
+            f.add(&format!("after READY {command:?}"));
+        }
+        if let Some((v, payload)) = verdict.filter(|(h, _)| h.command == Command::ResultFailed) {
+            // A failure verdict says its kind in the code the source reads, not only in
+            // words: a verification failure arrives with its figures.
+            let (failure, _) =
+                DestinationFailure::decode(&v, payload).expect("the failure verdict decodes");
+            if let Err(TransportError::VerificationFailed {
+                mismatched_pages,
+                pages,
+                first_gpa,
+            }) = &r
+            {
+                assert_eq!(
+                    failure,
+                    DestinationFailure::MemoryMismatch {
+                        mismatched_pages: *mismatched_pages,
+                        pages: *pages,
+                        first_gpa: *first_gpa,
+                    }
+                );
             }
         }
     }
@@ -362,7 +411,7 @@ impl Target for Wire {
                 let field = rng.next_u64() % 3;
                 let h = &mut input[s.at..s.at + HEADER_BYTES];
                 match field {
-                    0 => h[0] = 1 + (rng.next_u64() % 9) as u8,
+                    0 => h[0] = 1 + (rng.next_u64() % 11) as u8,
                     1 => {
                         let v = match rng.next_u64() % 3 {
                             0 => rng.next_u64() % 20,

@@ -34,6 +34,21 @@ impl std::fmt::Display for LinkStalled {
 
 impl std::error::Error for LinkStalled {}
 
+/// The link handed the guest over (it told the destination to run it) and then heard nothing
+/// back, so the destination may be running it or may not. The core ends the migration
+/// `failed` and leaves the source guest stopped: resuming it could leave two copies of one
+/// guest running. The text says what was sent and what did not come back.
+#[derive(Debug)]
+pub struct HandoverUnconfirmed(pub String);
+
+impl std::fmt::Display for HandoverUnconfirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HandoverUnconfirmed {}
+
 /// QEMU's refusal of `dirty-limit` without a dirty ring (`migrate_caps_check`).
 pub const DIRTY_RING_REQUIRED: &str =
     "dirty-limit requires KVM with accelerator property 'dirty-ring-size' set";
@@ -194,7 +209,8 @@ pub trait Link {
     /// the 50 ms and rate-limit checks stay precise), a few ms of link time for a simulated one.
     fn batch_bytes_hint(&self) -> u64;
     /// The stream is complete: the destination loads it (and, where it can, verifies memory
-    /// and resumes the guest). Returns any bytes this exchange put on the wire.
+    /// and resumes the guest). Returns any bytes this exchange put on the wire. An error
+    /// means the destination does not run the guest, except [`HandoverUnconfirmed`]: it may.
     fn complete(&mut self) -> Result<u64, BackendError>;
     /// The migration failed or was cancelled: tell the destination, if it can still hear.
     fn abort(&mut self, reason: &str);

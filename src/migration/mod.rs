@@ -18,8 +18,8 @@ pub mod report;
 pub mod vocabulary;
 
 pub use env::{
-    BackendError, CancelToken, Clock, Guest, GuestObservation, Link, LinkStalled, PageBatch,
-    PageCost, PageRef,
+    BackendError, CancelToken, Clock, Guest, GuestObservation, HandoverUnconfirmed, Link,
+    LinkStalled, PageBatch, PageCost, PageRef,
 };
 pub use failure::{Failure, FailureKind};
 pub use params::{

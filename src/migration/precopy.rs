@@ -42,6 +42,9 @@ enum Stop {
     Failed(FailureKind, String),
     /// The link stalled past its bound ([`super::env::LinkStalled`]).
     Stalled(String),
+    /// The link handed the guest over without confirmation
+    /// ([`super::env::HandoverUnconfirmed`]): the source stays stopped.
+    Unconfirmed(String),
     Cancelled,
     NotConverged,
 }
@@ -228,9 +231,12 @@ where
     }
 
     fn stop(e: super::env::BackendError, otherwise: FailureKind) -> Stop {
-        match e.downcast_ref::<super::env::LinkStalled>() {
-            Some(stalled) => Stop::Stalled(stalled.0.clone()),
-            None => Stop::Failed(kind_of(&e, otherwise), error_chain(e.as_ref())),
+        if let Some(stalled) = e.downcast_ref::<super::env::LinkStalled>() {
+            Stop::Stalled(stalled.0.clone())
+        } else if let Some(u) = e.downcast_ref::<super::env::HandoverUnconfirmed>() {
+            Stop::Unconfirmed(u.0.clone())
+        } else {
+            Stop::Failed(kind_of(&e, otherwise), error_chain(e.as_ref()))
         }
     }
 
@@ -500,7 +506,16 @@ where
         self.status = MigrationStatus::Device;
         self.rate_limit_max = 0;
         self.bitmap_sync(SyncReason::Final)?;
-        while self.send_batch(self.link.batch_bytes_hint().max(1))? {}
+        // migrate_cancel during stop-and-copy still cancels (QEMU shuts the stream down and
+        // resumes the source): checked between batches, and by the link while it waits.
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            if !self.send_batch(self.link.batch_bytes_hint().max(1))? {
+                break;
+            }
+        }
         let eos = Self::link_call(self.link.send_end_of_iteration())?;
         self.account(eos);
         let mut state = Vec::new();
@@ -510,7 +525,17 @@ where
         // QEMU's downtime ends when the source has put the last byte in the stream; it does
         // not wait for the destination.
         self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
-        let bytes = Self::link_call(self.link.complete())?;
+        let verdict = self.link.complete();
+        if verdict.is_err() && self.cancel.is_cancelled() {
+            // Cancelled while the link waited for the destination's verdict: unless the link
+            // says the guest may already run there, the source takes it back.
+            let r = Self::link_call(verdict);
+            return match r {
+                Err(Stop::Unconfirmed(why)) => Err(Stop::Unconfirmed(why)),
+                _ => Err(Stop::Cancelled),
+            };
+        }
+        let bytes = Self::link_call(verdict)?;
         self.account(bytes);
         self.guest_pause_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         Ok(())
@@ -582,8 +607,11 @@ where
 
     /// Every exit path: throttle off, dirty logging off, the source resumed unless completed.
     fn finish(mut self, result: Result<(), Stop>) -> MigrationOutcome {
+        let mut handed_over = false;
         let failure = match &result {
             Err(Stop::Failed(kind, _)) => Some(*kind),
+            // COMMIT went out and its answer was lost: the link, as far as the source knows.
+            Err(Stop::Unconfirmed(_)) => Some(FailureKind::LinkLost),
             _ => None,
         };
         let (status, reason) = match result {
@@ -607,6 +635,11 @@ where
                 MigrationStatus::Cancelled,
                 Some(format!("{why}: migration cancelled")),
             ),
+            Err(Stop::Unconfirmed(why)) => {
+                // Not resumed below: the destination may be running the guest.
+                handed_over = true;
+                (MigrationStatus::Failed, Some(why))
+            }
         };
         if self.throttle_pct != 0 {
             self.guest.set_throttle_pct(0);
@@ -621,7 +654,7 @@ where
         }
         self.guest.stop_dirty_tracking();
         let mut reason = reason;
-        if status != MigrationStatus::Completed {
+        if status != MigrationStatus::Completed && !handed_over {
             self.link
                 .abort(reason.as_deref().unwrap_or("migration ended"));
             if self.vm_stopped {
@@ -859,6 +892,10 @@ mod tests {
         /// Past this many bytes the link stalls: the send waits this long, then gives up.
         stall_after_bytes: Option<(u64, u64)>,
         aborted: Option<String>,
+        /// What `complete` answers (None: the destination runs the guest).
+        verdict: Option<fn() -> BackendError>,
+        /// Cancel this token while waiting for the verdict (a Ctrl-C in verification).
+        cancel_in_verdict: Option<CancelToken>,
     }
 
     impl TestLink {
@@ -898,7 +935,11 @@ mod tests {
             256 * 4104
         }
         fn complete(&mut self) -> Result<u64, BackendError> {
-            Ok(0)
+            if let Some(c) = &self.cancel_in_verdict {
+                c.cancel();
+                return Err("cancelled while waiting for the destination".into());
+            }
+            self.verdict.map_or(Ok(0), |v| Err(v()))
         }
         fn abort(&mut self, reason: &str) {
             self.aborted = Some(reason.to_string());
@@ -916,6 +957,8 @@ mod tests {
             fail_after_bytes: None,
             stall_after_bytes: None,
             aborted: None,
+            verdict: None,
+            cancel_in_verdict: None,
         };
         let mut cfg = MigrationConfig::default();
         cfg.params.auto_converge = true;
@@ -1023,6 +1066,44 @@ mod tests {
         assert_eq!(o.status, MigrationStatus::Failed, "{o:?}");
         assert_eq!(guest.starts, 1, "the source must be resumed");
         assert!(!guest.stopped);
+    }
+
+    #[test]
+    fn an_unconfirmed_handover_leaves_the_source_stopped_and_a_refusal_resumes_it() {
+        // The destination may run the guest: resuming the source could run it twice.
+        let (mut clock, mut guest, mut link, mut cfg) = setup(0.5);
+        cfg.params.max_bandwidth = 0;
+        link.verdict = Some(|| {
+            Box::new(crate::migration::HandoverUnconfirmed(
+                "COMMIT sent, no answer".into(),
+            ))
+        });
+        let cancel = CancelToken::new();
+        let o = migrate(&cfg, &mut clock, &mut guest, &mut link, &mut (), &cancel);
+        assert_eq!(o.status, MigrationStatus::Failed, "{o:?}");
+        assert_eq!(o.reason.as_deref(), Some("COMMIT sent, no answer"));
+        assert!(guest.stopped, "the source must stay stopped");
+        assert_eq!(guest.starts, 0);
+        assert!(link.aborted.is_none(), "no abort after a handover");
+        // A destination that said no: the source takes its guest back.
+        let (mut clock, mut guest, mut link, mut cfg) = setup(0.5);
+        cfg.params.max_bandwidth = 0;
+        link.verdict = Some(|| "the destination failed: memory differs".into());
+        let o = migrate(&cfg, &mut clock, &mut guest, &mut link, &mut (), &cancel);
+        assert_eq!(o.status, MigrationStatus::Failed, "{o:?}");
+        assert_eq!((guest.stopped, guest.starts), (false, 1));
+    }
+
+    #[test]
+    fn ctrl_c_while_the_destination_verifies_cancels_and_resumes_the_source() {
+        let (mut clock, mut guest, mut link, mut cfg) = setup(0.5);
+        cfg.params.max_bandwidth = 0;
+        let cancel = CancelToken::new();
+        link.cancel_in_verdict = Some(cancel.clone());
+        let o = migrate(&cfg, &mut clock, &mut guest, &mut link, &mut (), &cancel);
+        assert_eq!(o.status, MigrationStatus::Cancelled, "{o:?}");
+        assert_eq!((guest.stopped, guest.starts), (false, 1));
+        assert!(link.aborted.is_some());
     }
 
     #[test]

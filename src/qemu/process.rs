@@ -229,10 +229,11 @@ impl QemuProcess {
             .unwrap_or_else(|| "(nothing on stderr)".into())
     }
 
-    /// Wait until its QMP socket exists (QEMU creates it before the guest starts).
+    /// Wait until its QMP socket listens (QEMU creates it before the guest starts). The file
+    /// appears at bind(), a moment before listen(): a connect in between is refused.
     pub fn wait_for_socket(&mut self, timeout: Duration) -> Result<(), ProcessError> {
         let t0 = Instant::now();
-        while !self.qmp_path.exists() {
+        while !unix_socket_listening(&self.qmp_path) {
             self.check_alive("before creating its QMP socket")?;
             if t0.elapsed() > timeout {
                 return Err(ProcessError::NoSocket {
@@ -275,5 +276,57 @@ impl QemuProcess {
 impl Drop for QemuProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Whether a unix socket bound at `path` is listening, from /proc/net/unix (a listening
+/// socket carries __SO_ACCEPTCON, 0x10000, in its flags). Asking QEMU itself would take the
+/// one client its QMP socket serves.
+pub fn unix_socket_listening(path: &Path) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/unix") else {
+        // No procfs: the file's existence is all there is to go on.
+        return path.exists();
+    };
+    let wanted = path.to_string_lossy();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() >= 8
+            && fields[7..].join(" ") == wanted
+            && u32::from_str_radix(fields[3], 16).is_ok_and(|flags| flags & 0x10000 != 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_listens_only_after_listen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.sock");
+        assert!(!unix_socket_listening(&path), "no socket yet");
+        // bind() without listen(): the file exists, a connect would be refused.
+        // SAFETY: socket() has no memory preconditions; the descriptor is closed below.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0);
+        // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) address.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = path.as_os_str().as_encoded_bytes();
+        assert!(bytes.len() < addr.sun_path.len());
+        for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+        let rc = unsafe { libc::bind(fd, std::ptr::addr_of!(addr).cast(), len) };
+        assert_eq!(rc, 0);
+        assert!(path.exists());
+        assert!(!unix_socket_listening(&path), "bound, not listening");
+        // SAFETY: fd is the socket above.
+        assert_eq!(unsafe { libc::listen(fd, 1) }, 0);
+        assert!(unix_socket_listening(&path), "listening");
+        // SAFETY: fd is ours and closed once.
+        unsafe { libc::close(fd) };
     }
 }

@@ -234,6 +234,9 @@ pub struct RunReport {
     pub source_after: Option<Progress>,
     /// Throttle percentage on the source after the migration ended (must be 0).
     pub source_throttle_after_pct: u32,
+    /// The source guest was left stopped although the migration did not complete: COMMIT
+    /// was sent and not confirmed, so the destination may be running it.
+    pub source_paused: bool,
     /// The local destination's view (None for a remote one).
     pub destination: Option<DestinationReport>,
     /// Dirty-log sync timing.
@@ -418,6 +421,7 @@ pub fn run_migration_gated(
             }
             Ok(mut link) => {
                 link.set_verify(opts.verify);
+                link.set_cancel(cancel.clone());
                 let mut source = KvmSource::new(&mut machine);
                 if let Some(gfn) = opts.drop_dirty_gfn {
                     source.inject_dropped_dirty_page(gfn);
@@ -468,7 +472,9 @@ pub fn run_migration_gated(
         None
     };
     let source_throttle_after_pct = machine_throttle(&machine);
-    let source_after = if completed {
+    // COMMIT sent and not confirmed: the core left the source stopped (it may run there).
+    let source_paused = link_stats.commit_unconfirmed;
+    let source_after = if completed || source_paused {
         None
     } else {
         // The source must run on: watch it (uncancellable short watch so a Ctrl-C still shows
@@ -508,6 +514,7 @@ pub fn run_migration_gated(
         source_final,
         source_after,
         source_throttle_after_pct,
+        source_paused,
         destination,
         sync_timing,
         link: link_stats,

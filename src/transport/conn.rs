@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::migration::CancelToken;
+
 /// A TCP socket whose reads and writes fail once a deadline has passed, however slowly the
 /// peer trickles bytes (a per-read timeout alone lets 1 byte/s hold a connection for ever).
 pub struct Socket {
@@ -17,10 +19,18 @@ pub struct Socket {
     /// When a byte last moved (the stall bound counts from here, not from each call: a
     /// write that moves a little and then blocks must not restart the clock).
     progress_at: std::cell::Cell<Instant>,
+    /// What a stall error says (default [`STALLED`]).
+    stall_what: Option<String>,
+    /// Reads give up when this is cancelled (checked every [`CANCEL_POLL`]).
+    cancel: Option<CancelToken>,
 }
 
 /// The error text of a read or write that moved no byte for the stall bound.
 pub const STALLED: &str = "no progress";
+/// The error text of a read given up because its cancel token was cancelled.
+pub const CANCELLED: &str = "cancelled";
+/// How often a blocked read looks at its cancel token.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 impl Socket {
     /// Wrap a connected socket (blocking mode), held to `deadline` if given.
@@ -32,15 +42,9 @@ impl Socket {
             deadline_what: "the handshake deadline passed",
             stall: None,
             progress_at: std::cell::Cell::new(Instant::now()),
+            cancel: None,
+            stall_what: None,
         })
-    }
-
-    /// Drop the deadline; from now on each read and write may block `read`/`write` at most.
-    pub fn end_deadline(&mut self, read: Duration, write: Duration) -> std::io::Result<()> {
-        self.deadline = None;
-        self.stall = None;
-        self.tcp.set_read_timeout(Some(read))?;
-        self.tcp.set_write_timeout(Some(write))
     }
 
     /// From now on a read or write that moves no byte for `stall` fails (TimedOut, "no
@@ -55,6 +59,17 @@ impl Socket {
         self.deadline = deadline;
         self.deadline_what = deadline_what;
         self.progress_at.set(Instant::now());
+    }
+
+    /// Say this, rather than [`STALLED`], when the stall bound passes.
+    pub fn describe_stall(&mut self, what: String) {
+        self.stall_what = Some(what);
+    }
+
+    /// From now on a read blocked on the peer ends (Other, [`CANCELLED`]) soon after `cancel`
+    /// is cancelled; None: reads wait for their bounds only.
+    pub fn watch_cancel(&mut self, cancel: Option<CancelToken>) {
+        self.cancel = cancel;
     }
 
     /// Bytes moved (the link's own `writev` reports here too).
@@ -88,12 +103,13 @@ impl Socket {
             Some(stall) => {
                 let left = stall.saturating_sub(self.progress_at.get().elapsed());
                 if left.is_zero() {
-                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, STALLED));
+                    return Err(self.stalled());
                 }
                 Some(left)
             }
         };
-        let Some(timeout) = [left, stall_left].into_iter().flatten().min() else {
+        let poll = (read && self.cancel.is_some()).then_some(CANCEL_POLL);
+        let Some(timeout) = [left, stall_left, poll].into_iter().flatten().min() else {
             return Ok(());
         };
         if read {
@@ -111,21 +127,50 @@ impl Socket {
             return e;
         }
         let passed = self.deadline.is_some_and(|d| Instant::now() >= d);
-        let what = if passed || self.stall.is_none() {
-            self.deadline_what
-        } else {
-            STALLED
-        };
-        std::io::Error::new(std::io::ErrorKind::TimedOut, what)
+        if passed || self.stall.is_none() {
+            return std::io::Error::new(std::io::ErrorKind::TimedOut, self.deadline_what);
+        }
+        self.stalled()
+    }
+
+    /// The stall error. Once reported, the bound counts afresh, so that one last message
+    /// (a destination telling its source it gave up) can still go out.
+    fn stalled(&self) -> std::io::Error {
+        self.progressed();
+        let what = self.stall_what.as_deref().unwrap_or(STALLED);
+        std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string())
     }
 }
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.arm(true)?;
-        let n = self.tcp.read(buf).map_err(|e| self.timed_out(e))?;
-        self.progressed();
-        Ok(n)
+        loop {
+            self.arm(true)?;
+            match self.tcp.read(buf) {
+                Ok(n) => {
+                    self.progressed();
+                    return Ok(n);
+                }
+                // A poll for the cancel token timed out: cancelled, or wait on (arm() then
+                // says whether a real bound has passed).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && self.cancel.is_some() => {
+                    if self.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                        return Err(std::io::Error::other(CANCELLED));
+                    }
+                    if self.deadline.is_none() && self.stall.is_none() {
+                        continue;
+                    }
+                    let passed = self.deadline.is_some_and(|d| Instant::now() >= d)
+                        || self
+                            .stall
+                            .is_some_and(|s| self.progress_at.get().elapsed() >= s);
+                    if passed {
+                        return Err(self.timed_out(e));
+                    }
+                }
+                Err(e) => return Err(self.timed_out(e)),
+            }
+        }
     }
 }
 

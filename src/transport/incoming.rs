@@ -29,10 +29,10 @@ use crate::kvm::memory::{keyed_page_digest, GuestRam};
 use crate::kvm::{DirtyLogMode, Machine, MachineConfig, MachineState};
 use crate::migration::CancelToken;
 
-/// If the source says nothing for this long mid-stream, it is gone.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Writes to the source (the handshake reply, the verdict) may block this long.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default of [`DestinationConfig::stall_timeout`].
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// What passing [`DestinationConfig::deadline`] means.
+const DEADLINE_WHAT: &str = "the destination's deadline for one migration passed (--deadline)";
 /// Default overall deadline of one peer's handshake (TLS and Hello), however it trickles.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; further peers are closed at once until one ends.
@@ -52,6 +52,12 @@ pub struct DestinationConfig {
     pub max_mem_bytes: Option<u64>,
     /// Overall deadline of a handshake.
     pub handshake_timeout: Duration,
+    /// After the handshake: longest the source may go without moving a byte (mid-stream, or
+    /// before its COMMIT), and longest a write to it may block.
+    pub stall_timeout: Duration,
+    /// Longest one admitted migration may take, from its handshake to the guest running
+    /// (None: no bound, as QEMU's destination has none).
+    pub deadline: Option<Duration>,
     /// [`serve`] goes on listening after an admitted migration fails. Off by default, as
     /// QEMU's `-incoming` destination exits when loading a migration fails; peers refused in
     /// the handshake never end it either way.
@@ -66,6 +72,8 @@ impl DestinationConfig {
             tls: None,
             max_mem_bytes: None,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            stall_timeout: STALL_TIMEOUT,
+            deadline: None,
             keep_listening: false,
         }
     }
@@ -93,6 +101,8 @@ pub struct IncomingStats {
     pub verify_ms: f64,
     /// Time to restore vCPU/VM state and start the vCPUs (ms).
     pub resume_ms: f64,
+    /// From READY to the source's COMMIT (ms).
+    pub commit_wait_ms: f64,
     /// The stream came inside TLS from an authenticated source.
     pub tls: bool,
 }
@@ -114,6 +124,8 @@ pub struct Admitted {
     conn: Conn,
     hello: Hello,
     peer: SocketAddr,
+    /// When its connection was accepted ([`DestinationConfig::deadline`] counts from here).
+    accepted_at: Instant,
 }
 
 /// Wait for one connection (checking `cancel` every 100 ms), then receive one migration on
@@ -290,7 +302,8 @@ pub fn handshake(
     peer: SocketAddr,
     config: &DestinationConfig,
 ) -> Result<Admitted, TransportError> {
-    let deadline = Instant::now() + config.handshake_timeout;
+    let accepted_at = Instant::now();
+    let deadline = accepted_at + config.handshake_timeout;
     let io = |during| move |source| TransportError::Io { during, source };
     let _ = tcp.set_nodelay(true);
     let mut conn = match &config.tls {
@@ -313,7 +326,12 @@ pub fn handshake(
     if let Err(e) = check_hello(&hello, config.max_mem_bytes) {
         return Err(refuse(&mut conn, e));
     }
-    Ok(Admitted { conn, hello, peer })
+    Ok(Admitted {
+        conn,
+        hello,
+        peer,
+        accepted_at,
+    })
 }
 
 /// Build the VM an admitted source asked for, accept, and receive its migration.
@@ -322,7 +340,10 @@ pub fn receive_admitted(
     config: &DestinationConfig,
 ) -> Result<Incoming, TransportError> {
     let Admitted {
-        mut conn, hello, ..
+        mut conn,
+        hello,
+        accepted_at,
+        ..
     } = admitted;
     let io = |during| move |source| TransportError::Io { during, source };
     let machine = Machine::new(MachineConfig {
@@ -350,9 +371,15 @@ pub fn receive_admitted(
         nonce,
         message: String::new(),
     };
-    conn.socket_mut()
-        .end_deadline(READ_TIMEOUT, WRITE_TIMEOUT)
-        .map_err(io("configuring the socket"))?;
+    conn.socket_mut().hold_to(
+        config.stall_timeout,
+        config.deadline.and_then(|d| accepted_at.checked_add(d)),
+        DEADLINE_WHAT,
+    );
+    conn.socket_mut().describe_stall(format!(
+        "the source moved nothing for {} s (--stall-timeout)",
+        config.stall_timeout.as_secs_f64()
+    ));
     conn.write_all_slices(&[&accepted.encode()])
         .map_err(io("answering the handshake"))?;
     let mut stats = IncomingStats {
@@ -361,28 +388,56 @@ pub fn receive_admitted(
     };
     let ram = machine.ram().clone();
     let mut reader = BufReader::with_capacity(256 << 10, conn);
-    let mut counters_at_resume = Vec::new();
-    receive_stream(&mut reader, &ram, key, &mut stats, &mut |state| {
-        let t1 = Instant::now();
-        machine
-            .restore_state(&state)
-            .and_then(|()| {
-                counters_at_resume = machine.counters();
-                machine.start()
-            })
-            .map_err(|e| {
-                format!(
-                    "cannot resume the guest: {}",
-                    crate::migration::error_chain(&e)
-                )
-            })?;
-        Ok(t1.elapsed())
-    })?;
+    let mut vm = LoadAndStart {
+        machine: &mut machine,
+        counters_at_resume: Vec::new(),
+    };
+    receive_stream(&mut reader, &ram, key, &mut stats, &mut vm)?;
+    let counters_at_resume = vm.counters_at_resume;
     Ok(Incoming {
         machine,
         counters_at_resume,
         stats,
     })
+}
+
+/// What the destination does with a guest whose memory verified: load its state at once,
+/// start it only once the source has committed.
+pub trait Resume {
+    /// Restore the vCPU/VM state, vCPUs not started; how long it took, or why it failed.
+    fn load(&mut self, state: MachineState) -> Result<Duration, String>;
+    /// Start the vCPUs (after COMMIT); how long it took, or why it failed.
+    fn start(&mut self) -> Result<Duration, String>;
+}
+
+struct LoadAndStart<'a> {
+    machine: &'a mut Machine,
+    counters_at_resume: Vec<crate::kvm::VcpuCounters>,
+}
+
+impl Resume for LoadAndStart<'_> {
+    fn load(&mut self, state: MachineState) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        self.machine.restore_state(&state).map_err(|e| {
+            format!(
+                "cannot load the guest's state: {}",
+                crate::migration::error_chain(&e)
+            )
+        })?;
+        self.counters_at_resume = self.machine.counters();
+        Ok(t0.elapsed())
+    }
+
+    fn start(&mut self) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        self.machine.start().map_err(|e| {
+            format!(
+                "cannot resume the guest: {}",
+                crate::migration::error_chain(&e)
+            )
+        })?;
+        Ok(t0.elapsed())
+    }
 }
 
 /// What the destination knows of one page's last copy.
@@ -429,15 +484,32 @@ fn answer(
         })
 }
 
+/// READY: memory verified, state loaded, waiting for COMMIT.
+fn ready(stream: &mut impl Write) -> Result<(), TransportError> {
+    let h = Header {
+        command: Command::Ready,
+        count: 0,
+        arg: 0,
+    };
+    stream
+        .write_all(&h.encode())
+        .and_then(|()| stream.flush())
+        .map_err(|source| TransportError::Io {
+            during: "answering the source",
+            source,
+        })
+}
+
 /// The stream after the handshake: frames into `ram`, then at COMPLETE the session-keyed
-/// verification and, only if every page matches, `resume` with the device state (it returns
-/// how long resuming took, or why it failed). The verdict goes back to the source.
+/// verification and, only if every page matches, `resume.load` with the device state, READY
+/// to the source, and `resume.start` only on its COMMIT (see `protocol`). Each verdict goes
+/// back to the source. Ok means the guest runs here.
 pub fn receive_stream<S: Read + Write>(
     reader: &mut BufReader<S>,
     ram: &GuestRam,
     key: u32,
     stats: &mut IncomingStats,
-    resume: &mut dyn FnMut(MachineState) -> Result<Duration, String>,
+    resume: &mut dyn Resume,
 ) -> Result<(), TransportError> {
     let ram_bytes = ram.bytes();
     let mut state: Option<MachineState> = None;
@@ -553,16 +625,15 @@ pub fn receive_stream<S: Read + Write>(
                     let _ = answer(writer, Err((failure, &e.to_string())));
                     return Err(e);
                 }
-                match resume(state) {
+                match resume.load(state) {
                     Ok(took) => stats.resume_ms = took.as_secs_f64() * 1e3,
                     Err(why) => {
                         let _ = answer(writer, Err((DestinationFailure::Vm, &why)));
                         return Err(TransportError::Vm(why));
                     }
                 }
-                // The guest runs here now; if the source cannot hear it, it still runs.
-                let _ = answer(writer, Ok("memory verified, guest resumed"));
-                return Ok(());
+                ready(writer)?;
+                return await_commit(reader, ram_bytes, stats, resume);
             }
             Command::Abort => {
                 let mut buf = vec![0u8; header.payload_bytes() as usize];
@@ -571,7 +642,12 @@ pub fn receive_stream<S: Read + Write>(
                     String::from_utf8_lossy(&buf).into_owned(),
                 ));
             }
-            Command::ResultOk | Command::ResultFailed => {
+            Command::Commit => {
+                return Err(TransportError::BadFrame(
+                    "COMMIT before this destination was READY".into(),
+                ))
+            }
+            Command::ResultOk | Command::ResultFailed | Command::Ready => {
                 return Err(TransportError::BadFrame(format!(
                     "{:?} is not sent by a source",
                     header.command
@@ -579,4 +655,62 @@ pub fn receive_stream<S: Read + Write>(
             }
         }
     }
+}
+
+/// After READY: start the guest on COMMIT, and on anything else (ABORT, silence past the
+/// stall bound, a closed or broken connection, another frame) drop it, telling the source
+/// if it can still hear, so that it may take its guest back.
+fn await_commit<S: Read + Write>(
+    reader: &mut BufReader<S>,
+    ram_bytes: u64,
+    stats: &mut IncomingStats,
+    resume: &mut dyn Resume,
+) -> Result<(), TransportError> {
+    let t0 = Instant::now();
+    let mut h = [0u8; HEADER_BYTES];
+    let got = read_full(reader, &mut h, "source", "waiting for the source's COMMIT")
+        .and_then(|()| Header::decode(&h, ram_bytes));
+    stats.commit_wait_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let why = match got {
+        Ok(Header {
+            command: Command::Commit,
+            ..
+        }) => {
+            let writer = reader.get_mut();
+            return match resume.start() {
+                Ok(took) => {
+                    stats.resume_ms += took.as_secs_f64() * 1e3;
+                    // The guest runs here now; if the source cannot hear it, it still runs.
+                    let _ = answer(writer, Ok("guest resumed"));
+                    Ok(())
+                }
+                Err(why) => {
+                    let _ = answer(writer, Err((DestinationFailure::Vm, &why)));
+                    Err(TransportError::Vm(why))
+                }
+            };
+        }
+        Ok(
+            header @ Header {
+                command: Command::Abort,
+                ..
+            },
+        ) => {
+            let mut buf = vec![0u8; header.payload_bytes() as usize];
+            read_full(reader, &mut buf, "source", "receiving the abort reason")?;
+            return Err(TransportError::SourceAborted(
+                String::from_utf8_lossy(&buf).into_owned(),
+            ));
+        }
+        Ok(other) => {
+            TransportError::BadFrame(format!("{:?} where COMMIT or ABORT was due", other.command))
+        }
+        Err(e) => e,
+    };
+    let e = TransportError::NotCommitted(crate::migration::error_chain(&why));
+    let _ = answer(
+        reader.get_mut(),
+        Err((DestinationFailure::BadStream, &e.to_string())),
+    );
+    Err(e)
 }

@@ -19,7 +19,9 @@ use super::tls::ClientTls;
 use super::verify::VerifyMode;
 use super::{read_full, TransportError};
 use crate::kvm::memory::GuestRam;
-use crate::migration::{BackendError, Failure, Link, LinkStalled, PageBatch, PageCost};
+use crate::migration::{
+    BackendError, CancelToken, Failure, HandoverUnconfirmed, Link, LinkStalled, PageBatch, PageCost,
+};
 
 /// Default of [`LinkTimeouts::stall`].
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -65,9 +67,14 @@ pub struct LinkStats {
     pub sent_digest_ms: f64,
     /// Time to digest all of the source's memory at completion (ms; `--verify full` only).
     pub source_digest_ms: f64,
-    /// From sending COMPLETE to the destination's answer (its verification, restore and
-    /// resume included), ms.
+    /// From sending COMPLETE to the destination's READY (its verification and state restore),
+    /// then COMMIT and its answer (the vCPUs started), ms.
     pub destination_verdict_ms: f64,
+    /// From sending COMMIT to the destination's answer, ms.
+    pub commit_ms: f64,
+    /// COMMIT was sent and no answer came: the destination may be running the guest, so the
+    /// source's stays stopped.
+    pub commit_unconfirmed: bool,
     /// Bytes written (the stream's, before TLS framing).
     pub bytes_sent: u64,
     /// The stream went inside TLS.
@@ -95,6 +102,8 @@ pub struct TcpLink {
     stall: Duration,
     /// A wait on the destination timed out: no abort frame will get through.
     stalled: std::cell::Cell<bool>,
+    /// Cancelling this ends the wait for the destination's READY (before COMMIT only).
+    cancel: Option<CancelToken>,
 }
 
 impl TcpLink {
@@ -184,6 +193,7 @@ impl TcpLink {
             closed: false,
             stall: timeouts.stall,
             stalled: std::cell::Cell::new(false),
+            cancel: None,
         })
     }
 
@@ -193,6 +203,12 @@ impl TcpLink {
         self.conn
             .socket_mut()
             .hold_to(self.stall, deadline, DEADLINE_WHAT);
+    }
+
+    /// A Ctrl-C while the destination verifies (before COMMIT) cancels the migration: the
+    /// wait for READY looks at `cancel`.
+    pub fn set_cancel(&mut self, cancel: CancelToken) {
+        self.cancel = Some(cancel);
     }
 
     /// What the link measured so far.
@@ -389,7 +405,7 @@ impl TcpLink {
             arg = COMPLETE_FULL;
         }
         let t1 = Instant::now();
-        let bytes = self.send_frame(
+        let mut bytes = self.send_frame(
             Header {
                 command: Command::Complete,
                 count,
@@ -397,32 +413,77 @@ impl TcpLink {
             },
             &payload,
         )?;
-        let mut h = [0u8; HEADER_BYTES];
-        read_full(
-            &mut self.conn,
-            &mut h,
-            "destination",
-            "waiting for the destination's verdict",
+        self.conn.socket_mut().watch_cancel(self.cancel.clone());
+        let verdict = self.read_answer("waiting for the destination's verdict");
+        self.conn.socket_mut().watch_cancel(None);
+        self.stats.destination_verdict_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let (header, payload) = verdict?;
+        match header.command {
+            Command::Ready => {}
+            Command::ResultFailed => return Err(destination_failed(&header, &payload)),
+            other => {
+                return Err(TransportError::BadFrame(format!(
+                    "the destination answered {other:?} to COMPLETE"
+                )))
+            }
+        }
+        // The last moment the source can still take its guest back.
+        if self.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            return Err(TransportError::Cancelled);
+        }
+        bytes += self.send_frame(
+            Header {
+                command: Command::Commit,
+                count: 0,
+                arg: 0,
+            },
+            &[],
         )?;
+        Ok(bytes)
+    }
+
+    /// After COMMIT went out: the destination's answer. Anything but RESULT_FAILED short of
+    /// RESULT_OK leaves the source unable to know whether the guest runs there.
+    fn confirm_commit(&mut self, bytes: u64) -> Result<u64, BackendError> {
+        let t0 = Instant::now();
+        let answer = self.read_answer("waiting for the destination to confirm COMMIT");
+        self.stats.commit_ms = t0.elapsed().as_secs_f64() * 1e3;
+        match answer {
+            Ok((h, _)) if h.command == Command::ResultOk => Ok(bytes),
+            // It says it does not run the guest: the source may take it back.
+            Ok((h, payload)) if h.command == Command::ResultFailed => {
+                let e = destination_failed(&h, &payload);
+                Err(Failure::boxed(e.failure_kind(), e))
+            }
+            other => {
+                let what = match other {
+                    Ok((h, _)) => format!("the destination answered {:?}", h.command),
+                    Err(e) => crate::migration::error_chain(&e),
+                };
+                self.stats.commit_unconfirmed = true;
+                Err(Box::new(HandoverUnconfirmed(format!(
+                    "COMMIT was sent and not confirmed ({what}): the destination may be running the guest, so the source guest stays paused (check the destination before resuming it)"
+                ))))
+            }
+        }
+    }
+
+    /// One answer frame from the destination: its header and payload.
+    fn read_answer(&mut self, during: &'static str) -> Result<(Header, Vec<u8>), TransportError> {
+        let mut h = [0u8; HEADER_BYTES];
+        read_full(&mut self.conn, &mut h, "destination", during)?;
         let header = Header::decode(&h, self.ram.bytes())?;
         let mut msg = vec![0u8; header.payload_bytes() as usize];
-        read_full(
-            &mut self.conn,
-            &mut msg,
-            "destination",
-            "reading the destination's verdict",
-        )?;
-        self.stats.destination_verdict_ms = t1.elapsed().as_secs_f64() * 1e3;
-        match header.command {
-            Command::ResultOk => Ok(bytes),
-            Command::ResultFailed => {
-                let (failure, message) = DestinationFailure::decode(&header, &msg)?;
-                Err(TransportError::Destination { failure, message })
-            }
-            other => Err(TransportError::BadFrame(format!(
-                "the destination answered {other:?} to COMPLETE"
-            ))),
-        }
+        read_full(&mut self.conn, &mut msg, "destination", during)?;
+        Ok((header, msg))
+    }
+}
+
+/// The error a RESULT_FAILED stands for (or why it cannot be read).
+fn destination_failed(header: &Header, payload: &[u8]) -> TransportError {
+    match DestinationFailure::decode(header, payload) {
+        Ok((failure, message)) => TransportError::Destination { failure, message },
+        Err(e) => e,
     }
 }
 
@@ -493,8 +554,16 @@ impl Link for TcpLink {
 
     fn complete(&mut self) -> Result<u64, BackendError> {
         let r = self.complete_inner();
-        self.closed = true;
-        r.map_err(|e| self.backend(e))
+        let r = match r {
+            // COMMIT is out: no abort frame follows, whatever the answer.
+            Ok(bytes) => {
+                self.closed = true;
+                self.confirm_commit(bytes)
+            }
+            Err(e) => Err(self.backend(e)),
+        };
+        self.stats.destination_verdict_ms += self.stats.commit_ms;
+        r
     }
 
     fn abort(&mut self, reason: &str) {

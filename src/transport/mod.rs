@@ -60,6 +60,8 @@ pub enum TransportError {
         /// The destination's words.
         message: String,
     },
+    /// the source did not commit the migration ({0}); the destination will not run this guest
+    NotCommitted(String),
     /// the source aborted the migration: {0}
     SourceAborted(String),
     /// memory verification FAILED: {mismatched_pages} of {pages} pages differ between source and destination (first at guest address {first_gpa:#x}); the destination will not run this guest
@@ -124,6 +126,7 @@ impl TransportError {
             | TransportError::Io { .. }
             | TransportError::Closed { .. }
             | TransportError::SourceAborted(_)
+            | TransportError::NotCommitted(_)
             | TransportError::Cancelled => FailureKind::LinkLost,
         }
     }

@@ -1,4 +1,4 @@
-//! The migration stream's wire format (version 4). Little-endian throughout.
+//! The migration stream's wire format (version 5). Little-endian throughout.
 //!
 //! ```text
 //! handshake  source -> dest: Hello  (48 bytes: magic "ACMIGRAT", version, page size,
@@ -24,18 +24,35 @@
 //!                with the source stopped; the destination compares its own, and checks the
 //!                per-page record as above
 //!   ABORT        count = bytes (<= 4 KiB), payload = reason (UTF-8)
-//! answer     dest -> source after COMPLETE: RESULT_OK (arg = 0, payload = message) or
-//!            RESULT_FAILED, arg = the failure's code, payload = the failure's figures, then
-//!            the message (count = both):
+//! verdict    dest -> source after COMPLETE: READY (no payload: memory verified, vCPU state
+//!            loaded, vCPUs NOT started) or RESULT_FAILED (it will not run this guest),
+//!            arg = the failure's code, payload = the failure's figures, then the message
+//!            (count = both):
 //!   1 MEMORY_MISMATCH  three u64: pages that differ, pages compared, first differing GPA
-//!   2 BAD_STREAM       none (the stream broke the protocol at its end)
+//!   2 BAD_STREAM       none (the stream broke the protocol at its end, or no COMMIT came)
 //!   3 VM               none (the destination could not restore or resume the guest)
+//! commit     source -> dest after READY: COMMIT (no payload: the source gives its guest up)
+//!            or ABORT (the source keeps it). Only on COMMIT does the destination start the
+//!            vCPUs; it answers RESULT_OK (arg = 0, payload = message: running) or
+//!            RESULT_FAILED (not running: starting failed, or COMMIT came after it stopped
+//!            waiting).
 //! ```
 //! The destination checks every header before touching memory: known command, zero reserved
 //! bytes, count within its limit, the page range inside guest memory and page aligned.
 //!
-//! Version 4 added the failure code and figures to RESULT_FAILED (a source reads the kind, not
-//! the text); version 3, the per-page digests to PAGES and the digest-only COMPLETE; version 2,
+//! The commit step is what keeps one guest from running twice. The destination waits for
+//! COMMIT at most its stall bound; without it (the source gone, stopped, cut off, or it sent
+//! ABORT) it answers RESULT_FAILED if it can and drops the guest. The source resumes its
+//! guest on any failure before COMMIT is written, and after it only on RESULT_FAILED, which
+//! says the destination does not run it; with COMMIT written and no answer (the link died in
+//! that round trip) it cannot know, so it leaves its guest stopped and says so (QEMU's source
+//! likewise stays paused once it has handed a guest over; Cloud Hypervisor's source, whose
+//! destination resumes on its final message, has no such round trip).
+//!
+//! Version 5 added READY and COMMIT (before, the destination resumed on COMPLETE, so one that
+//! stalled in verification could resume after its source had given up and resumed too);
+//! version 4, the failure code and figures in RESULT_FAILED (a source reads the kind, not the
+//! text); version 3, the per-page digests in PAGES and the digest-only COMPLETE; version 2,
 //! the nonces and session-keyed digests. A peer of another version is refused at the
 //! handshake.
 
@@ -43,9 +60,10 @@ use super::TransportError;
 
 /// First bytes of a Hello and a Reply.
 pub const MAGIC: &[u8; 8] = b"ACMIGRAT";
-/// Protocol version (4: a typed failure verdict; 3: a digest with every page sent; 2: nonces
-/// in the handshake, session-keyed digests).
-pub const VERSION: u32 = 4;
+/// Protocol version (5: READY and COMMIT before the destination resumes; 4: a typed failure
+/// verdict; 3: a digest with every page sent; 2: nonces in the handshake, session-keyed
+/// digests).
+pub const VERSION: u32 = 5;
 /// Page size on the wire.
 pub const PAGE_BYTES: u64 = 4096;
 /// Header bytes.
@@ -85,10 +103,15 @@ pub enum Command {
     Complete = 5,
     /// The source gives up.
     Abort = 6,
-    /// Destination: memory verified, guest resumed.
+    /// Destination, after COMMIT: the guest runs here.
     ResultOk = 7,
-    /// Destination: the migration failed there.
+    /// Destination: it does not run the guest (verification, loading or starting failed, or
+    /// no COMMIT came).
     ResultFailed = 8,
+    /// Destination, after COMPLETE: memory verified and state loaded; waiting for COMMIT.
+    Ready = 9,
+    /// Source, after READY: run the guest there (the source will not resume it).
+    Commit = 10,
 }
 
 impl Command {
@@ -102,6 +125,8 @@ impl Command {
             6 => Command::Abort,
             7 => Command::ResultOk,
             8 => Command::ResultFailed,
+            9 => Command::Ready,
+            10 => Command::Commit,
             _ => return None,
         })
     }
@@ -164,9 +189,9 @@ impl Header {
                     )));
                 }
             }
-            Command::EndOfIteration => {
+            Command::EndOfIteration | Command::Ready | Command::Commit => {
                 if count != 0 || arg != 0 {
-                    return Err(bad("END_OF_ITER with a count or argument".into()));
+                    return Err(bad(format!("{command:?} with a count or argument")));
                 }
             }
             Command::DeviceState => {
@@ -218,7 +243,7 @@ impl Header {
     pub fn payload_bytes(&self) -> u64 {
         match self.command {
             Command::Pages => u64::from(self.count) * (PAGE_BYTES + DIGEST_BYTES),
-            Command::ZeroPages | Command::EndOfIteration => 0,
+            Command::ZeroPages | Command::EndOfIteration | Command::Ready | Command::Commit => 0,
             Command::Complete => u64::from(self.count) * DIGEST_BYTES,
             Command::DeviceState | Command::Abort | Command::ResultOk | Command::ResultFailed => {
                 u64::from(self.count)
@@ -524,6 +549,16 @@ mod tests {
                 arg,
             };
             assert_eq!(Header::decode(&h.encode(), ram).unwrap(), h);
+        }
+        for command in [Command::Ready, Command::Commit] {
+            let ok = Header {
+                command,
+                count: 0,
+                arg: 0,
+            };
+            assert_eq!(Header::decode(&ok.encode(), ram).unwrap(), ok);
+            assert_eq!(ok.payload_bytes(), 0);
+            assert!(refused(Header { count: 1, ..ok }).contains("count or argument"));
         }
         let mut raw = h.encode();
         raw[0] = 99;
