@@ -21,6 +21,7 @@ pub mod fuzz;
 pub mod guest_image;
 pub mod kvm;
 pub mod migration;
+pub mod monitor;
 pub mod plot;
 pub mod qemu;
 pub mod report;

@@ -15,6 +15,7 @@ mod profile;
 mod profile_qmp;
 mod qemu;
 mod run_kvm;
+mod run_monitor;
 mod sim;
 mod sweep;
 mod values;

@@ -103,6 +103,17 @@ pub struct KvmRunArgs {
         conflicts_with = "qemu"
     )]
     pub verify: transport::verify::VerifyMode,
+    /// Serve QMP on this unix socket (unix:PATH, created 0600) and keep the guest running
+    /// until a client says `migrate` (to an `autoconv incoming`), as QEMU's `-qmp` does: the
+    /// client sets capabilities and parameters, starts the migration, polls `query-migrate`
+    /// and says `quit`. See README, "A QEMU monitor on a real guest".
+    #[arg(long, value_name = "unix:PATH", conflicts_with_all = ["qemu", "migrate"])]
+    pub qmp: Option<String>,
+    /// Serve QEMU's human monitor (HMP) on stdin/stdout: `migrate_set_capability`,
+    /// `migrate_set_parameter`, `migrate -d tcp:HOST:PORT`, `info migrate`, `quit`. The end of
+    /// stdin quits once a migration in progress has ended.
+    #[arg(long, value_name = "stdio", value_parser = ["stdio"], conflicts_with_all = ["qemu", "migrate"])]
+    pub monitor: Option<String>,
     /// Fault injection, for tests: lose every dirty bit of the page at this guest physical
     /// address (0x... or decimal), as a broken dirty log would. With --verify full the
     /// destination then finds the stale copy and refuses the guest (exit 3).
@@ -175,6 +186,10 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             autoconv::migration::env::DIRTY_RING_REQUIRED
         );
     }
+    // Bad monitor addresses are refused before the guest is even looked at.
+    if let Some(address) = &args.qmp {
+        autoconv::monitor::socket::parse_address(address)?;
+    }
     args.guest.check_runnable()?;
     let destination = match &args.migrate {
         None => Destination::Local,
@@ -216,11 +231,33 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
             deadline: None,
         },
     };
+    if args.qmp.is_some() || args.monitor.is_some() {
+        let ring = matches!(
+            args.guest.dirty_log,
+            autoconv::kvm::DirtyLogMode::Ring { .. }
+        );
+        let Some(report) = super::run_monitor::run_with_monitor(args, &opts, ring)? else {
+            outln!("no migration: the monitor's client quit before `migrate`");
+            return Ok(super::exit::OK);
+        };
+        return finish_run(args, &report, &calibrated);
+    }
     let (cancel, done) = ctrl_c_token();
     let report = session::run_migration(&opts, &cancel);
     done.store(true, Ordering::SeqCst);
     let report = report?;
-    print_run_report(&report, &config);
+    finish_run(args, &report, &calibrated)
+}
+
+/// Print the run, warn about its calibration, write its directory; the exit code.
+fn finish_run(
+    args: &KvmRunArgs,
+    report: &RunReport,
+    calibrated: &Option<autoconv::scenario::Scenario>,
+) -> anyhow::Result<u8> {
+    // The settings the migration ran with (a monitor's client may have changed them).
+    let config = &report.config;
+    print_run_report(report, config);
     if let Some(s) = &calibrated {
         for w in autoconv::check::calibration::scenario_rate_warnings(
             s,
@@ -230,7 +267,7 @@ pub fn run_kvm(args: &KvmRunArgs) -> anyhow::Result<u8> {
         }
     }
     if let Some(dir) = &args.out {
-        let summary = kvm_summary(&report, &config, args);
+        let summary = kvm_summary(report, config, args);
         autoconv::report::write_run_dir(
             dir,
             &report.timeline,

@@ -19,7 +19,8 @@ use crate::kvm::progress::{run_warnings, GuestActivity};
 use crate::kvm::source::{KvmSource, SyncTiming};
 use crate::kvm::KvmError;
 use crate::migration::{
-    migrate, CancelToken, FailureKind, MigrationConfig, MigrationOutcome, MigrationStatus, Timeline,
+    migrate, CancelToken, Event, FailureKind, MigrationConfig, MigrationOutcome, MigrationStatus,
+    Recorder, Sample, Timeline,
 };
 use crate::transport::incoming::{accept_one_with, DestinationConfig, IncomingStats};
 use crate::transport::link::{LinkStats, LinkTimeouts, TcpLink};
@@ -93,19 +94,100 @@ fn total(c: &[VcpuCounters]) -> u64 {
 
 /// Watch a running machine for `ms`.
 pub fn watch(machine: &Machine, ms: u64, cancel: &CancelToken) -> Progress {
-    let start = machine.counters();
-    let s0 = machine.serial_bytes();
-    let t0 = Instant::now();
+    let mark = ProgressMark::now(machine);
     cancel.wait_timeout(Duration::from_millis(ms));
-    let end = machine.counters();
-    let dt = t0.elapsed();
-    Progress {
-        pages_written_per_s: (total(&end).saturating_sub(total(&start))) as f64
-            / dt.as_secs_f64().max(1e-9),
-        start,
-        end,
-        interval_ms: dt.as_millis() as u64,
-        serial_bytes: machine.serial_bytes() - s0,
+    mark.until_now(machine)
+}
+
+/// A running machine's counters at one moment, to measure its [`Progress`] from there.
+struct ProgressMark {
+    start: Vec<VcpuCounters>,
+    serial_bytes: u64,
+    at: Instant,
+}
+
+impl ProgressMark {
+    fn now(machine: &Machine) -> Self {
+        Self {
+            start: machine.counters(),
+            serial_bytes: machine.serial_bytes(),
+            at: Instant::now(),
+        }
+    }
+
+    fn until_now(self, machine: &Machine) -> Progress {
+        let end = machine.counters();
+        let dt = self.at.elapsed();
+        Progress {
+            pages_written_per_s: (total(&end).saturating_sub(total(&self.start))) as f64
+                / dt.as_secs_f64().max(1e-9),
+            start: self.start,
+            end,
+            interval_ms: dt.as_millis() as u64,
+            serial_bytes: machine.serial_bytes() - self.serial_bytes,
+        }
+    }
+}
+
+/// Decides when the migration starts and with which settings, and sees it as it runs: the
+/// warm-up of `run --kvm` ([`run_migration`]), or a monitor whose client says `migrate`
+/// (`run --kvm --qmp`).
+pub trait MigrationGate {
+    /// Called once the guest runs; returns when the migration is to start, with its settings,
+    /// destination and cancel token. `None` ends the run without a migration.
+    fn wait_for_migrate(&mut self, machine: &Machine) -> Option<MigrateRequest>;
+    /// A ~100 ms window of the running migration ended.
+    fn sample(&mut self, _sample: &Sample) {}
+    /// Something happened in the running migration.
+    fn event(&mut self, _event: &Event) {}
+    /// The migration ended (the source guest still exists: stopped if it completed, running
+    /// otherwise). May block until whoever controls the run is done with it.
+    fn ended(&mut self, _machine: &Machine, _outcome: &MigrationOutcome) {}
+}
+
+/// How a migration is to start.
+#[derive(Clone, Debug)]
+pub struct MigrateRequest {
+    /// QEMU parameters and autoconv settings.
+    pub config: MigrationConfig,
+    /// Where to.
+    pub destination: Destination,
+    /// Cancels the migration (QEMU's `migrate_cancel`, Ctrl-C).
+    pub cancel: CancelToken,
+}
+
+/// The warm-up gate: the migration starts after `warmup_ms` (or at once when cancelled).
+struct Warmup<'a> {
+    opts: &'a RunOptions,
+    cancel: &'a CancelToken,
+}
+
+impl MigrationGate for Warmup<'_> {
+    fn wait_for_migrate(&mut self, _machine: &Machine) -> Option<MigrateRequest> {
+        self.cancel
+            .wait_timeout(Duration::from_millis(self.opts.warmup_ms));
+        Some(MigrateRequest {
+            config: self.opts.config.clone(),
+            destination: self.opts.destination.clone(),
+            cancel: self.cancel.clone(),
+        })
+    }
+}
+
+/// The timeline and the gate both see the migration's samples and events.
+struct Tee<'a> {
+    timeline: &'a mut Timeline,
+    gate: &'a mut dyn MigrationGate,
+}
+
+impl Recorder for Tee<'_> {
+    fn sample(&mut self, sample: &Sample) {
+        self.timeline.sample(sample);
+        self.gate.sample(sample);
+    }
+    fn event(&mut self, event: &Event) {
+        self.timeline.event(event);
+        self.gate.event(event);
     }
 }
 
@@ -133,6 +215,9 @@ pub struct DestinationReport {
 pub struct RunReport {
     /// The core's outcome.
     pub outcome: MigrationOutcome,
+    /// The settings the migration ran with.
+    #[serde(skip)]
+    pub config: MigrationConfig,
     /// Samples and events.
     #[serde(skip)]
     pub timeline: Timeline,
@@ -199,6 +284,8 @@ pub enum RunError {
     Kvm(#[from] KvmError),
     /// {0}
     Transport(#[from] TransportError),
+    /// the run ended before any migration started
+    NoMigration,
 }
 
 /// Start a destination in this process: it accepts one migration on `listener`, then watches
@@ -238,8 +325,18 @@ pub fn spawn_local_destination(
     Ok((h, resumed_rx))
 }
 
-/// Boot, run, migrate, check.
+/// Boot, run for the warm-up, migrate, check.
 pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunReport, RunError> {
+    run_migration_gated(opts, &mut Warmup { opts, cancel })?.ok_or(RunError::NoMigration)
+}
+
+/// Boot, run until `gate` says migrate, migrate, check; `None` if the gate ended the run
+/// without a migration. `opts.config`, `opts.destination` and `opts.warmup_ms` are the
+/// gate's business (the request it returns carries the settings and destination).
+pub fn run_migration_gated(
+    opts: &RunOptions,
+    gate: &mut dyn MigrationGate,
+) -> Result<Option<RunReport>, RunError> {
     let plan = LoadPlan::from_file(&opts.image, opts.machine.mem_bytes).map_err(KvmError::from)?;
     let mut cfg = opts.machine;
     if let Some(info) = &plan.info {
@@ -260,9 +357,16 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
     }
     machine.set_dma(opts.dma)?;
     machine.start()?;
-    let before = watch(&machine, opts.warmup_ms, cancel);
+    let mark = ProgressMark::now(&machine);
+    let Some(request) = gate.wait_for_migrate(&machine) else {
+        let _ = machine.pause();
+        return Ok(None);
+    };
+    let before = mark.until_now(&machine);
+    let cancel = &request.cancel;
+    let config = &request.config;
 
-    let (addr, local) = match &opts.destination {
+    let (addr, local) = match &request.destination {
         Destination::Remote(a) => (*a, None),
         Destination::Local => {
             let listener =
@@ -325,15 +429,18 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                 let mut clock = MonotonicClock::new(cancel.clone());
                 // A stalled destination cannot hold the source past the time limit: the link
                 // gives up a moment after it, and the core then calls the run not-converged.
-                let limit = Duration::from_millis(opts.config.autoconv.time_limit_ms);
+                let limit = Duration::from_millis(config.autoconv.time_limit_ms);
                 link.set_deadline(Instant::now().checked_add(limit + TIME_LIMIT_GRACE));
                 let mark = CpuMark::now(source.machine(), dest_thread);
                 let outcome = migrate(
-                    &opts.config,
+                    config,
                     &mut clock,
                     &mut source,
                     &mut link,
-                    &mut timeline,
+                    &mut Tee {
+                        timeline: &mut timeline,
+                        gate: &mut *gate,
+                    },
                     cancel,
                 );
                 let host_cpu = mark.until_now(source.machine(), dest_thread);
@@ -347,6 +454,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
                 )
             }
         };
+    gate.ended(&machine, &outcome);
     let activity = GuestActivity {
         workload_pages_written: outcome.guest_pages_written,
         dirty_logged_pages,
@@ -397,8 +505,9 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         }
     };
 
-    Ok(RunReport {
+    Ok(Some(RunReport {
         outcome,
+        config: request.config.clone(),
         timeline,
         memory_verified,
         before,
@@ -420,7 +529,7 @@ pub fn run_migration(opts: &RunOptions, cancel: &CancelToken) -> Result<RunRepor
         host_cpu,
         source_vcpu_failures,
         warnings,
-    })
+    }))
 }
 
 /// CPU clocks at the start of a migration, to measure [`HostCpu`] over it.
