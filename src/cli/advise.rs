@@ -2,6 +2,7 @@
 
 use super::exit;
 use super::out::{out, outln};
+use super::values::parse_deadline_ms;
 use anyhow::{bail, Context};
 use autoconv::advise::apply::{forms, ApplyForms};
 use autoconv::advise::{advise, Advice, Constraints, Point, Request, Space};
@@ -49,8 +50,8 @@ pub struct AdviseArgs {
     /// Highest throttle the guest may bear, % (1-99).
     #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u32).range(1..=99))]
     pub max_throttle: Option<u32>,
-    /// Latest the migration may complete: 90s, 2m, 1m30s, 1500ms (a bare number is seconds).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    /// Latest the migration may complete: 90s, 2m, 1m30s, 1500ms (a unit is required).
+    #[arg(long, value_name = "DURATION", value_parser = parse_deadline_ms)]
     pub deadline: Option<u64>,
     /// Most vCPU-seconds the guest may lose to throttling.
     #[arg(long, value_name = "SECONDS")]
@@ -86,42 +87,6 @@ pub struct AdviseArgs {
     /// Threads [default: one per core].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
-}
-
-/// "90s", "2m", "1m30s", "1500ms", "1h", "90" (seconds) to milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let bad = || format!("{text:?} is not a duration: write 90s, 2m, 1m30s or 1500ms");
-    let s = text.trim();
-    if s.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return (secs.is_finite() && secs > 0.0)
-            .then(|| (secs * 1000.0).round() as u64)
-            .ok_or_else(bad);
-    }
-    let mut total = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let ms = match &rest[..u] {
-            "ms" => 1.0,
-            "s" => 1000.0,
-            "m" | "min" => 60_000.0,
-            "h" => 3_600_000.0,
-            _ => return Err(bad()),
-        };
-        total += value * ms;
-        rest = &rest[u..];
-    }
-    (total > 0.0).then(|| total.round() as u64).ok_or_else(bad)
 }
 
 /// A scenario for a profile CSV: the whole memory written as the profile says.
