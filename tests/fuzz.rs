@@ -26,6 +26,7 @@ fn every_target_has_seeds_that_its_reader_accepts() {
         ("profile", "parsed"),
         ("qmp", "negotiated"),
         ("from-log", "recorded"),
+        ("monitor", "quit"),
     ];
     for (name, ok) in accepted {
         let mut t = target(name);

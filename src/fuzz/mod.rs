@@ -13,6 +13,7 @@
 //! The coverage reported is the number of distinct features, not compiler-instrumented
 //! branch coverage.
 
+pub mod monitor;
 pub mod multiboot;
 pub mod profile;
 pub mod qmp;
@@ -301,6 +302,7 @@ pub fn targets(root: &std::path::Path) -> Vec<Box<dyn Target>> {
         Box::new(profile::ProfileCsv::new(root)),
         Box::new(qmp::QmpSession::new(root)),
         Box::new(qmp::QmpLog::new(root)),
+        Box::new(monitor::MonitorQmp::new()),
     ]
 }
 
