@@ -966,6 +966,16 @@ mod tests {
         (clock, guest, link, cfg)
     }
 
+    /// One migration with no timeline and nobody to cancel it.
+    fn run(
+        cfg: &MigrationConfig,
+        clock: &mut TestClock,
+        guest: &mut TestGuest,
+        link: &mut TestLink,
+    ) -> MigrationOutcome {
+        migrate(cfg, clock, guest, link, &mut (), &CancelToken::new())
+    }
+
     #[test]
     fn completes_and_unthrottles() {
         // 8 pages/ms dirtied against ~780 pages/s sent: needs throttling to converge.
@@ -1008,14 +1018,7 @@ mod tests {
         let (mut clock, mut guest, mut link, mut cfg) = setup(40.0);
         cfg.params.max_cpu_throttle = 30;
         cfg.autoconv.time_limit_ms = 30_000;
-        let o = migrate(
-            &cfg,
-            &mut clock,
-            &mut guest,
-            &mut link,
-            &mut (),
-            &CancelToken::new(),
-        );
+        let o = run(&cfg, &mut clock, &mut guest, &mut link);
         assert_eq!(o.status, MigrationStatus::NotConverged);
         assert_eq!(o.total_time_ms, None);
         assert_eq!(o.downtime_ms, None);
@@ -1034,14 +1037,7 @@ mod tests {
     fn link_failure_fails_unthrottles_and_keeps_source_running() {
         let (mut clock, mut guest, mut link, cfg) = setup(8.0);
         link.fail_after_bytes = Some(200 << 20);
-        let o = migrate(
-            &cfg,
-            &mut clock,
-            &mut guest,
-            &mut link,
-            &mut (),
-            &CancelToken::new(),
-        );
+        let o = run(&cfg, &mut clock, &mut guest, &mut link);
         assert_eq!(o.status, MigrationStatus::Failed);
         assert_eq!(o.reason.as_deref(), Some("connection reset by peer"));
         assert_eq!(guest.throttle_calls.last(), Some(&0));
@@ -1055,14 +1051,7 @@ mod tests {
         // Let the final send fail: the guest is stopped by then and must be started again.
         let total = 16_384 * 4104;
         link.fail_after_bytes = Some(total + 4104 * 8);
-        let o = migrate(
-            &cfg,
-            &mut clock,
-            &mut guest,
-            &mut link,
-            &mut (),
-            &CancelToken::new(),
-        );
+        let o = run(&cfg, &mut clock, &mut guest, &mut link);
         assert_eq!(o.status, MigrationStatus::Failed, "{o:?}");
         assert_eq!(guest.starts, 1, "the source must be resumed");
         assert!(!guest.stopped);
@@ -1113,14 +1102,7 @@ mod tests {
         let (mut clock, mut guest, mut link, mut cfg) = setup(0.5);
         cfg.params.max_bandwidth = 0;
         link.stall_after_bytes = Some((16_384 * 4104 + 4104 * 8, 15_000));
-        let o = migrate(
-            &cfg,
-            &mut clock,
-            &mut guest,
-            &mut link,
-            &mut (),
-            &CancelToken::new(),
-        );
+        let o = run(&cfg, &mut clock, &mut guest, &mut link);
         assert_eq!(o.status, MigrationStatus::Cancelled, "{o:?}");
         assert_eq!(
             o.reason.as_deref(),
@@ -1133,14 +1115,7 @@ mod tests {
         let (mut clock, mut guest, mut link, mut cfg) = setup(8.0);
         cfg.autoconv.time_limit_ms = 10_000;
         link.stall_after_bytes = Some((100 << 20, 10_000));
-        let o = migrate(
-            &cfg,
-            &mut clock,
-            &mut guest,
-            &mut link,
-            &mut (),
-            &CancelToken::new(),
-        );
+        let o = run(&cfg, &mut clock, &mut guest, &mut link);
         assert_eq!(o.status, MigrationStatus::NotConverged, "{o:?}");
         let reason = o.reason.unwrap();
         assert!(
@@ -1155,14 +1130,7 @@ mod tests {
     fn vm_stop_failure_fails_cleanly() {
         let (mut clock, mut guest, mut link, cfg) = setup(0.5);
         guest.fail_stop = true;
-        let o = migrate(
-            &cfg,
-            &mut clock,
-            &mut guest,
-            &mut link,
-            &mut (),
-            &CancelToken::new(),
-        );
+        let o = run(&cfg, &mut clock, &mut guest, &mut link);
         assert_eq!(o.status, MigrationStatus::Failed);
         assert_eq!(o.reason.as_deref(), Some("vCPU 0 did not stop"));
     }
