@@ -79,44 +79,6 @@ fn resolves_a_name(input: &str) -> bool {
     matches!(host, Some(h) if h.parse::<std::net::IpAddr>().is_err())
 }
 
-/// An error description reduced to its kind: what it echoes of the input (a command's name,
-/// a parameter's, quoted with ' or not) is blanked, so a mutated name is not a new kind of error.
-fn desc_kind(desc: &str, input: &str) -> String {
-    // Whatever QEMU's wording quotes ('name', spaces and all) is input.
-    let mut unquoted = String::new();
-    let mut quoted = false;
-    for c in desc.chars() {
-        if c == '\'' {
-            quoted = !quoted;
-            if quoted {
-                unquoted.push_str(" _ ");
-            }
-        } else if !quoted {
-            unquoted.push(c);
-        }
-    }
-    let words: Vec<&str> = unquoted
-        .split_whitespace()
-        .map(|w| {
-            let bare = w.trim_matches(|c: char| c == '\'' || c == ',' || c == '.' || c == ':');
-            // QEMU's own words are plain; anything else is an echo, escaped or not.
-            let plain = bare
-                .chars()
-                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_');
-            if bare.is_empty() || !plain || input.contains(bare) {
-                "_"
-            } else {
-                w
-            }
-        })
-        .collect();
-    super::error_class(&words.join(" "))
-        .split_whitespace()
-        .take(8)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl Target for MonitorQmp {
     fn name(&self) -> &'static str {
         "monitor"
@@ -184,7 +146,7 @@ impl Target for MonitorQmp {
                 let class = e["class"].as_str().expect("an error has a class");
                 let desc = e["desc"].as_str().expect("an error has a description");
                 assert!(!desc.is_empty(), "an empty error description");
-                f.error(&format!("error {class}"), &desc_kind(desc, &text));
+                f.error(&format!("error {class}"), desc, &text);
             } else {
                 assert!(
                     obj.contains_key("return"),

@@ -93,7 +93,7 @@ impl Target for ScenarioText {
                     64 - sc.total_pages().leading_zeros()
                 ));
             }
-            Err(e) => f.error("scenario", &e.to_string()),
+            Err(e) => f.error("scenario", &e.to_string(), ""),
         }
     }
 
