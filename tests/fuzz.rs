@@ -106,3 +106,18 @@ fn one_kind_of_error_is_one_feature_whatever_it_echoes() {
     let r = fuzz(target("from-log").as_mut(), 20_000, 1);
     assert!(r.features < 500, "from-log: {} features", r.features);
 }
+
+#[test]
+fn a_log_with_times_past_2_to_the_50_ms_reads_back_as_the_same_migration() {
+    // Found by `cargo bench --bench fuzz` (from-log): a total-time near i64::MAX made the
+    // recorded polls, whose "t" is written in f64 seconds, read back with other ms.
+    let log = concat!(
+        r#"{"return":{"status":"active","total-time":9223372036854775807,"ram":{"total":67641344,"remaining":39260160,"transferred":24399185,"dirty-sync-count":1}},"t":3.007}"#,
+        "\n",
+        r#"{"return":{"status":"cancelled"},"t":3.1}"#,
+        "\n"
+    );
+    let mut t = target("from-log");
+    let f = features_of(t.as_mut(), log.as_bytes());
+    assert!(f.contains(&feature_id("recorded")));
+}

@@ -10,14 +10,17 @@
 //! - as numbers: any word holding a digit (counts, offsets, line and column, `0x10`) is `#`;
 //! - bare: a word that is not plain letters, `-` and `_` (a path, a JSON fragment, escaped
 //!   bytes) becomes `_`: a message's own wording is plain words. QEMU's `The command foo has
-//!   not been found` echoes a plain word unquoted; for such messages the target passes its
-//!   input, and a word the input holds becomes `_` too. Targets whose messages quote what
-//!   they echo pass nothing: their own wording (a profile's list of known columns) is often
-//!   in the input as well, and blanking it would make one kind of error many.
-//!   Echoed words in a row are one `_`.
+//!   not been found` echoes a plain word unquoted, and so does a path with spaces in it; for
+//!   those the target passes the strings its input holds (decoded JSON strings, TOML string
+//!   values), and a word standing whole among them becomes `_` too. Not the input's whole
+//!   text: a message's own wording (a profile's known columns, a scenario's keys) is often
+//!   in it as well, and blanking that would make one kind of error many. Targets whose
+//!   messages quote what they echo pass nothing. Echoed words in a row, numbers among them, are one `_`.
 
 /// Longest class kept (a message's kind is in its first words; the rest is detail).
 const MAX_CLASS_CHARS: usize = 120;
+/// Most words kept.
+const MAX_CLASS_WORDS: usize = 16;
 
 /// `message` reduced to its kind; `input` is the text it may echo bare ("" if it quotes what
 /// it echoes, or the input is binary).
@@ -29,11 +32,16 @@ pub fn error_class(message: &str, input: &str) -> String {
         let w = word_class(token, input);
         chars += w.head.len() + w.class.len() + w.tail.len() + 1;
         match words.last_mut() {
-            // An echo of several words (a name with spaces, a list of columns) is one `_`.
-            Some(last) if last.echo && w.echo => last.tail = w.tail,
+            // An echo of several words (a name with spaces, digits among them) is one `_`.
+            // (and the punctuation in and around it, which is the input's too).
+            Some(last)
+                if (last.echo && (w.blank() || w.class.is_empty())) || (last.blank() && w.echo) =>
+            {
+                *last = Word::ECHO;
+            }
             _ => words.push(w),
         }
-        if chars >= MAX_CLASS_CHARS {
+        if chars >= MAX_CLASS_CHARS || words.len() >= MAX_CLASS_WORDS {
             break;
         }
     }
@@ -42,6 +50,21 @@ pub fn error_class(message: &str, input: &str) -> String {
         .map(|w| format!("{}{}{}", w.head, w.class, w.tail))
         .collect();
     words.join(" ")
+}
+
+impl Word<'_> {
+    /// An echo, its punctuation dropped with it.
+    const ECHO: Word<'static> = Word {
+        head: "",
+        class: "_",
+        tail: "",
+        echo: true,
+    };
+
+    /// Blanked: a number or an echo.
+    fn blank(&self) -> bool {
+        self.class == "_" || self.class == "#"
+    }
 }
 
 /// A token of a message, classified.
@@ -108,14 +131,14 @@ fn word_class<'a>(token: &'a str, input: &str) -> Word<'a> {
     let plain = core
         .chars()
         .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_');
-    // A substring, not a whole token: a name echoed from JSON may have had escapes (`\n`)
-    // around it in the input.
     let (class, echo) = if core.is_empty() {
         ("", false)
+    } else if is_token_of(core, input) {
+        return Word::ECHO;
     } else if core.chars().any(|c| c.is_ascii_digit()) {
         ("#", false)
-    } else if !plain || input.contains(core) {
-        ("_", true)
+    } else if !plain {
+        return Word::ECHO;
     } else {
         (core, false)
     };
@@ -125,6 +148,18 @@ fn word_class<'a>(token: &'a str, input: &str) -> Word<'a> {
         tail,
         echo,
     }
+}
+
+/// Whether `word` stands in `input` as a whole token (not inside a longer name).
+fn is_token_of(word: &str, input: &str) -> bool {
+    let name_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    input.match_indices(word).any(|(at, _)| {
+        !input[..at].chars().next_back().is_some_and(name_char)
+            && !input[at + word.len()..]
+                .chars()
+                .next()
+                .is_some_and(name_char)
+    })
 }
 
 #[cfg(test)]

@@ -79,6 +79,34 @@ fn resolves_a_name(input: &str) -> bool {
     matches!(host, Some(h) if h.parse::<std::net::IpAddr>().is_err())
 }
 
+/// Every string (keys and values) of a JSON input, decoded, one a line: what an error may
+/// echo unquoted. Not JSON: the text itself.
+fn json_strings(text: &str) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                out.push_str(k);
+                out.push('\n');
+                walk(x, out);
+            }),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => {
+            let mut out = String::new();
+            walk(&v, &mut out);
+            out
+        }
+        Err(_) => text.to_string(),
+    }
+}
+
 impl Target for MonitorQmp {
     fn name(&self) -> &'static str {
         "monitor"
@@ -146,7 +174,7 @@ impl Target for MonitorQmp {
                 let class = e["class"].as_str().expect("an error has a class");
                 let desc = e["desc"].as_str().expect("an error has a description");
                 assert!(!desc.is_empty(), "an empty error description");
-                f.error(&format!("error {class}"), desc, &text);
+                f.error(&format!("error {class}"), desc, &json_strings(&text));
             } else {
                 assert!(
                     obj.contains_key("return"),
