@@ -94,7 +94,9 @@ fn the_shipped_profiles_name_their_host_and_sim_warns_elsewhere() {
     for guest in ["hotcold", "random", "sequential"] {
         let path = root.join(format!("scenarios/profiles/kvm-{guest}.csv"));
         let profile = autoconv::report::profile::Profile::read(&path).unwrap();
-        let host = profile.host().expect("a shipped KVM profile records its host");
+        let host = profile
+            .host()
+            .expect("a shipped KVM profile records its host");
         assert!(
             host.cpu_model != "unknown" && host.cores > 0,
             "{guest}: {host}"
@@ -151,16 +153,35 @@ fn run_kvm_calibrated_warns_when_the_guest_ran_at_another_rate_than_profiled() {
     .unwrap();
     let o = autoconv(
         &[
-            "guest", "build", "--pattern", "sequential", "--wss", "8MiB", "--pace",
-            "cpu:100000", "-o", "g.img",
+            "guest",
+            "build",
+            "--pattern",
+            "sequential",
+            "--wss",
+            "8MiB",
+            "--pace",
+            "cpu:100000",
+            "-o",
+            "g.img",
         ],
         d,
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = autoconv(
         &[
-            "run", "--kvm", "g.img", "--mem", "64MiB", "--warmup", "500ms", "--set",
-            "max-bandwidth=0", "--calibrated", "g.toml", "--out", "run",
+            "run",
+            "--kvm",
+            "g.img",
+            "--mem",
+            "64MiB",
+            "--warmup",
+            "500ms",
+            "--set",
+            "max-bandwidth=0",
+            "--calibrated",
+            "g.toml",
+            "--out",
+            "run",
         ],
         d,
     );
