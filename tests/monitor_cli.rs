@@ -181,7 +181,7 @@ fn qemu_qmp_drives_a_whole_migration() {
     assert_eq!(seen["range_error"]["class"], "GenericError", "{context}");
     assert_eq!(
         seen["range_error"]["desc"],
-        "Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99"
+        "Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99"
     );
 
     let last = &seen["final"];
