@@ -344,7 +344,7 @@ fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_run
     );
     let o = run(&["run", "--qemu", &img, "--set", "cpu-throttle-initial=0"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("Parameter 'cpu-throttle-initial' expects"));
+    assert!(text(&o.stderr).contains("Parameter 'cpu_throttle_initial' expects"));
 
     let Some(_g) = qemu_guard(
         "refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_runs",
