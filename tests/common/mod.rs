@@ -5,6 +5,7 @@ pub mod guest;
 pub mod incoming;
 pub mod prereq;
 pub mod process;
+pub mod qemu_pair;
 pub mod require;
 pub mod run_options;
 pub mod stalled_link;
