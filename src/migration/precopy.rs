@@ -124,11 +124,12 @@ pub struct PolicyPicks {
 
 /// How far [`migrate_until`] or [`resume`] got.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per pause or end of a migration: not worth a box
 pub enum Progress {
     /// The migration ended.
     Done(MigrationOutcome, PolicyPicks),
     /// It paused where asked.
-    Paused(Box<Paused>),
+    Paused(Paused),
 }
 
 /// Like [`migrate`], pausing at `pause` if the migration gets there before it ends.
@@ -189,7 +190,7 @@ where
         s: paused.s,
     };
     match m.run(pause) {
-        Ok(Flow::Paused) => Progress::Paused(Box::new(Paused { s: m.s })),
+        Ok(Flow::Paused) => Progress::Paused(Paused { s: m.s }),
         Ok(Flow::Completed) => {
             let picks = std::mem::take(&mut m.s.picks);
             Progress::Done(m.finish(Ok(())), picks)
@@ -1185,6 +1186,66 @@ mod tests {
         for w in timeline.samples.windows(2) {
             assert!(w[1].t_ms >= w[0].t_ms);
         }
+    }
+
+    #[test]
+    fn pausing_before_every_turn_changes_nothing() {
+        // The same migration run through, and paused before each of its turns and resumed:
+        // the same outcome, samples and events.
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let mut whole = Timeline::default();
+        let cancel = CancelToken::new();
+        let expected = migrate(&cfg, &mut clock, &mut guest, &mut link, &mut whole, &cancel);
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let mut paused = Timeline::default();
+        let (c, g, l, t) = (&mut clock, &mut guest, &mut link, &mut paused);
+        let mut progress = migrate_until(&cfg, c, g, l, t, &cancel, PauseAt::BeforeTurn(0));
+        let mut pauses = 0;
+        let (outcome, picks) = loop {
+            match progress {
+                Progress::Done(o, picks) => break (o, picks),
+                Progress::Paused(p) => {
+                    assert_eq!(p.turns(), pauses, "paused before the turn asked for");
+                    pauses += 1;
+                    let pause = Some(PauseAt::BeforeTurn(pauses));
+                    progress = resume(p, &cfg, c, g, l, t, &cancel, pause);
+                }
+            }
+        };
+        assert_eq!(outcome, expected);
+        assert_eq!(paused.samples, whole.samples);
+        assert_eq!(paused.events, whole.events);
+        assert!(pauses > 100, "{pauses} turns");
+        // Every pick set the throttle: the picks without repeats are the summary's steps.
+        let mut steps = picks.pcts.clone();
+        steps.dedup();
+        assert!(steps.len() >= 2, "{picks:?}");
+        assert_eq!(steps, expected.throttle_steps);
+    }
+
+    #[test]
+    fn pauses_right_after_the_turn_of_a_pick() {
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let cancel = CancelToken::new();
+        let (c, g, l) = (&mut clock, &mut guest, &mut link);
+        let Progress::Paused(p) =
+            migrate_until(&cfg, c, g, l, &mut (), &cancel, PauseAt::AfterPolicyPick(1))
+        else {
+            panic!("ended before the policy picked");
+        };
+        let turn = p.policy_picks().last_turn.expect("the turn of the pick");
+        assert_eq!(p.policy_picks().pcts, [cfg.params.cpu_throttle_initial]);
+        assert_eq!(turn + 1, p.turns(), "paused after that very turn");
+        // Before that turn nothing was picked.
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let (c, g, l) = (&mut clock, &mut guest, &mut link);
+        let Progress::Paused(before) =
+            migrate_until(&cfg, c, g, l, &mut (), &cancel, PauseAt::BeforeTurn(turn))
+        else {
+            panic!("ended before turn {turn}");
+        };
+        assert_eq!(before.turns(), turn);
+        assert_eq!(*before.policy_picks(), PolicyPicks::default());
     }
 
     #[test]

@@ -188,8 +188,8 @@ struct Node {
 }
 
 impl Node {
-    fn copy(&self) -> (Sim<AggregateModel>, Box<Paused>) {
-        (self.sim.fork(), Box::new(self.paused.clone()))
+    fn copy(&self) -> (Sim<AggregateModel>, Paused) {
+        (self.sim.fork(), self.paused.clone())
     }
 }
 
@@ -239,7 +239,7 @@ impl SharedStarts {
                 match until(&mut second, PauseAt::BeforeTurn(turn)) {
                     Progress::Paused(paused) => Fork::Paused(Arc::new(Node {
                         sim: second,
-                        paused: *paused,
+                        paused,
                     })),
                     Progress::Done(..) => return None,
                 }
@@ -266,11 +266,11 @@ impl SharedStarts {
         };
         // A copy taken right after a pick, to pause before the next pick's turn once this run
         // has found that turn.
-        let mut building: Option<(Vec<u32>, Sim<AggregateModel>, Box<Paused>)> = None;
+        let mut building: Option<(Vec<u32>, Sim<AggregateModel>, Paused)> = None;
         loop {
             let picks = paused.policy_picks().pcts.len();
             let progress = resume(
-                *paused,
+                paused,
                 &scenario.migration,
                 &mut sim.clock,
                 &mut sim.guest,
@@ -293,7 +293,7 @@ impl SharedStarts {
                         Some(Fork::Ended(Arc::new(outcome.clone())))
                     }
                     (_, Some(turn)) => match resume(
-                        *at,
+                        at,
                         &scenario.migration,
                         &mut copy.clock,
                         &mut copy.guest,
@@ -304,7 +304,7 @@ impl SharedStarts {
                     ) {
                         Progress::Paused(p) => Some(Fork::Paused(Arc::new(Node {
                             sim: copy,
-                            paused: *p,
+                            paused: p,
                         }))),
                         Progress::Done(..) => None,
                     },
@@ -362,4 +362,85 @@ fn same_but_policy(a: &Scenario, b: &Scenario) -> bool {
         && a.regions == b.regions
         && a.host == b.host
         && a.link == b.link
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::doc::parse_override;
+    use crate::scenario::ScenarioSource;
+    use std::path::Path;
+
+    /// A shipped scenario with `--set`s applied.
+    fn scenario(file: &str, sets: &[String]) -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(file);
+        let overrides: Vec<_> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_override(s, i).expect(s))
+            .collect();
+        let source = ScenarioSource::load(&path).expect("scenario");
+        source.build_with(&overrides).expect("valid --set")
+    }
+
+    #[test]
+    fn shared_starts_give_each_point_what_simulate_gives_it() {
+        // Three increments per initial percentage: the second run with a first pick makes a
+        // fork there and the third jumps to it, so every path is taken.
+        for (file, base) in [
+            ("heavy.toml", vec![]),
+            (
+                "calibrated.toml",
+                vec!["autoconv.policy=predictive".to_string()],
+            ),
+            (
+                "one-hot-writer.toml",
+                vec!["cpu-throttle-tailslow=on".to_string()],
+            ),
+        ] {
+            let first = scenario(file, &base);
+            let shared = SharedStarts::new(&first, first.seed).expect("aggregate model");
+            for initial in [10, 40, 99] {
+                for increment in [5, 20, 50] {
+                    let mut sets = base.clone();
+                    sets.push(format!("cpu-throttle-initial={initial}"));
+                    sets.push(format!("cpu-throttle-increment={increment}"));
+                    let s = scenario(file, &sets);
+                    let expected = simulate(&s, s.seed, &mut ());
+                    assert_eq!(
+                        shared.finish(&s, s.seed).as_ref(),
+                        Some(&expected),
+                        "{file} {sets:?}"
+                    );
+                }
+            }
+            let forks = shared.lock();
+            if file == "heavy.toml" {
+                assert!(
+                    forks.values().any(|f| matches!(f, Fork::Paused(_))),
+                    "{file}: no run went on from a paused fork"
+                );
+            }
+            assert!(
+                forks
+                    .values()
+                    .any(|f| matches!(f, Fork::Paused(_) | Fork::Ended(_))),
+                "{file}: no run went on from a fork"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_starts_refuse_what_they_do_not_share() {
+        let first = scenario("heavy.toml", &[]);
+        let shared = SharedStarts::new(&first, first.seed).expect("aggregate model");
+        assert!(shared.finish(&first, first.seed).is_some());
+        assert_eq!(shared.finish(&first, first.seed + 1), None, "another seed");
+        let other = scenario("heavy.toml", &["max-bandwidth=2GiB/s".to_string()]);
+        assert_eq!(shared.finish(&other, other.seed), None, "another bandwidth");
+        let exact = scenario("heavy.toml", &["guest.model=page-exact".to_string()]);
+        assert!(SharedStarts::new(&exact, exact.seed).is_none());
+    }
 }
