@@ -7,19 +7,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
-
-static KVM: Mutex<()> = Mutex::new(());
-
-fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !common::require::require_kvm(test) {
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_autoconv"))
@@ -94,7 +84,8 @@ fn pages(counters: &serde_json::Value) -> u64 {
 /// decide the migration's fate: the destination still verifies, resumes and runs the guest.
 #[test]
 fn incoming_whose_stdout_is_gone_still_resumes_the_guest() {
-    let Some(_g) = kvm_guard("incoming_whose_stdout_is_gone_still_resumes_the_guest") else {
+    let Some(_g) = common::prereq::kvm("incoming_whose_stdout_is_gone_still_resumes_the_guest")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +137,7 @@ fn incoming_whose_stdout_is_gone_still_resumes_the_guest() {
 
 #[test]
 fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
-    let Some(_g) = kvm_guard("incoming_in_its_own_process_resumes_the_guest") else {
+    let Some(_g) = common::prereq::kvm("incoming_in_its_own_process_resumes_the_guest") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -199,7 +190,7 @@ fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
 
 #[test]
 fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
-    let Some(_g) = kvm_guard("killing_the_destination_fails_the_migration") else {
+    let Some(_g) = common::prereq::kvm("killing_the_destination_fails_the_migration") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +233,7 @@ fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
 /// destination does not run the guest.
 #[test]
 fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
-    let Some(_g) = kvm_guard("a_dropped_dirty_bit_exits_3_with_the_page_named") else {
+    let Some(_g) = common::prereq::kvm("a_dropped_dirty_bit_exits_3_with_the_page_named") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -310,7 +301,7 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
 
 #[test]
 fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
-    let Some(_g) = kvm_guard("ctrl_c_cancels_the_migration") else {
+    let Some(_g) = common::prereq::kvm("ctrl_c_cancels_the_migration") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -347,7 +338,9 @@ fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
 /// it write into, let alone empty, a directory of the user's.
 #[test]
 fn incoming_refuses_a_directory_of_the_users_before_listening() {
-    let Some(_g) = kvm_guard("incoming_refuses_a_directory_of_the_users_before_listening") else {
+    let Some(_g) =
+        common::prereq::kvm("incoming_refuses_a_directory_of_the_users_before_listening")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

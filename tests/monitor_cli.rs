@@ -14,15 +14,6 @@ use std::time::{Duration, Instant};
 
 use autoconv::guest_image::{build_image, GuestSpec, Pace};
 
-static KVM: Mutex<()> = Mutex::new(());
-
-fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !common::require::require_kvm(test) {
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
 /// python3 with QEMU's `qemu.qmp` (CI installs it: .ci/run).
 fn require_qemu_qmp(test: &str) -> bool {
     let missing = match Command::new("python3")
@@ -121,7 +112,9 @@ fn qemu_qmp_drives_a_whole_migration() {
     if !require_qemu_qmp(test) {
         return;
     }
-    let Some(_g) = kvm_guard(test) else { return };
+    let Some(_g) = common::prereq::kvm(test) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let img = paced_image(dir.path());
     let (mut dest, addr) = start_incoming(&dir.path().join("dest"));
@@ -188,7 +181,7 @@ fn qemu_qmp_drives_a_whole_migration() {
     assert_eq!(seen["range_error"]["class"], "GenericError", "{context}");
     assert_eq!(
         seen["range_error"]["desc"],
-        "Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99"
+        "Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99"
     );
 
     let last = &seen["final"];
@@ -268,7 +261,7 @@ fn collect(r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
 /// The auto-converge feature page's workflow at the human monitor, line for line.
 #[test]
 fn the_seed_pages_hmp_lines_on_monitor_stdio() {
-    let Some(_g) = kvm_guard("the_seed_pages_hmp_lines_on_monitor_stdio") else {
+    let Some(_g) = common::prereq::kvm("the_seed_pages_hmp_lines_on_monitor_stdio") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -332,7 +325,7 @@ fn the_seed_pages_hmp_lines_on_monitor_stdio() {
 /// The socket is the user's path: a file that is not a socket is never replaced.
 #[test]
 fn qmp_refuses_to_replace_a_file_and_tcp() {
-    let Some(_g) = kvm_guard("qmp_refuses_to_replace_a_file_and_tcp") else {
+    let Some(_g) = common::prereq::kvm("qmp_refuses_to_replace_a_file_and_tcp") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
