@@ -5,71 +5,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
+use common::process::{bin, json, wait_with_limit};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-}
-
-fn paced_image(dir: &Path) -> String {
-    let p = dir.join("paced.img");
-    let spec = GuestSpec {
-        wss_bytes: 32 << 20,
-        pace: Pace::CpuSpin {
-            iterations_per_write: 50_000,
-        },
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p.display().to_string()
-}
-
-/// Start `autoconv incoming` on a free port; returns the child and its address.
-fn start_incoming(out: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = bin()
-        .args(["incoming", "tcp:127.0.0.1:0", "--out"])
-        .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// Wait for a child, killing it (and failing) if it outlives `limit`: nothing may hang.
-fn wait_with_limit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what} hung for more than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
+use autoconv::guest_image::layout;
 
 fn pages(counters: &serde_json::Value) -> u64 {
     counters
@@ -89,7 +30,7 @@ fn incoming_whose_stdout_is_gone_still_resumes_the_guest() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let dest_out = dir.path().join("dest");
     let mut dest = bin()
         .args([
@@ -141,10 +82,10 @@ fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let dest_out = dir.path().join("dest");
     let src_out = dir.path().join("src");
-    let (mut dest, addr) = start_incoming(&dest_out, &["--run-for", "1500ms"]);
+    let (mut dest, addr) = common::incoming::start(&dest_out, &["--run-for", "1500ms"]);
     let run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
         .args(["--migrate", &addr, "--set", "max-bandwidth=0", "--out"])
@@ -194,9 +135,9 @@ fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
+    let (mut dest, addr) = common::incoming::start(&dir.path().join("dest"), &[]);
     // 8 MiB/s: the first pass alone takes ~4 s, so the kill lands mid-migration.
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
@@ -237,11 +178,11 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let out = dir.path().join("run");
     let gpa = format!("{:#x}", layout::STATUS_GPA);
     // The destination in its own process: it finds the mismatch and exits 3 too.
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
+    let (mut dest, addr) = common::incoming::start(&dir.path().join("dest"), &[]);
     // 16 MiB/s: the first pass takes seconds, so the guest rewrites its status page after it
     // was sent; the 60 s downtime limit lets the second pass be the last.
     let mut run = bin()
@@ -305,7 +246,7 @@ fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])

@@ -11,15 +11,21 @@ pub fn image(dir: &Path, name: &str, spec: &GuestSpec) -> PathBuf {
     path
 }
 
-/// `dir/paced.img`: a slow writer, 8 MiB written over and over with 50 000 spins between
-/// page writes (the transport tests' guest: its migrations converge without a throttle).
-pub fn paced(dir: &Path) -> PathBuf {
+/// `dir/paced.img`: `wss_bytes` written over and over, 50 000 spins between page writes (at
+/// 8 MiB, the transport tests' guest: its migrations converge without a throttle).
+pub fn paced(dir: &Path, wss_bytes: u64) -> PathBuf {
     let spec = GuestSpec {
-        wss_bytes: 8 << 20,
+        wss_bytes,
         pace: Pace::CpuSpin {
             iterations_per_write: 50_000,
         },
         ..GuestSpec::default()
     };
     image(dir, "paced.img", &spec)
+}
+
+/// The CLI tests' `run --kvm IMAGE` argument: [`paced`] at 32 MiB, a guest that dirties memory
+/// faster than 16 MiB/s, so auto-converge has to throttle it.
+pub fn paced_cli(dir: &Path) -> String {
+    paced(dir, 32 << 20).display().to_string()
 }

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod incoming;
 pub mod prereq;
+pub mod process;
 pub mod require;
 pub mod run_options;
 pub mod stalled_link;
