@@ -169,7 +169,7 @@ pub struct SharedStarts {
 }
 
 /// Points where runs part, kept at most: ~100 bytes each, a few KB for the few where a copy
-/// is paused (the 99 x 99 grid of big.toml records ~20,000). Past this, runs go on without
+/// is paused (the 99 x 99 grid of big.toml records about 20,000). Past this, runs go on without
 /// recording new ones: the same outcomes, less shared, memory bounded on the largest grids.
 const MAX_FORKS: usize = 1 << 17;
 
