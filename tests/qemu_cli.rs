@@ -189,7 +189,7 @@ fn run_qemu_completes_writes_the_files_and_from_log_replays_them() {
     let mm: Vec<&str> = version.split('.').take(2).collect();
     assert_eq!(s["parameters"]["autoconv"]["qemu_version"], mm.join("."));
     // The figures are QEMU's own: the summary's and the last query-migrate reply agree.
-    let q = &s["query_migrate"];
+    let q = &s["last_query_migrate_reply"];
     assert_eq!(q["status"], "completed");
     assert_eq!(s["total_time_ms"], q["total-time"]);
     assert_eq!(s["downtime_ms"], q["downtime"]);
@@ -344,7 +344,8 @@ fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_run
     );
     let o = run(&["run", "--qemu", &img, "--set", "cpu-throttle-initial=0"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("Parameter 'cpu-throttle-initial' expects"));
+    assert!(text(&o.stderr)
+        .contains("Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99"));
 
     let Some(_g) = qemu_guard(
         "refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_runs",
@@ -500,7 +501,7 @@ fn record_from_log_reads_t_and_refuses_bad_lines() {
     assert_eq!(s["total_time_ms"], 1450);
     assert_eq!(s["downtime_ms"], 20);
     assert_eq!(s["throttle_steps"], serde_json::json!([20]));
-    assert_eq!(s["query_migrate"]["ram"]["normal"], 7);
+    assert_eq!(s["last_query_migrate_reply"]["ram"]["normal"], 7);
     let ts = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
     let t: Vec<&str> = ts
         .lines()
