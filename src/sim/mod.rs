@@ -158,8 +158,8 @@ impl<M: RamModel> Sim<M> {
 /// turn of the policy's first pick and paused there, and each run goes on from a copy of that;
 /// where two runs have picked the same so far, the second one to get there also pauses a copy
 /// before the next pick's turn, and every later run with those picks jumps to it. Each run's
-/// outcome is the very one [`simulate`] gives (the sweep tests compare them), without
-/// simulating the stretches it shares with others again.
+/// outcome is the very one [`simulate`] gives (`shared_starts_give_each_point_what_simulate_gives_it`
+/// compares them), without simulating the stretches it shares with others again.
 pub struct SharedStarts {
     scenario: Scenario,
     seed: u64,
@@ -167,6 +167,11 @@ pub struct SharedStarts {
     /// Later forks, by the picks that lead to them.
     forks: Mutex<HashMap<Vec<u32>, Fork>>,
 }
+
+/// Points where runs part, kept at most: ~100 bytes each, a few KB for the few where a copy
+/// is paused (the 99 x 99 grid of big.toml records about 20,000). Past this, runs go on without
+/// recording new ones: the same outcomes, less shared, memory bounded on the largest grids.
+const MAX_FORKS: usize = 1 << 17;
 
 /// A point where runs part.
 #[derive(Clone)]
@@ -324,7 +329,9 @@ impl SharedStarts {
                 let mut forks = self.lock();
                 match forks.get_mut(key) {
                     None => {
-                        forks.insert(key.to_vec(), Fork::Seen);
+                        if forks.len() < MAX_FORKS {
+                            forks.insert(key.to_vec(), Fork::Seen);
+                        }
                         None
                     }
                     Some(f @ Fork::Seen) => {
