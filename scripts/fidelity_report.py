@@ -305,6 +305,15 @@ def main():
                   "session's autogroup; these runs' autogroup: %s)"
                   % (statistics.median(loads), min(loads), max(loads),
                      autogroup or "not raised, an equal share"))
+        # A backend may have been re-run in another session (the runs of the other resumed):
+        # say when each one's runs were taken and under what load.
+        for b in BACKENDS:
+            bl = [float(r["load1"]) for r in runs if r["backend"] == b and r["load1"]]
+            when = sorted(r["when"] for r in runs if r["backend"] == b and r["when"])
+            if bl and when:
+                md.append("  - %s: %d runs from %s to %s, load median %.1f (%.1f to %.1f)"
+                          % (NAMES[b], len(bl), when[0], when[-1], statistics.median(bl),
+                             min(bl), max(bl)))
     md.append("- Workload: `autoconv guest build --pattern sequential --wss W` (W = 256 MiB "
               "unless the case says), 1 vCPU, every run: auto-converge on, downtime-limit 300, "
               "throttle-trigger-threshold 50, 4 s warm-up (after the first COM1 marker under "

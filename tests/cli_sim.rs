@@ -63,7 +63,7 @@ fn sim_writes_timeseries_events_and_summary() {
         summary["parameters"]["migration"]["cpu-throttle-tailslow"],
         false
     );
-    assert_eq!(summary["format_version"], 1);
+    assert_eq!(summary["format_version"], 2);
     // QEMU's query-migrate names and units beside autoconv's own fields, the same figures.
     let q = &summary["query-migrate"];
     assert_eq!(q["status"], "completed");
@@ -222,7 +222,7 @@ fn out_of_range_parameter_uses_qemus_wording() {
         &[
             "bad.toml:9:",
             "`migration.cpu-throttle-initial`",
-            "Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99",
+            "Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99",
         ],
     );
 }
@@ -236,7 +236,7 @@ fn max_below_initial_is_refused() {
         &[],
         &[
             "bad.toml:10:",
-            "expects an integer in the range of cpu-throttle-initial to 99",
+            "expects an integer in the range of cpu_throttle_initial to 99",
         ],
     );
 }
@@ -270,7 +270,7 @@ fn bad_set_arguments_are_named() {
         &["--set", "cpu-throttle-increment=0"],
         &[
             "--set cpu-throttle-increment=0",
-            "Parameter 'cpu-throttle-increment' expects an integer in the range of 1 to 99",
+            "Parameter 'cpu_throttle_increment' expects an integer in the range of 1 to 99",
         ],
     );
     refused(
@@ -320,7 +320,7 @@ fn run_kvm_takes_the_same_set_names_and_refuses_bad_ones_first() {
     let o = run(&["cpu-throttle-initial=150"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(
-        "--set cpu-throttle-initial=150: `migration.cpu-throttle-initial`: Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99"
+        "--set cpu-throttle-initial=150: `migration.cpu-throttle-initial`: Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99"
     ), "{}", stderr(&o));
     let o = run(&["autoconv.qemu_version=6.0"]);
     assert_eq!(o.status.code(), Some(2));

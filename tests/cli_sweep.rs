@@ -239,7 +239,7 @@ fn bad_grids_are_refused_before_anything_runs() {
         ),
         (
             "cpu-throttle-initial=90:100:5",
-            "--grid cpu-throttle-initial=90:100:5: value 100: Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99",
+            "--grid cpu-throttle-initial=90:100:5: value 100: Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99",
         ),
         (
             "cpu-throttle-initial=10-50",
@@ -247,7 +247,7 @@ fn bad_grids_are_refused_before_anything_runs() {
         ),
         (
             "throttle-trigger-threshold=0,50",
-            "value 0: Parameter 'throttle-trigger-threshold' expects an integer in the range of 1 to 100",
+            "value 0: Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100",
         ),
         (
             "guest.memroy=1GiB,2GiB",
@@ -296,7 +296,7 @@ fn bad_grids_are_refused_before_anything_runs() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("grid point cpu-throttle-initial=40, max-cpu-throttle=30: Parameter 'max-cpu-throttle' expects an integer in the range of cpu-throttle-initial to 99"),
+        text(&o).contains("grid point cpu-throttle-initial=40, max-cpu-throttle=30: Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99"),
         "{}",
         text(&o)
     );

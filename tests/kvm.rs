@@ -8,8 +8,10 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use common::guest::image;
+use common::run_options::config;
 
 use autoconv::guest_image::{build_image, layout, GuestSpec, Pace, Pattern};
 use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
@@ -18,22 +20,6 @@ use autoconv::migration::{CancelToken, FailureKind, MigrationConfig, MigrationSt
 use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
 use autoconv::transport::protocol;
 use autoconv::transport::verify::VerifyMode;
-
-static KVM: Mutex<()> = Mutex::new(());
-
-/// None (and a printed reason) when KVM tests cannot run here.
-fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !common::require::require_kvm(test) {
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn image(dir: &Path, name: &str, spec: &GuestSpec) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, build_image(spec).unwrap()).unwrap();
-    p
-}
 
 /// Sequential writes over 32 MiB, ~20 us of spinning per write: tens of thousands of page
 /// writes/s (a few sweeps/s), so
@@ -110,33 +96,12 @@ fn vcpu_cpu_ns() -> u64 {
         .sum()
 }
 
-fn config(sets: &[(&str, ParamValue)]) -> MigrationConfig {
-    let mut c = MigrationConfig::default();
-    for (k, v) in sets {
-        c.params.set(k, v).unwrap();
-    }
-    c
-}
-
+/// The common defaults, the guest watched for 500 ms after the migration.
 fn options(image: PathBuf, config: MigrationConfig) -> RunOptions {
     RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: 64 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
         config,
-        destination: Destination::Local,
-        warmup_ms: 300,
         after_ms: 500,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
-        verify: VerifyMode::Digest,
-        timeouts: Default::default(),
+        ..common::run_options::local(image)
     }
 }
 
@@ -174,7 +139,7 @@ fn assert_source_survived(r: &RunReport) {
 
 #[test]
 fn auto_converge_makes_a_nonconverging_guest_converge_and_the_destination_runs_on() {
-    let Some(_g) = kvm_guard("auto_converge_makes_a_nonconverging_guest_converge") else {
+    let Some(_g) = common::prereq::kvm("auto_converge_makes_a_nonconverging_guest_converge") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -258,7 +223,7 @@ fn auto_converge_makes_a_nonconverging_guest_converge_and_the_destination_runs_o
 
 #[test]
 fn higher_throttle_means_fewer_guest_writes() {
-    let Some(_g) = kvm_guard("higher_throttle_means_fewer_guest_writes") else {
+    let Some(_g) = common::prereq::kvm("higher_throttle_means_fewer_guest_writes") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -315,7 +280,7 @@ fn higher_throttle_means_fewer_guest_writes() {
 
 #[test]
 fn a_dropped_dirty_bit_fails_memory_verification() {
-    let Some(_g) = kvm_guard("a_dropped_dirty_bit_fails_memory_verification") else {
+    let Some(_g) = common::prereq::kvm("a_dropped_dirty_bit_fails_memory_verification") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -364,7 +329,7 @@ fn a_dropped_dirty_bit_fails_memory_verification() {
 
 #[test]
 fn unreachable_destination_fails_cleanly() {
-    let Some(_g) = kvm_guard("unreachable_destination_fails_cleanly") else {
+    let Some(_g) = common::prereq::kvm("unreachable_destination_fails_cleanly") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -388,7 +353,7 @@ fn unreachable_destination_fails_cleanly() {
 
 #[test]
 fn connection_dropped_mid_migration_fails_cleanly() {
-    let Some(_g) = kvm_guard("connection_dropped_mid_migration_fails_cleanly") else {
+    let Some(_g) = common::prereq::kvm("connection_dropped_mid_migration_fails_cleanly") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -426,7 +391,8 @@ fn connection_dropped_mid_migration_fails_cleanly() {
 
 #[test]
 fn cancel_mid_migration_resumes_the_source_unthrottled() {
-    let Some(_g) = kvm_guard("cancel_mid_migration_resumes_the_source_unthrottled") else {
+    let Some(_g) = common::prereq::kvm("cancel_mid_migration_resumes_the_source_unthrottled")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -471,7 +437,7 @@ fn cancel_mid_migration_resumes_the_source_unthrottled() {
 
 #[test]
 fn no_thread_is_left_behind() {
-    let Some(_g) = kvm_guard("no_thread_is_left_behind") else {
+    let Some(_g) = common::prereq::kvm("no_thread_is_left_behind") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -502,7 +468,8 @@ fn no_thread_is_left_behind() {
 
 #[test]
 fn both_boot_paths_and_multiple_vcpus_run_the_workload() {
-    let Some(_g) = kvm_guard("both_boot_paths_and_multiple_vcpus_run_the_workload") else {
+    let Some(_g) = common::prereq::kvm("both_boot_paths_and_multiple_vcpus_run_the_workload")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -588,7 +555,7 @@ fn images_that_cannot_run_are_refused_before_any_vm() {
 
 #[test]
 fn manual_clear_and_dirty_ring_modes_migrate_with_verified_memory() {
-    let Some(_g) = kvm_guard("manual_clear_and_dirty_ring_modes_migrate") else {
+    let Some(_g) = common::prereq::kvm("manual_clear_and_dirty_ring_modes_migrate") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -617,7 +584,8 @@ fn manual_clear_and_dirty_ring_modes_migrate_with_verified_memory() {
 
 #[test]
 fn dma_writes_are_tracked_and_not_slowed_by_the_throttle() {
-    let Some(_g) = kvm_guard("dma_writes_are_tracked_and_not_slowed_by_the_throttle") else {
+    let Some(_g) = common::prereq::kvm("dma_writes_are_tracked_and_not_slowed_by_the_throttle")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -677,7 +645,7 @@ fn the_destination_refuses_malformed_streams() {
     use autoconv::transport::incoming::accept_one;
     use autoconv::transport::protocol::{Command, Header, Hello};
     use std::io::{Read, Write};
-    let Some(_g) = kvm_guard("the_destination_refuses_malformed_streams") else {
+    let Some(_g) = common::prereq::kvm("the_destination_refuses_malformed_streams") else {
         return;
     };
     let hello = Hello {
@@ -781,7 +749,7 @@ fn hello_kernel() -> Vec<u8> {
 
 #[test]
 fn a_foreign_multiboot_kernel_runs_and_migrates() {
-    let Some(_g) = kvm_guard("a_foreign_multiboot_kernel_runs_and_migrates") else {
+    let Some(_g) = common::prereq::kvm("a_foreign_multiboot_kernel_runs_and_migrates") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

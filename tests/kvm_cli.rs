@@ -5,81 +5,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
+use common::process::{bin, json, wait_with_limit};
 
-static KVM: Mutex<()> = Mutex::new(());
-
-fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !common::require::require_kvm(test) {
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-}
-
-fn paced_image(dir: &Path) -> String {
-    let p = dir.join("paced.img");
-    let spec = GuestSpec {
-        wss_bytes: 32 << 20,
-        pace: Pace::CpuSpin {
-            iterations_per_write: 50_000,
-        },
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p.display().to_string()
-}
-
-/// Start `autoconv incoming` on a free port; returns the child and its address.
-fn start_incoming(out: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = bin()
-        .args(["incoming", "tcp:127.0.0.1:0", "--out"])
-        .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// Wait for a child, killing it (and failing) if it outlives `limit`: nothing may hang.
-fn wait_with_limit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what} hung for more than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
+use autoconv::guest_image::layout;
 
 fn pages(counters: &serde_json::Value) -> u64 {
     counters
@@ -94,11 +25,12 @@ fn pages(counters: &serde_json::Value) -> u64 {
 /// decide the migration's fate: the destination still verifies, resumes and runs the guest.
 #[test]
 fn incoming_whose_stdout_is_gone_still_resumes_the_guest() {
-    let Some(_g) = kvm_guard("incoming_whose_stdout_is_gone_still_resumes_the_guest") else {
+    let Some(_g) = common::prereq::kvm("incoming_whose_stdout_is_gone_still_resumes_the_guest")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let dest_out = dir.path().join("dest");
     let mut dest = bin()
         .args([
@@ -146,14 +78,14 @@ fn incoming_whose_stdout_is_gone_still_resumes_the_guest() {
 
 #[test]
 fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
-    let Some(_g) = kvm_guard("incoming_in_its_own_process_resumes_the_guest") else {
+    let Some(_g) = common::prereq::kvm("incoming_in_its_own_process_resumes_the_guest") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let dest_out = dir.path().join("dest");
     let src_out = dir.path().join("src");
-    let (mut dest, addr) = start_incoming(&dest_out, &["--run-for", "1500ms"]);
+    let (mut dest, addr) = common::incoming::start(&dest_out, &["--run-for", "1500ms"]);
     let run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
         .args(["--migrate", &addr, "--set", "max-bandwidth=0", "--out"])
@@ -199,13 +131,13 @@ fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
 
 #[test]
 fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
-    let Some(_g) = kvm_guard("killing_the_destination_fails_the_migration") else {
+    let Some(_g) = common::prereq::kvm("killing_the_destination_fails_the_migration") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
+    let (mut dest, addr) = common::incoming::start(&dir.path().join("dest"), &[]);
     // 8 MiB/s: the first pass alone takes ~4 s, so the kill lands mid-migration.
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
@@ -242,16 +174,16 @@ fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
 /// destination does not run the guest.
 #[test]
 fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
-    let Some(_g) = kvm_guard("a_dropped_dirty_bit_exits_3_with_the_page_named") else {
+    let Some(_g) = common::prereq::kvm("a_dropped_dirty_bit_exits_3_with_the_page_named") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let out = dir.path().join("run");
     let gpa = format!("{:#x}", layout::STATUS_GPA);
     // The destination in its own process: it finds the mismatch and exits 3 too.
     let dest_out = dir.path().join("dest");
-    let (mut dest, addr) = start_incoming(&dest_out, &[]);
+    let (mut dest, addr) = common::incoming::start(&dest_out, &[]);
     // 16 MiB/s: the first pass takes seconds, so the guest rewrites its status page after it
     // was sent; the 60 s downtime limit lets the second pass be the last.
     let mut run = bin()
@@ -323,11 +255,11 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
 
 #[test]
 fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
-    let Some(_g) = kvm_guard("ctrl_c_cancels_the_migration") else {
+    let Some(_g) = common::prereq::kvm("ctrl_c_cancels_the_migration") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
@@ -360,7 +292,9 @@ fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
 /// it write into, let alone empty, a directory of the user's.
 #[test]
 fn incoming_refuses_a_directory_of_the_users_before_listening() {
-    let Some(_g) = kvm_guard("incoming_refuses_a_directory_of_the_users_before_listening") else {
+    let Some(_g) =
+        common::prereq::kvm("incoming_refuses_a_directory_of_the_users_before_listening")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -388,14 +322,14 @@ fn incoming_refuses_a_directory_of_the_users_before_listening() {
 /// received; the source, its connection gone, fails and its guest runs on unthrottled.
 #[test]
 fn ctrl_c_on_the_destination_fails_the_source_and_its_guest_runs_on() {
-    let Some(_g) = kvm_guard("ctrl_c_on_the_destination_fails_the_source") else {
+    let Some(_g) = common::prereq::kvm("ctrl_c_on_the_destination_fails_the_source") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
     let dest_out = dir.path().join("dest");
-    let (mut dest, addr) = start_incoming(&dest_out, &[]);
+    let (mut dest, addr) = common::incoming::start(&dest_out, &[]);
     // 8 MiB/s: the first pass alone takes ~4 s, so the Ctrl-C lands mid-stream.
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
@@ -406,7 +340,7 @@ fn ctrl_c_on_the_destination_fails_the_source_and_its_guest_runs_on() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let t0 = Instant::now();
+    let t0 = std::time::Instant::now();
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(dest.id() as libc::pid_t, libc::SIGINT) };
     let dest_status = wait_with_limit(&mut dest, Duration::from_secs(5), "incoming after Ctrl-C");

@@ -7,9 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
-use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
+use autoconv::migration::{CancelToken, MigrationStatus, ParamValue};
+use autoconv::session::kvm::{run_migration, RunOptions, RunReport};
 
 mod common;
 
@@ -38,29 +37,13 @@ fn build_fixture(dir: &Path, wss_bytes: u64, pace: u32) -> PathBuf {
     out
 }
 
+/// `image` with `sets`, after `warmup_ms`, watched 500 ms after the migration.
 fn options(image: PathBuf, sets: &[(&str, ParamValue)], warmup_ms: u64) -> RunOptions {
-    let mut config = MigrationConfig::default();
-    for (k, v) in sets {
-        config.params.set(k, v).unwrap();
-    }
     RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: 64 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
-        config,
-        destination: Destination::Local,
+        config: common::run_options::config(sets),
         warmup_ms,
         after_ms: 500,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
-        verify: Default::default(),
-        timeouts: Default::default(),
+        ..common::run_options::local(image)
     }
 }
 

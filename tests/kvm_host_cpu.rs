@@ -7,24 +7,22 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pattern};
+use autoconv::guest_image::{GuestSpec, Pattern};
 use autoconv::kvm::host_cpu;
 use autoconv::kvm::{BootPath, LoadPlan, Machine, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
-use autoconv::session::kvm::{run_migration, Destination, RunOptions};
+use autoconv::migration::{CancelToken, MigrationStatus, ParamValue};
+use autoconv::session::kvm::{run_migration, RunOptions};
 
 mod common;
 
 fn image(dir: &Path, pattern: Pattern) -> PathBuf {
-    let p = dir.join(format!("{}.img", pattern.name()));
     let spec = GuestSpec {
         pattern,
         wss_bytes: 1 << 20,
         marker_every_sweeps: 0,
         ..GuestSpec::default()
     };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p
+    common::guest::image(dir, &format!("{}.img", pattern.name()), &spec)
 }
 
 fn boot(img: &Path) -> Machine {
@@ -149,30 +147,13 @@ fn a_rate_limited_migration_of_an_idle_guest_leaves_the_cores_idle() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut config = MigrationConfig::default();
     // 60 MiB of non-zero pages at 32 MiB/s: about 2 s of mostly waiting for the rate limit.
-    config
-        .params
-        .set("max-bandwidth", &ParamValue::Int(32 << 20))
-        .unwrap();
     let opts = RunOptions {
-        image: image(dir.path(), Pattern::Idle),
-        machine: MachineConfig {
-            mem_bytes: 64 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
-        config,
-        destination: Destination::Local,
-        warmup_ms: 300,
+        config: common::run_options::config(&[("max-bandwidth", ParamValue::Int(32 << 20))]),
+        machine: common::run_options::machine(64 << 20),
         after_ms: 1_000,
-        drop_dirty_gfn: None,
         prefill: true,
-        dma: None,
-        tls: None,
-        verify: Default::default(),
-        timeouts: Default::default(),
+        ..common::run_options::local(image(dir.path(), Pattern::Idle))
     };
     let r = run_migration(&opts, &CancelToken::new()).unwrap();
     assert_eq!(

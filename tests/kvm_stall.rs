@@ -9,62 +9,21 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pattern};
-use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
-use autoconv::session::kvm::{run_migration, Destination, RunOptions, RunReport};
+use autoconv::migration::{CancelToken, MigrationStatus};
+use autoconv::session::kvm::{run_migration, RunOptions, RunReport};
 use autoconv::transport::link::LinkTimeouts;
 use autoconv::transport::protocol;
 
-static KVM: Mutex<()> = Mutex::new(());
-
-fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !common::require::require_kvm(test) {
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
+/// A 16 MiB sequential writer in 64 MiB: more than the socket buffers hold, so a silent
+/// destination stalls the migration while it runs.
 fn options(
     dir: &std::path::Path,
     addr: std::net::SocketAddr,
     timeouts: LinkTimeouts,
 ) -> RunOptions {
-    let spec = GuestSpec {
-        pattern: Pattern::Sequential,
-        wss_bytes: 16 << 20,
-        ..GuestSpec::default()
-    };
-    let image: PathBuf = dir.join("g.img");
-    std::fs::write(&image, build_image(&spec).unwrap()).unwrap();
-    let mut config = MigrationConfig::default();
-    config
-        .params
-        .set("max-bandwidth", &ParamValue::Int(0))
-        .unwrap();
-    RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: 64 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
-        config,
-        destination: Destination::Remote(addr),
-        warmup_ms: 200,
-        after_ms: 300,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
-        timeouts,
-        verify: Default::default(),
-    }
+    common::stalled_link::options(dir, addr, 16 << 20, 64 << 20, timeouts)
 }
 
 /// A destination that accepts the handshake (protocol v2) and then reads nothing, as one
@@ -107,7 +66,7 @@ fn assert_source_survived(r: &RunReport) {
 
 #[test]
 fn a_destination_that_stops_reading_is_cancelled_within_the_stall_timeout() {
-    let Some(_g) = kvm_guard("a_destination_that_stops_reading_is_cancelled") else {
+    let Some(_g) = common::prereq::kvm("a_destination_that_stops_reading_is_cancelled") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -141,7 +100,7 @@ fn a_destination_that_stops_reading_is_cancelled_within_the_stall_timeout() {
 
 #[test]
 fn the_time_limit_caps_the_stall_timeout_and_the_run_is_not_converged() {
-    let Some(_g) = kvm_guard("the_time_limit_caps_the_stall_timeout") else {
+    let Some(_g) = common::prereq::kvm("the_time_limit_caps_the_stall_timeout") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +135,7 @@ fn the_time_limit_caps_the_stall_timeout_and_the_run_is_not_converged() {
 
 #[test]
 fn a_destination_that_never_answers_the_handshake_fails_at_the_handshake_timeout() {
-    let Some(_g) = kvm_guard("a_destination_that_never_answers_the_handshake") else {
+    let Some(_g) = common::prereq::kvm("a_destination_that_never_answers_the_handshake") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

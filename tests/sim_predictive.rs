@@ -172,10 +172,10 @@ fn predictive_beats_qemus_default_on_many_seeds() {
 
 #[test]
 fn a_profile_gives_the_first_throttle_on_its_curve() {
-    // calibrated-kvm-random at max-bandwidth 96 MiB/s: its profile says 92.9 MB/s
+    // calibrated-kvm-random at max-bandwidth 96 MiB/s: its profile says 85.1 MB/s
     // unthrottled, under the link's 100.7 MB/s, so the choice is the lowest throttle the
-    // profile puts under 0.8 x 50 % of the bandwidth: between its 60 % (47.78 MB/s) and 70 %
-    // (37.93 MB/s) rows. Without the profile the measured periods (the pass re-dirtied) say
+    // profile puts under 0.8 x 50 % of the bandwidth: between its 60 % (43.11 MB/s) and 70 %
+    // (33.83 MB/s) rows. Without the profile the measured periods (the pass re-dirtied) say
     // "out-dirties the link": 99.
     let profile = scenarios().join("profiles/kvm-random.csv");
     let set = format!("autoconv.profile={}", profile.display());

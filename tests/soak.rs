@@ -10,13 +10,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use autoconv::guest_image::{build_image, GuestSpec, Pattern};
-use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
-use autoconv::session::kvm::{run_migration, Destination, RunOptions};
+use autoconv::guest_image::{GuestSpec, Pattern};
+use autoconv::migration::{CancelToken, MigrationStatus};
+use autoconv::session::kvm::{run_migration, RunOptions};
 
 /// What the process holds after one migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,37 +55,19 @@ fn migrations_back_to_back_verify_and_leave_nothing_behind() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let image: PathBuf = dir.path().join("g.img");
     let spec = GuestSpec {
         pattern: Pattern::Random,
         wss_bytes: 8 << 20,
         ..GuestSpec::default()
     };
-    std::fs::write(&image, build_image(&spec).unwrap()).unwrap();
-    let mut config = MigrationConfig::default();
-    config
-        .params
-        .set("max-bandwidth", &ParamValue::Int(0))
-        .unwrap();
+    let mut config = common::run_options::unlimited();
     config.params.auto_converge = true;
     let opts = RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: 32 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
+        machine: common::run_options::machine(32 << 20),
         config,
-        destination: Destination::Local,
         warmup_ms: 100,
         after_ms: 100,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
-        timeouts: Default::default(),
-        verify: Default::default(),
+        ..common::run_options::local(common::guest::image(dir.path(), "g.img", &spec))
     };
     let n = runs();
     let t0 = Instant::now();

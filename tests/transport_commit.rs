@@ -8,13 +8,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pattern};
-use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
-use autoconv::session::kvm::{run_migration, Destination, RunOptions};
+use autoconv::migration::{CancelToken, MigrationStatus};
+use autoconv::session::kvm::{run_migration, RunOptions};
 use autoconv::transport::incoming::{self, DestinationConfig, Incoming};
 use autoconv::transport::link::LinkTimeouts;
 use autoconv::transport::protocol::{
@@ -69,41 +67,13 @@ fn relay_cutting_the_way_back(to: SocketAddr, back_bytes: usize) -> SocketAddr {
     addr
 }
 
+/// An 8 MiB sequential writer in 32 MiB, the source giving up after `stall` without progress.
 fn options(dir: &Path, addr: SocketAddr, stall: Duration) -> RunOptions {
-    let spec = GuestSpec {
-        pattern: Pattern::Sequential,
-        wss_bytes: 8 << 20,
-        ..GuestSpec::default()
+    let timeouts = LinkTimeouts {
+        stall,
+        ..LinkTimeouts::default()
     };
-    let image: PathBuf = dir.join("g.img");
-    std::fs::write(&image, build_image(&spec).unwrap()).unwrap();
-    let mut config = MigrationConfig::default();
-    config
-        .params
-        .set("max-bandwidth", &ParamValue::Int(0))
-        .unwrap();
-    RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: 32 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
-        config,
-        destination: Destination::Remote(addr),
-        warmup_ms: 200,
-        after_ms: 300,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
-        timeouts: LinkTimeouts {
-            stall,
-            ..LinkTimeouts::default()
-        },
-        verify: Default::default(),
-    }
+    common::stalled_link::options(dir, addr, 8 << 20, 32 << 20, timeouts)
 }
 
 #[test]

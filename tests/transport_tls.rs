@@ -9,6 +9,7 @@
 
 #[path = "support/certs.rs"]
 mod certs;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,10 +17,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pace};
 use autoconv::kvm::memory::{keyed_page_digest, GuestRam};
-use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::migration::{CancelToken, MigrationStatus};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions};
 use autoconv::transport::incoming::{self, DestinationConfig};
 use autoconv::transport::protocol::{
@@ -28,20 +27,6 @@ use autoconv::transport::protocol::{
 };
 use autoconv::transport::tls::{self, ClientTls, Endpoint, TlsCreds};
 use autoconv::transport::{verify, TransportError};
-
-static KVM: Mutex<()> = Mutex::new(());
-
-fn kvm_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if let Some(why) = autoconv::kvm::unavailable_reason() {
-        if std::env::var("AUTOCONV_REQUIRE_ALL").as_deref() == Ok("1") {
-            panic!("{test}: AUTOCONV_REQUIRE_ALL=1 but KVM is unavailable: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-        println!("SKIPPED {test}: {why}");
-        return None;
-    }
-    Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 /// Good credentials in `dir/good`, and an intruder's: it trusts the real CA (it knows whom it
 /// talks to) but its own certificate comes from another CA.
@@ -279,54 +264,24 @@ fn a_handshake_has_one_overall_deadline_and_memory_is_checked_before_it_is_alloc
 
 // ---- with KVM ----
 
-fn small_image(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("paced.img");
-    let spec = GuestSpec {
-        wss_bytes: 8 << 20,
-        pace: Pace::CpuSpin {
-            iterations_per_write: 50_000,
-        },
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p
-}
-
-fn options(image: std::path::PathBuf, destination: Destination) -> RunOptions {
-    let mut config = MigrationConfig::default();
-    config
-        .params
-        .set("max-bandwidth", &ParamValue::Int(0))
-        .unwrap();
+/// The 8 MiB paced guest, built into `dir`, in 32 MiB to `destination`, no rate limit.
+fn options(dir: &Path, destination: Destination) -> RunOptions {
     RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: 32 << 20,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
-        config,
+        machine: common::run_options::machine(32 << 20),
+        config: common::run_options::unlimited(),
         destination,
-        warmup_ms: 300,
-        after_ms: 300,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
-        verify: Default::default(),
-        timeouts: Default::default(),
+        ..common::run_options::local(common::guest::paced(dir, 8 << 20))
     }
 }
 
 #[test]
 fn a_migration_inside_tls_completes_with_both_ends_authenticated() {
-    let Some(_g) = kvm_guard("a_migration_inside_tls_completes") else {
+    let Some(_g) = common::prereq::kvm("a_migration_inside_tls_completes") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let (good, _) = creds(dir.path());
-    let mut opts = options(small_image(dir.path()), Destination::Local);
+    let mut opts = options(dir.path(), Destination::Local);
     opts.tls = Some(ClientTls {
         creds: TlsCreds::load(&good, Endpoint::Both).unwrap(),
         hostname: None,
@@ -347,7 +302,8 @@ fn a_migration_inside_tls_completes_with_both_ends_authenticated() {
 
 #[test]
 fn a_real_source_migrates_past_silent_scanning_and_garbage_peers() {
-    let Some(_g) = kvm_guard("a_real_source_migrates_past_silent_scanning_and_garbage_peers")
+    let Some(_g) =
+        common::prereq::kvm("a_real_source_migrates_past_silent_scanning_and_garbage_peers")
     else {
         return;
     };
@@ -362,7 +318,7 @@ fn a_real_source_migrates_past_silent_scanning_and_garbage_peers() {
     drop(garbage);
     let t0 = Instant::now();
     let r = run_migration(
-        &options(small_image(dir.path()), Destination::Remote(addr)),
+        &options(dir.path(), Destination::Remote(addr)),
         &CancelToken::new(),
     )
     .unwrap();
@@ -508,7 +464,8 @@ fn replay(stream: &[u8]) -> Result<incoming::Incoming, TransportError> {
 
 #[test]
 fn a_recorded_stream_replayed_with_recomputed_digests_is_refused() {
-    let Some(_g) = kvm_guard("a_recorded_stream_replayed_with_recomputed_digests_is_refused")
+    let Some(_g) =
+        common::prereq::kvm("a_recorded_stream_replayed_with_recomputed_digests_is_refused")
     else {
         return;
     };
@@ -516,7 +473,7 @@ fn a_recorded_stream_replayed_with_recomputed_digests_is_refused() {
     let (addr, _cancel, _reports, server) = serving(DestinationConfig::plain(Default::default()));
     let (relay, recording) = recording_relay(addr);
     let r = run_migration(
-        &options(small_image(dir.path()), Destination::Remote(relay)),
+        &options(dir.path(), Destination::Remote(relay)),
         &CancelToken::new(),
     )
     .unwrap();

@@ -7,11 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
-use autoconv::kvm::{BootPath, MachineConfig};
-use autoconv::migration::{CancelToken, FailureKind, MigrationConfig, MigrationStatus, ParamValue};
+use autoconv::guest_image::layout;
+use autoconv::migration::{CancelToken, FailureKind, MigrationStatus};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions};
 use autoconv::transport::incoming::{self, DestinationConfig};
 use autoconv::transport::protocol::{Command, Header, HEADER_BYTES, HELLO_BYTES, PAGE_BYTES};
@@ -19,43 +18,15 @@ use autoconv::transport::verify::VerifyMode;
 
 const MEM_BYTES: u64 = 32 << 20;
 
-fn image(dir: &Path) -> PathBuf {
-    let p = dir.join("paced.img");
-    let spec = GuestSpec {
-        wss_bytes: 8 << 20,
-        pace: Pace::CpuSpin {
-            iterations_per_write: 50_000,
-        },
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p
-}
-
-fn options(image: PathBuf, destination: Destination, verify: VerifyMode) -> RunOptions {
-    let mut config = MigrationConfig::default();
-    config
-        .params
-        .set("max-bandwidth", &ParamValue::Int(0))
-        .unwrap();
+/// The 8 MiB paced guest, built into `dir`, in 32 MiB to `destination`, no rate limit,
+/// verified as `verify` says.
+fn options(dir: &Path, destination: Destination, verify: VerifyMode) -> RunOptions {
     RunOptions {
-        image,
-        machine: MachineConfig {
-            mem_bytes: MEM_BYTES,
-            vcpus: 0,
-            ..MachineConfig::default()
-        },
-        boot: BootPath::Auto,
-        config,
+        machine: common::run_options::machine(MEM_BYTES),
+        config: common::run_options::unlimited(),
         destination,
-        warmup_ms: 300,
-        after_ms: 300,
-        drop_dirty_gfn: None,
-        prefill: false,
-        dma: None,
-        tls: None,
         verify,
-        timeouts: Default::default(),
+        ..common::run_options::local(common::guest::paced(dir, 8 << 20))
     }
 }
 
@@ -128,11 +99,7 @@ fn a_page_altered_on_the_way_fails_digest_verification_and_is_named() {
     let (dest, dest_thread) = destination();
     let relay = corrupting_relay(dest, gfn);
     let r = run_migration(
-        &options(
-            image(dir.path()),
-            Destination::Remote(relay),
-            VerifyMode::Digest,
-        ),
+        &options(dir.path(), Destination::Remote(relay), VerifyMode::Digest),
         &CancelToken::new(),
     )
     .unwrap();
@@ -172,7 +139,7 @@ fn digest_verification_reads_nothing_again_after_the_last_byte() {
     let dir = tempfile::tempdir().unwrap();
     for verify in [VerifyMode::Digest, VerifyMode::Full] {
         let r = run_migration(
-            &options(image(dir.path()), Destination::Local, verify),
+            &options(dir.path(), Destination::Local, verify),
             &CancelToken::new(),
         )
         .unwrap();

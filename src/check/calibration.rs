@@ -1,6 +1,6 @@
 //! Does a calibration still hold? A calibrated scenario's profile was measured on one host with
-//! one guest; on another host the same image may run at another rate (the shipped hot/cold
-//! profile says 40K page writes/s; on an AMD EPYC host the image ran 12K and the prediction
+//! one guest; on another host the same image may run at another rate (the first shipped hot/cold
+//! profile said 40K page writes/s; on an AMD EPYC host the image ran 12K and the prediction
 //! was +560% off with nothing said). These checks compare what a profile recorded with what is
 //! measured now, and give one line saying to re-profile when they disagree.
 

@@ -248,6 +248,17 @@ pub const PARAMETER_RANGES: &[(&str, ParamRange)] = &[
 const MAX_MIGRATE_DOWNTIME_MS: u64 = 2_000_000;
 
 impl MigrationParameters {
+    /// Take `other`'s `cpu-throttle-initial`, `cpu-throttle-increment`, `max-cpu-throttle` and
+    /// `cpu-throttle-tailslow`: the parameters read only when the throttle policy picks a
+    /// percentage. Two configurations equal after this run alike as long as the policy picks
+    /// the same ([`super::Paused::policy_picks`]).
+    pub fn policy_only_from(&mut self, other: &MigrationParameters) {
+        self.cpu_throttle_initial = other.cpu_throttle_initial;
+        self.cpu_throttle_increment = other.cpu_throttle_increment;
+        self.max_cpu_throttle = other.max_cpu_throttle;
+        self.cpu_throttle_tailslow = other.cpu_throttle_tailslow;
+    }
+
     /// The canonical name for `name` (resolving QEMU 2.5's `x-` names and virsh's
     /// `auto-converge-*` options), if it is a modelled parameter.
     pub fn canonical_name(name: &str) -> Option<&'static str> {
@@ -281,6 +292,7 @@ impl MigrationParameters {
                 hint: suggest(name, PARAMETER_NAMES),
             });
         };
+        // QEMU 7.2's words, checked against qemu-system-x86_64 by tests/qemu_wording.rs.
         let pct_1_99 = "an integer in the range of 1 to 99";
         // The integer bounds come from the one table `autoconv params` prints.
         let (lo, hi) = Self::range(canonical)
@@ -297,12 +309,7 @@ impl MigrationParameters {
                 self.vcpu_dirty_limit = match value {
                     ParamValue::Int(v) if (lo..=hi).contains(v) => *v as u64,
                     ParamValue::Int(_) | ParamValue::Float(_) => return Err(refused()),
-                    _ => {
-                        return Err(ParameterError::InvalidType {
-                            name: canonical.into(),
-                            expected: "integer",
-                        })
-                    }
+                    _ => return Err(not_an_integer(canonical)),
                 }
             }
             "x-vcpu-dirty-limit-period" => self.x_vcpu_dirty_limit_period = match value {
@@ -314,16 +321,11 @@ impl MigrationParameters {
                                 .into(),
                     })
                 }
-                _ => {
-                    return Err(ParameterError::InvalidType {
-                        name: canonical.into(),
-                        expected: "integer",
-                    })
-                }
+                _ => return Err(not_an_integer(canonical)),
             },
             "cpu-throttle-tailslow" => self.cpu_throttle_tailslow = bool_value(canonical, value)?,
             "throttle-trigger-threshold" => {
-                self.throttle_trigger_threshold = int_in(
+                self.throttle_trigger_threshold = uint8_in(
                     canonical,
                     value,
                     lo,
@@ -332,27 +334,23 @@ impl MigrationParameters {
                 )? as u32
             }
             "cpu-throttle-initial" => {
-                self.cpu_throttle_initial = int_in(canonical, value, lo, hi, pct_1_99)? as u32
+                self.cpu_throttle_initial = uint8_in(canonical, value, lo, hi, pct_1_99)? as u32
             }
             "cpu-throttle-increment" => {
-                self.cpu_throttle_increment = int_in(canonical, value, lo, hi, pct_1_99)? as u32
+                self.cpu_throttle_increment = uint8_in(canonical, value, lo, hi, pct_1_99)? as u32
             }
             "max-cpu-throttle" => {
-                self.max_cpu_throttle = int_in(
-                    canonical,
-                    value,
-                    lo,
-                    hi,
-                    "an integer in the range of cpu-throttle-initial to 99",
-                )? as u32
+                self.max_cpu_throttle =
+                    uint8_in(canonical, value, lo, hi, MAX_CPU_THROTTLE_RANGE)? as u32
             }
             "downtime-limit" => {
-                self.downtime_limit = int_in(
+                // QEMU 7.2 prints its macro as written: "(2000 * 1000) ms".
+                self.downtime_limit = uint64_in(
                     canonical,
                     value,
                     lo,
                     hi,
-                    "an integer in the range of 0 to 2000 seconds",
+                    "an integer in the range of 0 to (2000 * 1000) ms",
                 )? as u64
             }
             "max-bandwidth" | "avail-switchover-bandwidth" => {
@@ -372,8 +370,8 @@ impl MigrationParameters {
     pub fn validate(&self) -> Result<(), ParameterError> {
         if self.max_cpu_throttle < self.cpu_throttle_initial || self.max_cpu_throttle > 99 {
             return Err(ParameterError::InvalidValue {
-                name: "max-cpu-throttle".into(),
-                expected: "an integer in the range of cpu-throttle-initial to 99".into(),
+                name: c_field("max-cpu-throttle"),
+                expected: MAX_CPU_THROTTLE_RANGE.into(),
             });
         }
         if self.dirty_limit && self.auto_converge {
@@ -439,12 +437,44 @@ fn bool_value(name: &str, value: &ParamValue) -> Result<bool, ParameterError> {
         ParamValue::Str(s) if s == "off" || s == "false" => Ok(false),
         _ => Err(ParameterError::InvalidType {
             name: name.into(),
-            expected: "bool",
+            expected: "boolean",
         }),
     }
 }
 
-fn int_in(
+/// What `migrate_params_check` says `max-cpu-throttle` must be, in QEMU 7.2's words.
+const MAX_CPU_THROTTLE_RANGE: &str = "an integer in the range of cpu_throttle_initial to 99";
+
+/// The C field name QEMU's `migrate_params_check` names a parameter by in its range errors
+/// (`cpu_throttle_initial`), where QMP's input visitor names it as typed (`cpu-throttle-initial`).
+fn c_field(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// An integer QAPI declares `uint8` (the throttle percentages). QEMU refuses it in two steps,
+/// each in its own words: the input visitor refuses a value that is not an integer ("expects
+/// uint64") or does not fit a byte ("expects uint8_t") under the name as typed; then
+/// `migrate_params_check` refuses one out of range under the C field name.
+fn uint8_in(
+    name: &str,
+    value: &ParamValue,
+    lo: i64,
+    hi: i64,
+    expected: &str,
+) -> Result<i64, ParameterError> {
+    match value {
+        ParamValue::Int(v) if !(0..=255).contains(v) => Err(ParameterError::InvalidValue {
+            name: name.into(),
+            expected: "uint8_t".into(),
+        }),
+        _ => uint64_in(name, value, lo, hi, expected),
+    }
+}
+
+/// An integer QAPI declares `uint64`: anything but an integer is the visitor's "expects
+/// uint64"; an integer out of range is `migrate_params_check`'s refusal (a negative one too:
+/// QEMU reads it as a huge unsigned number, which is out of range).
+fn uint64_in(
     name: &str,
     value: &ParamValue,
     lo: i64,
@@ -453,14 +483,19 @@ fn int_in(
 ) -> Result<i64, ParameterError> {
     match value {
         ParamValue::Int(v) if (lo..=hi).contains(v) => Ok(*v),
-        ParamValue::Int(_) | ParamValue::Float(_) => Err(ParameterError::InvalidValue {
-            name: name.into(),
+        ParamValue::Int(_) => Err(ParameterError::InvalidValue {
+            name: c_field(name),
             expected: expected.into(),
         }),
-        _ => Err(ParameterError::InvalidType {
-            name: name.into(),
-            expected: "integer",
-        }),
+        _ => Err(not_an_integer(name)),
+    }
+}
+
+/// QMP's input visitor refusing a value that is not an integer where QAPI wants `uint64`.
+fn not_an_integer(name: &str) -> ParameterError {
+    ParameterError::InvalidValue {
+        name: name.into(),
+        expected: "uint64".into(),
     }
 }
 
@@ -492,20 +527,17 @@ fn bandwidth_value(name: &str, value: &ParamValue) -> Result<u64, ParameterError
                 expected: expected.into(),
             })?)
         }
-        ParamValue::Int(_) | ParamValue::Float(_) => Err(ParameterError::InvalidValue {
+        ParamValue::Int(_) => Err(ParameterError::InvalidValue {
             name: name.into(),
             expected: expected.into(),
         }),
+        ParamValue::Float(_) | ParamValue::Bool(_) => Err(not_an_integer(name)),
         ParamValue::Str(s) => {
             crate::units::parse_rate_bytes_s(s).map_err(|_| ParameterError::InvalidValue {
                 name: name.into(),
                 expected: format!("{expected} (or a rate such as \"64MiB/s\")"),
             })
         }
-        ParamValue::Bool(_) => Err(ParameterError::InvalidType {
-            name: name.into(),
-            expected: "integer",
-        }),
     }
 }
 
@@ -737,21 +769,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99"
+            "Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99"
         );
         let e = p
             .set("throttle-trigger-threshold", &ParamValue::Int(0))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Parameter 'throttle-trigger-threshold' expects an integer in the range of 1 to 100"
+            "Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100"
         );
         let e = p
             .set("downtime-limit", &ParamValue::Int(2_000_001))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Parameter 'downtime-limit' expects an integer in the range of 0 to 2000 seconds"
+            "Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms"
         );
         assert!(p.set("downtime-limit", &ParamValue::Int(2_000_000)).is_ok());
         let e = p
@@ -759,8 +791,22 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Invalid parameter type for 'cpu-throttle-tailslow', expected: bool"
+            "Invalid parameter type for 'cpu-throttle-tailslow', expected: boolean"
         );
+        // The input visitor's refusals come first and name the parameter as typed.
+        for (value, expected) in [
+            (ParamValue::Int(300), "uint8_t"),
+            (ParamValue::Int(-1), "uint8_t"),
+            (ParamValue::Float(1.5), "uint64"),
+            (ParamValue::Str("x".into()), "uint64"),
+        ] {
+            let e = p.set("cpu-throttle-initial", &value).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("Parameter 'cpu-throttle-initial' expects {expected}"),
+                "{value}"
+            );
+        }
         // Nothing was changed by a refused value.
         assert_eq!(p.cpu_throttle_initial, 20);
     }
@@ -772,7 +818,7 @@ mod tests {
         p.set("max-cpu-throttle", &ParamValue::Int(40)).unwrap();
         assert_eq!(
             p.validate().unwrap_err().to_string(),
-            "Parameter 'max-cpu-throttle' expects an integer in the range of cpu-throttle-initial to 99"
+            "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99"
         );
     }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::query;
 use super::state::{CommandError, Monitor};
-use crate::migration::ParamValue;
+use crate::migration::{ParamValue, QemuVersion};
 
 /// The commands served, for `query-commands`.
 pub const COMMANDS: &[&str] = &[
@@ -184,9 +184,10 @@ impl<'a> Session<'a> {
                 done(json!({}))
             }
             "migrate-set-parameters" => {
+                let version = m.config().autoconv.qemu_version;
                 let params = args
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), param_value(k, v)?)))
+                    .map(|(k, v)| Ok((k.clone(), param_value(k, v, version)?)))
                     .collect::<Result<Vec<_>, CommandError>>()?;
                 m.set_parameters(&params)?;
                 done(json!({}))
@@ -333,8 +334,8 @@ fn capabilities_arg(args: &Map<String, Value>) -> Result<Vec<(String, bool)>, Co
 /// parameter is a number but `cpu-throttle-tailslow`, a boolean (no "on", no "64MiB/s").
 /// QMP's bandwidths are bytes/s, so a bare number is one (not the `--set` typo the checker
 /// guards against).
-fn param_value(name: &str, v: &Value) -> Result<ParamValue, CommandError> {
-    if !super::state::is_monitor_parameter(name) {
+fn param_value(name: &str, v: &Value, version: QemuVersion) -> Result<ParamValue, CommandError> {
+    if !super::state::is_monitor_parameter(name, version) {
         // The name is refused first, by the checker.
         return Ok(ParamValue::Str(v.to_string()));
     }
@@ -349,7 +350,10 @@ fn param_value(name: &str, v: &Value) -> Result<ParamValue, CommandError> {
             (None, Some(f)) => ParamValue::Float(f),
             _ => ParamValue::Str(n.to_string()),
         }),
-        _ => Err(wrong_type(name, "integer")),
+        // QEMU 7.2's input visitor reads every integer parameter as uint64 first.
+        _ => Err(CommandError::generic(format!(
+            "Parameter '{name}' expects uint64"
+        ))),
     }
 }
 
@@ -551,11 +555,11 @@ mod tests {
         let cases = [
             (
                 r#"{"cpu-throttle-initial":0}"#,
-                "Parameter 'cpu-throttle-initial' expects an integer in the range of 1 to 99",
+                "Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99",
             ),
             (
                 r#"{"cpu-throttle-initial":"30"}"#,
-                "Invalid parameter type for 'cpu-throttle-initial', expected: integer",
+                "Parameter 'cpu-throttle-initial' expects uint64",
             ),
             (
                 r#"{"cpu-throttle-tailslow":1}"#,
@@ -572,7 +576,7 @@ mod tests {
             ),
             (
                 r#"{"cpu-throttle-initial":50,"max-cpu-throttle":40}"#,
-                "Parameter 'max-cpu-throttle' expects an integer in the range of cpu-throttle-initial to 99",
+                "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99",
             ),
         ];
         for (args, desc) in cases {

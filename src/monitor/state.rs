@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::kvm::machine::Machine;
 use crate::migration::{
-    CancelToken, Event, MigrationConfig, MigrationOutcome, MigrationStatus, ParamValue, Sample,
+    CancelToken, Event, MigrationConfig, MigrationOutcome, MigrationStatus, ParamValue,
+    QemuVersion, Sample,
 };
 use crate::session::kvm::{Destination, MigrateRequest, MigrationGate};
 
@@ -164,8 +165,9 @@ impl Monitor {
         let mut inner = self.lock();
         refuse_while_migrating(&inner.phase)?;
         let mut config = inner.config.clone();
+        let version = config.autoconv.qemu_version;
         for (name, value) in params {
-            if !is_monitor_parameter(name) {
+            if !is_monitor_parameter(name, version) {
                 if let Some(kind) = crate::migration::vocabulary::unmodelled(name) {
                     if kind == crate::migration::vocabulary::Unmodelled::Parameter {
                         return Err(CommandError::generic(format!(
@@ -287,10 +289,17 @@ fn refuse_while_migrating(phase: &Phase) -> Result<(), CommandError> {
 
 /// The parameter names a QEMU monitor takes: QEMU's own and QEMU 2.5's `x-cpu-throttle-*`
 /// (virsh's option names are virsh's, not the monitor's; capabilities are not parameters).
-pub(super) fn is_monitor_parameter(name: &str) -> bool {
-    matches!(name, "x-cpu-throttle-initial" | "x-cpu-throttle-increment")
-        || (crate::migration::params::PARAMETER_NAMES.contains(&name)
-            && !matches!(name, "auto-converge" | "dirty-limit"))
+pub(super) fn is_monitor_parameter(name: &str, version: QemuVersion) -> bool {
+    // A monitor posing as an older QEMU refuses what that release did not have yet.
+    let since = match name {
+        "vcpu-dirty-limit" | "x-vcpu-dirty-limit-period" => QemuVersion::DIRTY_LIMIT,
+        "avail-switchover-bandwidth" => QemuVersion { major: 8, minor: 2 },
+        _ => QemuVersion::OLDEST,
+    };
+    version >= since
+        && (matches!(name, "x-cpu-throttle-initial" | "x-cpu-throttle-increment")
+            || (crate::migration::params::PARAMETER_NAMES.contains(&name)
+                && !matches!(name, "auto-converge" | "dirty-limit")))
 }
 
 /// The run's [`MigrationGate`]: waits for `migrate`, publishes the live figures, and after the

@@ -1,6 +1,7 @@
-//! The host a measurement was made on: a calibration holds only on a host like it (the same
-//! image ran 40K page writes/s on the machine the shipped profiles came from and 12K on an AMD
-//! EPYC host), so profiles record it and commands using them compare.
+//! The host a measurement was made on: a calibration holds only on a host like it (one hot/cold
+//! image ran 40K page writes/s on the unrecorded host of the first shipped profiles, and from
+//! 7.5K to 35K on an AMD EPYC host as its share of a core went), so profiles record it and
+//! commands using them compare.
 
 /// CPU model and logical CPUs of a host.
 #[derive(Clone, Debug, PartialEq, Eq)]

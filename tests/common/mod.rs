@@ -1,8 +1,14 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod guest;
+pub mod incoming;
 pub mod prereq;
+pub mod process;
+pub mod qemu_pair;
 pub mod require;
+pub mod run_options;
+pub mod stalled_link;
 
 use autoconv::migration::{Event, MigrationOutcome, SyncReason, Timeline};
 use autoconv::scenario::{Scenario, ScenarioSource};

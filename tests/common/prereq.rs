@@ -18,3 +18,13 @@ pub fn kvm_with_tools(test: &str, tools: &[&str]) -> Option<MutexGuard<'static, 
     }
     Some(KVM.lock().unwrap_or_else(|e| e.into_inner()))
 }
+
+/// The KVM lock when /dev/kvm is usable (see [`kvm_with_tools`]).
+pub fn kvm(test: &str) -> Option<MutexGuard<'static, ()>> {
+    kvm_with_tools(test, &[])
+}
+
+/// The lock when QEMU tests can run: /dev/kvm usable and `qemu-system-x86_64` there.
+pub fn qemu(test: &str) -> Option<MutexGuard<'static, ()>> {
+    kvm_with_tools(test, &["qemu-system-x86_64"])
+}
