@@ -116,7 +116,7 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
             done.store(true, Ordering::SeqCst);
             let msg = autoconv::migration::error_chain(&e);
             if let Some(dir) = &args.out {
-                let json = pretty(&failed_json(&e, &msg, stats.as_ref()));
+                let json = pretty(&failed_json(&e, &msg, stats.as_deref()));
                 write_dir_atomically(dir, &[("incoming.json", json.as_bytes())])?;
             }
             errln!("autoconv: incoming migration failed: {msg}");

@@ -85,8 +85,8 @@ impl DestinationConfig {
 pub struct IncomingFailed {
     /// Why.
     pub error: TransportError,
-    /// What was received, verified and waited for until then.
-    pub stats: Option<IncomingStats>,
+    /// What was received, verified and waited for until then (boxed: errors stay small).
+    pub stats: Option<Box<IncomingStats>>,
 }
 
 impl From<TransportError> for IncomingFailed {
@@ -440,7 +440,7 @@ fn receive(
         };
         return Err(IncomingFailed {
             error,
-            stats: Some(stats),
+            stats: Some(Box::new(stats)),
         });
     }
     let counters_at_resume = vm.counters_at_resume;
