@@ -609,7 +609,7 @@ fn rows() -> Vec<Fault> {
             source_within_s: FAST,
             resumed: false,
             destination_within_s: FAST,
-            destination_says: "cancelled on this destination (Ctrl-C) while receiving pages",
+            destination_says: "cancelled on this destination (Ctrl-C) while receiving",
         },
         Fault {
             name: "destination Ctrl-C in stop-and-copy",
@@ -622,7 +622,7 @@ fn rows() -> Vec<Fault> {
             source_within_s: FAST,
             resumed: false,
             destination_within_s: FAST,
-            destination_says: "cancelled on this destination (Ctrl-C) while receiving pages",
+            destination_says: "cancelled on this destination (Ctrl-C) while receiving",
         },
         Fault {
             name: "destination Ctrl-C waiting for COMMIT (relay holds its READY)",
