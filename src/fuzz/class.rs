@@ -11,19 +11,20 @@
 //! - bare: a word that is not plain letters, `-` and `_` (a path, a JSON fragment, escaped
 //!   bytes) becomes `_`: a message's own wording is plain words. QEMU's `The command foo has
 //!   not been found` echoes a plain word unquoted, and so does a path with spaces in it; for
-//!   those the target passes the strings its input holds (decoded JSON strings, TOML string
-//!   values), and a word standing whole among them becomes `_` too. Not the input's whole
-//!   text: a message's own wording (a profile's known columns, a scenario's keys) is often
-//!   in it as well, and blanking that would make one kind of error many. Targets whose
-//!   messages quote what they echo pass nothing. Echoed words in a row, numbers among them, are one `_`.
+//!   those the target passes what its input can have echoed (the monitor: the input's decoded
+//!   JSON strings; the scenario: its profile paths), and a word standing whole among them
+//!   becomes `_` too. Not the input's whole text: a message's own wording (a profile's known
+//!   columns, a scenario's keys and descriptions) is often in it as well, and blanking that
+//!   would make one kind of error many. Targets whose messages quote what they echo pass "".
+//!   Echoed words in a row, numbers and punctuation among them, are one `_`.
 
 /// Longest class kept (a message's kind is in its first words; the rest is detail).
 const MAX_CLASS_CHARS: usize = 120;
 /// Most words kept.
 const MAX_CLASS_WORDS: usize = 16;
 
-/// `message` reduced to its kind; `input` is the text it may echo bare ("" if it quotes what
-/// it echoes, or the input is binary).
+/// `message` reduced to its kind; `input` is what it may echo bare ("" if it quotes what it
+/// echoes, or the input is binary).
 pub fn error_class(message: &str, input: &str) -> String {
     let unquoted = blank_quoted(message);
     let mut words: Vec<Word> = Vec::new();
@@ -32,8 +33,8 @@ pub fn error_class(message: &str, input: &str) -> String {
         let w = word_class(token, input);
         chars += w.head.len() + w.class.len() + w.tail.len() + 1;
         match words.last_mut() {
-            // An echo of several words (a name with spaces, digits among them) is one `_`.
-            // (and the punctuation in and around it, which is the input's too).
+            // An echo of several words (a name with spaces, digits among them) is one `_`,
+            // the punctuation in and around it (the input's too) with it.
             Some(last)
                 if (last.echo && (w.blank() || w.class.is_empty())) || (last.blank() && w.echo) =>
             {
