@@ -35,10 +35,13 @@ pub fn error_class(message: &str, input: &str) -> String {
         match words.last_mut() {
             // An echo of several words (a name with spaces, digits among them) is one `_`,
             // the punctuation in and around it (the input's too) with it.
-            Some(last)
-                if (last.echo && (w.blank() || w.class.is_empty())) || (last.blank() && w.echo) =>
-            {
-                *last = Word::ECHO;
+            // Numbers in a row are echoed too (one `#`).
+            Some(last) if (last.echo && w.class.is_empty()) || (last.blank() && w.blank()) => {
+                *last = if last.echo || w.echo {
+                    Word::ECHO
+                } else {
+                    Word::NUMBERS
+                };
             }
             _ => words.push(w),
         }
@@ -60,6 +63,14 @@ impl Word<'_> {
         class: "_",
         tail: "",
         echo: true,
+    };
+
+    /// Numbers in a row, their punctuation dropped with them.
+    const NUMBERS: Word<'static> = Word {
+        head: "",
+        class: "#",
+        tail: "",
+        echo: false,
     };
 
     /// Blanked: a number or an echo.
@@ -133,6 +144,9 @@ fn word_class<'a>(token: &'a str, input: &str) -> Word<'a> {
         .chars()
         .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_');
     let (class, echo) = if core.is_empty() {
+        if !message_punctuation(token) {
+            return Word::ECHO;
+        }
         ("", false)
     } else if is_token_of(core, input) {
         return Word::ECHO;
@@ -149,6 +163,18 @@ fn word_class<'a>(token: &'a str, input: &str) -> Word<'a> {
         tail,
         echo,
     }
+}
+
+/// Whether a token without letters is the message's own: one mark (`-`, `(`), or a blanked
+/// quote with at most two marks around it (`''`, `''?)`). Anything longer (`[[{'' ][:.`)
+/// is what an echo left, once its quotes were blanked.
+fn message_punctuation(token: &str) -> bool {
+    let rest = token
+        .replace("''", "")
+        .replace("\"\"", "")
+        .replace("``", "");
+    let quoted = rest.len() < token.len();
+    rest.chars().count() <= if quoted { 2 } else { 1 }
 }
 
 /// Whether `word` stands in `input` as a whole token (not inside a longer name).
@@ -211,7 +237,12 @@ mod tests {
             error_class("The command foo has not been found", "foo")
         );
         // An echo with spaces in it, or a list of them, is one `_` (its punctuation, the
-        // input's too, goes with it).
+        // input's too, goes with it), and so is the punctuation an echo with quotes in it
+        // leaves once they are blanked.
+        assert_eq!(
+            error_class("The command [[{'x' ][:.[[}['y' z has not been found", "z"),
+            "The command _ has not been found"
+        );
         assert_eq!(
             error_class("The command a b{ c has not been found", "x a b{ c"),
             "The command _ has not been found"
