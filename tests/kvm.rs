@@ -722,11 +722,7 @@ fn hello_kernel() -> Vec<u8> {
             a.mov(al, i32::from(b)).unwrap();
             a.out(dx, al).unwrap();
         }
-        a.cli().unwrap();
-        let mut halt = a.create_label();
-        a.set_label(&mut halt).unwrap();
-        a.hlt().unwrap();
-        a.jmp(halt).unwrap();
+        common::flat_kernel::halt_forever(a);
     })
 }
 

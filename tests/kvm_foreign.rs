@@ -119,11 +119,7 @@ fn a_multiboot_kernel_may_push_before_setting_a_stack() {
         a.pop(eax).unwrap();
         a.mov(dx, 0x3f8u32 as i32).unwrap();
         a.out(dx, al).unwrap();
-        a.cli().unwrap();
-        let mut halt = a.create_label();
-        a.set_label(&mut halt).unwrap();
-        a.hlt().unwrap();
-        a.jmp(halt).unwrap();
+        common::flat_kernel::halt_forever(a);
     });
     let r = run(dir.path(), "push.bin", kernel, 500);
     assert!(

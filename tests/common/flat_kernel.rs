@@ -24,3 +24,12 @@ pub fn build(code: impl FnOnce(&mut iced_x86::code_asm::CodeAssembler)) -> Vec<u
     k.extend_from_slice(&code);
     k
 }
+
+/// `cli`, then `hlt` for ever: the end of a kernel that has done its work.
+pub fn halt_forever(a: &mut iced_x86::code_asm::CodeAssembler) {
+    a.cli().unwrap();
+    let mut halt = a.create_label();
+    a.set_label(&mut halt).unwrap();
+    a.hlt().unwrap();
+    a.jmp(halt).unwrap();
+}
