@@ -182,7 +182,8 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
     let out = dir.path().join("run");
     let gpa = format!("{:#x}", layout::STATUS_GPA);
     // The destination in its own process: it finds the mismatch and exits 3 too.
-    let (mut dest, addr) = common::incoming::start(&dir.path().join("dest"), &[]);
+    let dest_out = dir.path().join("dest");
+    let (mut dest, addr) = common::incoming::start(&dest_out, &[]);
     // 16 MiB/s: the first pass takes seconds, so the guest rewrites its status page after it
     // was sent; the 60 s downtime limit lets the second pass be the last.
     let mut run = bin()
@@ -222,6 +223,18 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
         Some(3),
         "incoming's exit for a memory mismatch"
     );
+    // Its incoming.json says the same, typed as summary.json says it, with the stream's
+    // figures: memory compared, no READY, so no wait for a COMMIT.
+    let inc = json(&dest_out.join("incoming.json"));
+    assert_eq!(inc["status"], "failed", "{inc}");
+    assert_eq!(inc["failure"]["kind"], "memory-mismatch", "{inc}");
+    assert_eq!(inc["failure"]["first_gpa"], layout::STATUS_GPA, "{inc}");
+    assert_eq!(
+        inc["stats"]["verified_pages"],
+        (64u64 << 20) / 4096,
+        "{inc}"
+    );
+    assert_eq!(inc["stats"]["commit_wait_ms"], 0.0, "{inc}");
     let s = json(&out.join("summary.json"));
     assert_eq!(s["status"], "failed", "{s}");
     assert_eq!(s["failure"]["kind"], "memory-mismatch", "{s}");
@@ -301,5 +314,68 @@ fn incoming_refuses_a_directory_of_the_users_before_listening() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
         "mine"
+    );
+}
+
+/// Ctrl-C on the destination mid-migration: it drops the migration at once (a stream in full
+/// flow included), resumes nothing and says `cancelled` in incoming.json with what it had
+/// received; the source, its connection gone, fails and its guest runs on unthrottled.
+#[test]
+fn ctrl_c_on_the_destination_fails_the_source_and_its_guest_runs_on() {
+    let Some(_g) = common::prereq::kvm("ctrl_c_on_the_destination_fails_the_source") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = common::guest::paced_cli(dir.path());
+    let src_out = dir.path().join("src");
+    let dest_out = dir.path().join("dest");
+    let (mut dest, addr) = common::incoming::start(&dest_out, &[]);
+    // 8 MiB/s: the first pass alone takes ~4 s, so the Ctrl-C lands mid-stream.
+    let mut run = bin()
+        .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args(["--migrate", &addr, "--set", "max-bandwidth=8MiB/s", "--out"])
+        .arg(&src_out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(dest.id() as libc::pid_t, libc::SIGINT) };
+    let dest_status = wait_with_limit(&mut dest, Duration::from_secs(5), "incoming after Ctrl-C");
+    let dest_took = t0.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut dest.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(dest_status.code(), Some(1), "{err}");
+    assert!(dest_took < Duration::from_secs(2), "{dest_took:?}: {err}");
+    assert!(
+        err.contains(
+            "incoming migration failed: cancelled on this destination (Ctrl-C) while receiving"
+        ),
+        "{err}"
+    );
+    let inc = json(&dest_out.join("incoming.json"));
+    assert_eq!(inc["status"], "cancelled", "{inc}");
+    assert!(inc.get("failure").is_none(), "{inc}");
+    assert!(inc["stats"]["bytes"].as_u64().unwrap() > 1 << 20, "{inc}");
+    assert!(inc.get("counters_at_resume").is_none(), "{inc}");
+
+    let status = wait_with_limit(
+        &mut run,
+        Duration::from_secs(20),
+        "run after the destination's Ctrl-C",
+    );
+    assert_eq!(status.code(), Some(1));
+    let src = json(&src_out.join("summary.json"));
+    assert_eq!(src["status"], "failed", "{src}");
+    assert_eq!(src["failure"]["kind"], "link-lost", "{src}");
+    assert_eq!(src["source_after"]["throttle_pct"], 0);
+    assert!(
+        src["source_after"]["progress"]["pages_written_per_s"]
+            .as_f64()
+            .unwrap()
+            > 1000.0,
+        "source guest not running: {src}"
     );
 }

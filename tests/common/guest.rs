@@ -29,3 +29,14 @@ pub fn paced(dir: &Path, wss_bytes: u64) -> PathBuf {
 pub fn paced_cli(dir: &Path) -> String {
     paced(dir, 32 << 20).display().to_string()
 }
+
+/// The QEMU tests' `-kernel`/`--qemu` argument: `dir/seq32.img`, a sequential writer over
+/// 32 MiB (one vCPU, a marker per sweep). It re-dirties every page of a pass long before a
+/// 16 MiB/s link has sent it, so it out-dirties such a link.
+pub fn sequential_cli(dir: &Path) -> String {
+    let spec = GuestSpec {
+        wss_bytes: 32 << 20,
+        ..GuestSpec::default()
+    };
+    image(dir, "seq32.img", &spec).display().to_string()
+}

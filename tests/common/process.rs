@@ -30,3 +30,8 @@ pub fn json(path: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
+
+/// summary.json in a run's `--out` directory.
+pub fn summary(out: &Path) -> serde_json::Value {
+    json(&out.join("summary.json"))
+}
