@@ -1,6 +1,7 @@
 //! Simulator speed: one run of scenarios/heavy.toml, and the 99 x 99 grid of
 //! cpu-throttle-initial x cpu-throttle-increment over scenarios/big.toml (a 64 GiB guest) on one
-//! core and on all cores.
+//! core and on all cores, each run simulated whole; and on one core as `autoconv sweep` runs it,
+//! the runs going on from what they share ([`autoconv::sim::SharedStarts`]).
 //!
 //!   cargo bench --bench sim
 
@@ -44,6 +45,20 @@ fn run_all_parallel(grid: &[Scenario]) -> u64 {
         .sum()
 }
 
+/// The grid as `autoconv sweep` runs it: from the shared start.
+fn run_all_shared(grid: &[Scenario]) -> u64 {
+    let first = &grid[0];
+    let shared = autoconv::sim::SharedStarts::new(first, first.seed).expect("aggregate model");
+    grid.iter()
+        .map(|s| {
+            shared
+                .finish(s, s.seed)
+                .expect("same but policy")
+                .elapsed_ms
+        })
+        .sum()
+}
+
 fn bench(c: &mut Criterion) {
     let heavy = load("heavy");
     c.bench_function("heavy.toml one run", |b| {
@@ -62,6 +77,9 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     g.bench_function("one core", |b| {
         b.iter(|| one.install(|| black_box(run_all(&cells))))
+    });
+    g.bench_function("one core, shared starts", |b| {
+        b.iter(|| black_box(run_all_shared(&cells)))
     });
     g.bench_function(
         format!("all cores ({})", rayon::current_num_threads()),

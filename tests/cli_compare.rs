@@ -142,7 +142,7 @@ fn several_runs_go_in_one_table_and_one_overlay_plot() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(v["mode"], "runs");
     let cols = v["columns"].as_array().unwrap();
     assert_eq!(cols.len(), 3);

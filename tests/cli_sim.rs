@@ -63,7 +63,7 @@ fn sim_writes_timeseries_events_and_summary() {
         summary["parameters"]["migration"]["cpu-throttle-tailslow"],
         false
     );
-    assert_eq!(summary["format_version"], 1);
+    assert_eq!(summary["format_version"], 2);
     // QEMU's query-migrate names and units beside autoconv's own fields, the same figures.
     let q = &summary["query-migrate"];
     assert_eq!(q["status"], "completed");

@@ -1,7 +1,7 @@
 //! The fault matrix: `autoconv run --kvm` in one network namespace, `autoconv incoming` in
 //! another, joined by a veth pair with a `tc tbf` bandwidth cap (netem does not exist in these
 //! kernels, so delay, stalls and resets come from a relay this test runs in the source's
-//! namespace). Each row injects one fault into a real migration and asserts how it ends: the
+//! namespace, and packet loss from an nft `numgen random` rule in the destination's). Each row injects one fault into a real migration and asserts how it ends: the
 //! source's exit code and status, one `reason:` line, the source guest running on unthrottled,
 //! the destination never resuming a guest it did not verify, and nothing left behind (no
 //! process in either namespace, no stray file). Needs root, /dev/kvm and iproute2: skipped
@@ -130,6 +130,78 @@ impl Net {
             "set",
             &self.src_if,
             if up { "up" } else { "down" },
+        ])
+        .unwrap();
+    }
+
+    /// Drop this share of the TCP packets entering and leaving the destination's namespace
+    /// (nft `numgen random`: netem does not exist in these kernels); 0 removes the rule,
+    /// after checking that it dropped packets.
+    fn loss(&self, pct: u32) {
+        let nft = |args: &str| {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &self.dst, "nft"])
+                .args(args.split(' '))
+                .output()
+                .expect("run nft (apt-get install nftables)");
+            assert!(
+                o.status.success(),
+                "nft {args}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        if pct == 0 {
+            let rules = nft("list table inet acloss");
+            let dropped: u64 = rules
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| w[0] == "packets")
+                .filter_map(|w| w[1].parse::<u64>().ok())
+                .sum();
+            eprintln!("packet loss: {dropped} TCP packets dropped\n{rules}");
+            assert!(dropped > 0, "the loss rule dropped nothing:\n{rules}");
+            nft("delete table inet acloss");
+            self.segment(65536);
+            return;
+        }
+        // Segments of one MTU on the wire, not 64 KiB super-packets: a drop is one packet's
+        // worth, as on a real link.
+        self.segment(1500);
+        nft("add table inet acloss");
+        for hook in ["input", "output"] {
+            nft(&format!(
+                "add chain inet acloss {hook} {{ type filter hook {hook} priority 0 ; policy accept ; }}"
+            ));
+            nft(&format!(
+                "add rule inet acloss {hook} meta l4proto tcp numgen random mod 100 < {pct} counter drop"
+            ));
+        }
+    }
+
+    /// The largest segment the source's end hands down (GSO), both ends' of the veth.
+    fn segment(&self, bytes: u32) {
+        let size = bytes.to_string();
+        ip(&[
+            "-n",
+            &self.src,
+            "link",
+            "set",
+            &self.src_if,
+            "gso_max_size",
+            &size,
+        ])
+        .unwrap();
+        let dst_if = self.src_if.replace("acvs", "acvd");
+        ip(&[
+            "-n",
+            &self.dst,
+            "link",
+            "set",
+            &dst_if,
+            "gso_max_size",
+            &size,
         ])
         .unwrap();
     }
@@ -384,6 +456,8 @@ fn release_relay(r: &Relay, _: &Net, _: &Child) {
 }
 
 const FAST: f64 = 5.0;
+/// Packets dropped each way in the packet-loss row (%).
+const LOSS_PCT: u32 = 10;
 /// Time a source given up at its stall bound may take, after the fault: the bound counts
 /// from the last byte that moved, and the socket buffers on the way (the source's, the
 /// relay's, the destination's: a few MiB) still take bytes for seconds at 12 MiB/s.
@@ -401,6 +475,19 @@ fn rows() -> Vec<Fault> {
             at: Trigger::After(0.0),
             inject: |r, _, _, _| r.set(DELAY),
             undo: nothing,
+            source_end: Some((0, "completed")),
+            source_within_s: 60.0,
+            resumed: true,
+            destination_within_s: 10.0,
+            destination_says: "",
+        },
+        Fault {
+            name: "packet loss, 10% each way (nft numgen; a guest writing 1 MiB)",
+            guest: Guest::Completes,
+            relay: None,
+            at: Trigger::After(0.0),
+            inject: |_, n, _, _| n.loss(LOSS_PCT),
+            undo: |_, n, _| n.loss(0),
             source_end: Some((0, "completed")),
             source_within_s: 60.0,
             resumed: true,
@@ -510,6 +597,46 @@ fn rows() -> Vec<Fault> {
             resumed: false,
             destination_within_s: FAST,
             destination_says: "did not commit",
+        },
+        Fault {
+            name: "destination Ctrl-C in precopy",
+            guest: Guest::Precopy,
+            relay: None,
+            at: Trigger::After(4.0),
+            inject: |_, _, _, dst| signal(dst, libc::SIGINT),
+            undo: nothing,
+            source_end: Some((1, "failed")),
+            source_within_s: FAST,
+            resumed: false,
+            destination_within_s: FAST,
+            destination_says: "cancelled on this destination (Ctrl-C) while receiving",
+        },
+        Fault {
+            name: "destination Ctrl-C in stop-and-copy",
+            guest: Guest::StopAndCopy,
+            relay: None,
+            at: Trigger::After(4.0),
+            inject: |_, _, _, dst| signal(dst, libc::SIGINT),
+            undo: nothing,
+            source_end: Some((1, "failed")),
+            source_within_s: FAST,
+            resumed: false,
+            destination_within_s: FAST,
+            destination_says: "cancelled on this destination (Ctrl-C) while receiving",
+        },
+        Fault {
+            name: "destination Ctrl-C waiting for COMMIT (relay holds its READY)",
+            guest: Guest::Completes,
+            relay: Some(HOLD_BACK),
+            at: Trigger::Verdict,
+            inject: |_, _, _, dst| signal(dst, libc::SIGINT),
+            undo: nothing,
+            source_end: Some((1, "failed")),
+            source_within_s: FAST,
+            resumed: false,
+            destination_within_s: FAST,
+            destination_says:
+                "cancelled on this destination (Ctrl-C) while waiting for the source's COMMIT",
         },
         Fault {
             name: "source SIGKILL in precopy",

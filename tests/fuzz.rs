@@ -81,3 +81,43 @@ fn the_wire_harness_reaches_verification_both_ways() {
         assert!(r.seen.contains(&feature_id(label)), "{label} not reached");
     }
 }
+
+#[test]
+fn one_kind_of_error_is_one_feature_whatever_it_echoes() {
+    // The same JSON error on two lines of different text: serde's message quotes the
+    // expected token in backticks and the reader's quotes the line (backticks, escaped
+    // quotes and all); neither may make a new feature.
+    let mut log = target("from-log");
+    let a = features_of(log.as_mut(), b"{\"return\": {\"status\": `act\"`}}\n");
+    let b = features_of(log.as_mut(), b"{\"return\": {\"status\": `ive\\\"`x`}}\n");
+    assert_eq!(a, b);
+    // QEMU's unknown-command error echoes the name unquoted.
+    let mut monitor = target("monitor");
+    let a = features_of(monitor.as_mut(), br#"{"execute":"no-such-thing"}"#);
+    let b = features_of(monitor.as_mut(), br#"{"execute":"qmp_capabilitiXs"}"#);
+    assert_eq!(a, b);
+    // A profile's known columns are its message's own words, in the input or not.
+    let mut profile = target("profile");
+    let a = features_of(profile.as_mut(), b"throttle_pct,dirty_pages_s\n0,1\n");
+    let b = features_of(profile.as_mut(), b"throttle_pcX,interval_ms\n0,1\n");
+    assert_eq!(a, b);
+    // So a run's features are kinds, not mutants: when the class kept the mutated text,
+    // from-log found a new feature in most of its executions.
+    let r = fuzz(target("from-log").as_mut(), 20_000, 1);
+    assert!(r.features < 500, "from-log: {} features", r.features);
+}
+
+#[test]
+fn a_log_with_times_past_2_to_the_50_ms_reads_back_as_the_same_migration() {
+    // Found by `cargo bench --bench fuzz` (from-log): a total-time near i64::MAX made the
+    // recorded polls, whose "t" is written in f64 seconds, read back with other ms.
+    let log = concat!(
+        r#"{"return":{"status":"active","total-time":9223372036854775807,"ram":{"total":67641344,"remaining":39260160,"transferred":24399185,"dirty-sync-count":1}},"t":3.007}"#,
+        "\n",
+        r#"{"return":{"status":"cancelled"},"t":3.1}"#,
+        "\n"
+    );
+    let mut t = target("from-log");
+    let f = features_of(t.as_mut(), log.as_bytes());
+    assert!(f.contains(&feature_id("recorded")));
+}

@@ -5,71 +5,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use autoconv::guest_image::{build_image, layout, GuestSpec, Pace};
+use common::process::{bin, json, wait_with_limit};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-}
-
-fn paced_image(dir: &Path) -> String {
-    let p = dir.join("paced.img");
-    let spec = GuestSpec {
-        wss_bytes: 32 << 20,
-        pace: Pace::CpuSpin {
-            iterations_per_write: 50_000,
-        },
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p.display().to_string()
-}
-
-/// Start `autoconv incoming` on a free port; returns the child and its address.
-fn start_incoming(out: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = bin()
-        .args(["incoming", "tcp:127.0.0.1:0", "--out"])
-        .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// Wait for a child, killing it (and failing) if it outlives `limit`: nothing may hang.
-fn wait_with_limit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what} hung for more than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
+use autoconv::guest_image::layout;
 
 fn pages(counters: &serde_json::Value) -> u64 {
     counters
@@ -89,7 +30,7 @@ fn incoming_whose_stdout_is_gone_still_resumes_the_guest() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let dest_out = dir.path().join("dest");
     let mut dest = bin()
         .args([
@@ -141,10 +82,10 @@ fn incoming_in_its_own_process_resumes_the_guest_where_it_stopped() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let dest_out = dir.path().join("dest");
     let src_out = dir.path().join("src");
-    let (mut dest, addr) = start_incoming(&dest_out, &["--run-for", "1500ms"]);
+    let (mut dest, addr) = common::incoming::start(&dest_out, &["--run-for", "1500ms"]);
     let run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
         .args(["--migrate", &addr, "--set", "max-bandwidth=0", "--out"])
@@ -194,9 +135,9 @@ fn killing_the_destination_fails_the_migration_and_the_source_runs_on() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
+    let (mut dest, addr) = common::incoming::start(&dir.path().join("dest"), &[]);
     // 8 MiB/s: the first pass alone takes ~4 s, so the kill lands mid-migration.
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
@@ -237,11 +178,12 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let out = dir.path().join("run");
     let gpa = format!("{:#x}", layout::STATUS_GPA);
     // The destination in its own process: it finds the mismatch and exits 3 too.
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"), &[]);
+    let dest_out = dir.path().join("dest");
+    let (mut dest, addr) = common::incoming::start(&dest_out, &[]);
     // 16 MiB/s: the first pass takes seconds, so the guest rewrites its status page after it
     // was sent; the 60 s downtime limit lets the second pass be the last.
     let mut run = bin()
@@ -281,6 +223,18 @@ fn a_dropped_dirty_bit_exits_3_with_the_page_named() {
         Some(3),
         "incoming's exit for a memory mismatch"
     );
+    // Its incoming.json says the same, typed as summary.json says it, with the stream's
+    // figures: memory compared, no READY, so no wait for a COMMIT.
+    let inc = json(&dest_out.join("incoming.json"));
+    assert_eq!(inc["status"], "failed", "{inc}");
+    assert_eq!(inc["failure"]["kind"], "memory-mismatch", "{inc}");
+    assert_eq!(inc["failure"]["first_gpa"], layout::STATUS_GPA, "{inc}");
+    assert_eq!(
+        inc["stats"]["verified_pages"],
+        (64u64 << 20) / 4096,
+        "{inc}"
+    );
+    assert_eq!(inc["stats"]["commit_wait_ms"], 0.0, "{inc}");
     let s = json(&out.join("summary.json"));
     assert_eq!(s["status"], "failed", "{s}");
     assert_eq!(s["failure"]["kind"], "memory-mismatch", "{s}");
@@ -305,7 +259,7 @@ fn ctrl_c_cancels_the_migration_and_the_source_runs_on() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let src_out = dir.path().join("src");
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
@@ -360,5 +314,68 @@ fn incoming_refuses_a_directory_of_the_users_before_listening() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
         "mine"
+    );
+}
+
+/// Ctrl-C on the destination mid-migration: it drops the migration at once (a stream in full
+/// flow included), resumes nothing and says `cancelled` in incoming.json with what it had
+/// received; the source, its connection gone, fails and its guest runs on unthrottled.
+#[test]
+fn ctrl_c_on_the_destination_fails_the_source_and_its_guest_runs_on() {
+    let Some(_g) = common::prereq::kvm("ctrl_c_on_the_destination_fails_the_source") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = common::guest::paced_cli(dir.path());
+    let src_out = dir.path().join("src");
+    let dest_out = dir.path().join("dest");
+    let (mut dest, addr) = common::incoming::start(&dest_out, &[]);
+    // 8 MiB/s: the first pass alone takes ~4 s, so the Ctrl-C lands mid-stream.
+    let mut run = bin()
+        .args(["run", "--kvm", &img, "--mem", "64MiB", "--warmup", "300ms"])
+        .args(["--migrate", &addr, "--set", "max-bandwidth=8MiB/s", "--out"])
+        .arg(&src_out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(dest.id() as libc::pid_t, libc::SIGINT) };
+    let dest_status = wait_with_limit(&mut dest, Duration::from_secs(5), "incoming after Ctrl-C");
+    let dest_took = t0.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut dest.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(dest_status.code(), Some(1), "{err}");
+    assert!(dest_took < Duration::from_secs(2), "{dest_took:?}: {err}");
+    assert!(
+        err.contains(
+            "incoming migration failed: cancelled on this destination (Ctrl-C) while receiving"
+        ),
+        "{err}"
+    );
+    let inc = json(&dest_out.join("incoming.json"));
+    assert_eq!(inc["status"], "cancelled", "{inc}");
+    assert!(inc.get("failure").is_none(), "{inc}");
+    assert!(inc["stats"]["bytes"].as_u64().unwrap() > 1 << 20, "{inc}");
+    assert!(inc.get("counters_at_resume").is_none(), "{inc}");
+
+    let status = wait_with_limit(
+        &mut run,
+        Duration::from_secs(20),
+        "run after the destination's Ctrl-C",
+    );
+    assert_eq!(status.code(), Some(1));
+    let src = json(&src_out.join("summary.json"));
+    assert_eq!(src["status"], "failed", "{src}");
+    assert_eq!(src["failure"]["kind"], "link-lost", "{src}");
+    assert_eq!(src["source_after"]["throttle_pct"], 0);
+    assert!(
+        src["source_after"]["progress"]["pages_written_per_s"]
+            .as_f64()
+            .unwrap()
+            > 1000.0,
+        "source guest not running: {src}"
     );
 }

@@ -47,30 +47,6 @@ fn options(image: PathBuf, sets: &[(&str, ParamValue)], warmup_ms: u64) -> RunOp
     }
 }
 
-/// A flat multiboot kernel (a.out kludge) at 1 MiB made of `code` (32-bit).
-fn flat_kernel(code: impl FnOnce(&mut iced_x86::code_asm::CodeAssembler)) -> Vec<u8> {
-    let load = 0x10_0000u32;
-    let mut a = iced_x86::code_asm::CodeAssembler::new(32).unwrap();
-    code(&mut a);
-    let code = a.assemble(u64::from(load) + 32).unwrap();
-    let flags = 1u32 << 16;
-    let mut k = Vec::new();
-    for v in [
-        0x1BAD_B002u32,
-        flags,
-        0u32.wrapping_sub(0x1BAD_B002u32.wrapping_add(flags)),
-        load,      // header_addr
-        load,      // load_addr
-        0,         // load_end_addr: whole file
-        0,         // bss_end_addr: none
-        load + 32, // entry
-    ] {
-        k.extend_from_slice(&v.to_le_bytes());
-    }
-    k.extend_from_slice(&code);
-    k
-}
-
 fn run(dir: &Path, name: &str, kernel: Vec<u8>, warmup_ms: u64) -> RunReport {
     let p = dir.join(name);
     std::fs::write(&p, kernel).unwrap();
@@ -138,16 +114,12 @@ fn a_multiboot_kernel_may_push_before_setting_a_stack() {
     };
     use iced_x86::code_asm::*;
     let dir = tempfile::tempdir().unwrap();
-    let kernel = flat_kernel(|a| {
+    let kernel = common::flat_kernel::build(|a| {
         a.push(i32::from(b'S')).unwrap();
         a.pop(eax).unwrap();
         a.mov(dx, 0x3f8u32 as i32).unwrap();
         a.out(dx, al).unwrap();
-        a.cli().unwrap();
-        let mut halt = a.create_label();
-        a.set_label(&mut halt).unwrap();
-        a.hlt().unwrap();
-        a.jmp(halt).unwrap();
+        common::flat_kernel::halt_forever(a);
     });
     let r = run(dir.path(), "push.bin", kernel, 500);
     assert!(
@@ -167,7 +139,7 @@ fn a_dead_guest_is_reported_and_its_run_flagged() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let kernel = flat_kernel(|a| {
+    let kernel = common::flat_kernel::build(|a| {
         a.ud2().unwrap();
     });
     let r = run(dir.path(), "ud2.bin", kernel, 500);

@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pace};
+use common::process::{bin, json, wait_with_limit};
 
 /// python3 with QEMU's `qemu.qmp` (CI installs it: .ci/run).
 fn require_qemu_qmp(test: &str) -> bool {
@@ -32,76 +31,12 @@ fn require_qemu_qmp(test: &str) -> bool {
     common::require::decide(test, missing, common::require::required())
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-}
-
-/// A guest that dirties memory faster than 16 MiB/s, so auto-converge has to throttle it.
-fn paced_image(dir: &Path) -> String {
-    let p = dir.join("paced.img");
-    let spec = GuestSpec {
-        wss_bytes: 32 << 20,
-        pace: Pace::CpuSpin {
-            iterations_per_write: 50_000,
-        },
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p.display().to_string()
-}
-
-/// `autoconv incoming` on a free port; the child and its tcp:HOST:PORT.
-fn start_incoming(out: &Path) -> (Child, String) {
-    let mut child = bin()
-        .args([
-            "incoming",
-            "tcp:127.0.0.1:0",
-            "--run-for",
-            "1000ms",
-            "--out",
-        ])
-        .arg(out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// Wait for a child, killing it (and failing) if it outlives `limit`: nothing may hang.
-fn wait_with_limit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what} hung for more than {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut s = String::new();
         let _ = r.read_to_string(&mut s);
         s
     })
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
 }
 
 /// The test: QEMU's own client sets auto-converge and its parameters, starts the
@@ -116,8 +51,9 @@ fn qemu_qmp_drives_a_whole_migration() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"));
+    let img = common::guest::paced_cli(dir.path());
+    let (mut dest, addr) =
+        common::incoming::start(&dir.path().join("dest"), &["--run-for", "1000ms"]);
     let sock = dir.path().join("qmp.sock");
     let src_out = dir.path().join("src");
     let mut run = bin()
@@ -265,8 +201,9 @@ fn the_seed_pages_hmp_lines_on_monitor_stdio() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
-    let (mut dest, addr) = start_incoming(&dir.path().join("dest"));
+    let img = common::guest::paced_cli(dir.path());
+    let (mut dest, addr) =
+        common::incoming::start(&dir.path().join("dest"), &["--run-for", "1000ms"]);
     let mut run = bin()
         .args(["run", "--kvm", &img, "--mem", "64MiB", "--monitor", "stdio"])
         .stdin(Stdio::piped())
@@ -329,7 +266,7 @@ fn qmp_refuses_to_replace_a_file_and_tcp() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = paced_image(dir.path());
+    let img = common::guest::paced_cli(dir.path());
     let keep = dir.path().join("notes.txt");
     std::fs::write(&keep, "mine").unwrap();
     let o = bin()

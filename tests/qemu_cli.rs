@@ -10,29 +10,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec};
-use autoconv::qemu::process::{find_binary, QemuProcess, RunDir};
-use autoconv::qemu::qmp::QmpClient;
 use serde_json::Value;
 
-/// One QEMU test at a time: each boots guests on a 2-core machine.
-static QEMU: Mutex<()> = Mutex::new(());
-
-fn qemu_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !(common::require::require_qemu(test) && common::require::require_kvm(test)) {
-        return None;
-    }
-    Some(QEMU.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-}
+use common::process::{bin, summary};
+use common::qemu_pair::QemuPair;
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run autoconv")
@@ -40,21 +25,6 @@ fn run(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A small sequential workload: 32 MiB, one vCPU, a marker per sweep.
-fn small_image(dir: &Path) -> String {
-    let p = dir.join("seq32.img");
-    let spec = GuestSpec {
-        wss_bytes: 32 << 20,
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p.display().to_string()
-}
-
-fn summary(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
 /// Pids of live processes whose command line contains `needle`.
@@ -143,12 +113,13 @@ fn finish(
 
 #[test]
 fn run_qemu_completes_writes_the_files_and_from_log_replays_them() {
-    let Some(_g) = qemu_guard("run_qemu_completes_writes_the_files_and_from_log_replays_them")
+    let Some(_g) =
+        common::prereq::qemu("run_qemu_completes_writes_the_files_and_from_log_replays_them")
     else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = small_image(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     let out = dir.path().join("run");
     let o = run(&[
         "run",
@@ -189,7 +160,7 @@ fn run_qemu_completes_writes_the_files_and_from_log_replays_them() {
     let mm: Vec<&str> = version.split('.').take(2).collect();
     assert_eq!(s["parameters"]["autoconv"]["qemu_version"], mm.join("."));
     // The figures are QEMU's own: the summary's and the last query-migrate reply agree.
-    let q = &s["query_migrate"];
+    let q = &s["last_query_migrate_reply"];
     assert_eq!(q["status"], "completed");
     assert_eq!(s["total_time_ms"], q["total-time"]);
     assert_eq!(s["downtime_ms"], q["downtime"]);
@@ -250,13 +221,13 @@ fn run_qemu_completes_writes_the_files_and_from_log_replays_them() {
 
 #[test]
 fn a_source_qemu_killed_mid_run_is_a_failed_migration_and_nothing_is_left() {
-    let Some(_g) =
-        qemu_guard("a_source_qemu_killed_mid_run_is_a_failed_migration_and_nothing_is_left")
-    else {
+    let Some(_g) = common::prereq::qemu(
+        "a_source_qemu_killed_mid_run_is_a_failed_migration_and_nothing_is_left",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = small_image(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     let out = dir.path().join("run");
     // 8 MiB/s: the migration takes seconds, long enough to kill the source in it.
     let (child, stdout, seen) = start_migrating(&[
@@ -291,11 +262,12 @@ fn a_source_qemu_killed_mid_run_is_a_failed_migration_and_nothing_is_left() {
 
 #[test]
 fn ctrl_c_cancels_qemus_migration_and_nothing_is_left() {
-    let Some(_g) = qemu_guard("ctrl_c_cancels_qemus_migration_and_nothing_is_left") else {
+    let Some(_g) = common::prereq::qemu("ctrl_c_cancels_qemus_migration_and_nothing_is_left")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = small_image(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     let (child, stdout, seen) = start_migrating(&[
         "run",
         "--qemu",
@@ -327,7 +299,7 @@ fn ctrl_c_cancels_qemus_migration_and_nothing_is_left() {
 fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_runs() {
     // No QEMU needed for these two.
     let dir = tempfile::tempdir().unwrap();
-    let img = small_image(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     let o = run(&[
         "run",
         "--qemu",
@@ -344,9 +316,10 @@ fn refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_run
     );
     let o = run(&["run", "--qemu", &img, "--set", "cpu-throttle-initial=0"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("Parameter 'cpu-throttle-initial' expects"));
+    assert!(text(&o.stderr)
+        .contains("Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99"));
 
-    let Some(_g) = qemu_guard(
+    let Some(_g) = common::prereq::qemu(
         "refused_parameter_missing_binary_and_wrong_version_exit_2_before_anything_runs",
     ) else {
         return;
@@ -500,7 +473,7 @@ fn record_from_log_reads_t_and_refuses_bad_lines() {
     assert_eq!(s["total_time_ms"], 1450);
     assert_eq!(s["downtime_ms"], 20);
     assert_eq!(s["throttle_steps"], serde_json::json!([20]));
-    assert_eq!(s["query_migrate"]["ram"]["normal"], 7);
+    assert_eq!(s["last_query_migrate_reply"]["ram"]["normal"], 7);
     let ts = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
     let t: Vec<&str> = ts
         .lines()
@@ -609,48 +582,15 @@ esac
 
 #[test]
 fn record_qmp_records_a_migration_another_client_starts() {
-    let Some(_g) = qemu_guard("record_qmp_records_a_migration_another_client_starts") else {
+    let Some(_g) = common::prereq::qemu("record_qmp_records_a_migration_another_client_starts")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = small_image(dir.path());
-    let rd = RunDir::new().unwrap();
-    let qemu = find_binary("qemu-system-x86_64").unwrap();
-    let second = rd.path().join("autoconv.qmp");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base: Vec<String> = [
-        "-enable-kvm",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-m",
-        "64M",
-        "-kernel",
-        &img,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut src_args = base.clone();
-    src_args.extend([
-        "-qmp".into(),
-        format!("unix:{},server=on,wait=off", second.display()),
-    ]);
-    let mut src = QemuProcess::spawn("source", &qemu, &src_args, rd.path()).unwrap();
-    let mut dst_args = base;
-    dst_args.extend(["-incoming".into(), format!("tcp:127.0.0.1:{port}")]);
-    let mut dst = QemuProcess::spawn("destination", &qemu, &dst_args, rd.path()).unwrap();
-    src.wait_for_socket(Duration::from_secs(20)).unwrap();
-    dst.wait_for_socket(Duration::from_secs(20)).unwrap();
-    while !second.exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let img = common::guest::sequential_cli(dir.path());
+    let pair = QemuPair::start(&img);
     // The user's own client holds the first socket; autoconv attaches to the second.
-    let mut user = QmpClient::connect(&src.qmp_path, Duration::from_secs(10)).unwrap();
+    let mut user = pair.user();
     user.execute(
         "migrate-set-parameters",
         Some(serde_json::json!({"max-bandwidth": 256u64 << 20})),
@@ -661,7 +601,7 @@ fn record_qmp_records_a_migration_another_client_starts() {
         .args([
             "record",
             "--qmp",
-            second.to_str().unwrap(),
+            pair.second_qmp_arg(),
             "--out",
             out.to_str().unwrap(),
         ])
@@ -670,11 +610,8 @@ fn record_qmp_records_a_migration_another_client_starts() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    user.execute(
-        "migrate",
-        Some(serde_json::json!({"uri": format!("tcp:127.0.0.1:{port}")})),
-    )
-    .unwrap();
+    user.execute("migrate", Some(serde_json::json!({"uri": pair.uri})))
+        .unwrap();
     let o = recorder.wait_with_output().unwrap();
     assert_eq!(
         o.status.code(),
@@ -700,8 +637,7 @@ fn record_qmp_records_a_migration_another_client_starts() {
     );
     let after = user.execute("query-migrate-parameters", None).unwrap();
     assert_eq!(after["max-bandwidth"], 256u64 << 20);
-    src.kill();
-    dst.kill();
+    drop(pair);
 }
 
 /// QEMU settings autoconv does not model go to QEMU under their QMP names (both sides, since
@@ -711,7 +647,7 @@ fn record_qmp_records_a_migration_another_client_starts() {
 #[test]
 fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
     let dir = tempfile::tempdir().unwrap();
-    let img = small_image(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     // Refused by autoconv's own backends, before anything runs.
     let o = run(&["run", "--kvm", &img, "--set", "multifd-channels=4"]);
     let err = text(&o.stderr);
@@ -735,7 +671,8 @@ fn unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu() {
         text(&o.stderr)
     );
 
-    let Some(_g) = qemu_guard("unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu")
+    let Some(_g) =
+        common::prereq::qemu("unmodelled_qemu_settings_pass_through_to_qemu_and_only_to_qemu")
     else {
         return;
     };

@@ -7,48 +7,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 use std::time::Duration;
 
-use autoconv::guest_image::{build_image, GuestSpec};
-use autoconv::qemu::process::{find_binary, QemuProcess, RunDir};
-use autoconv::qemu::qmp::QmpClient;
 use serde_json::{json, Value};
 
-/// One QEMU test at a time: each boots guests on a 2-core machine.
-static QEMU: Mutex<()> = Mutex::new(());
-
-fn qemu_guard(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !(common::require::require_qemu(test) && common::require::require_kvm(test)) {
-        return None;
-    }
-    Some(QEMU.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autoconv"))
-}
+use common::process::{bin, summary};
+use common::qemu_pair::QemuPair;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A sequential writer over 32 MiB: it re-dirties every page of a pass long before a 16 MiB/s
-/// link has sent it, so it out-dirties the link.
-fn image(dir: &Path) -> String {
-    let p = dir.join("seq32.img");
-    let spec = GuestSpec {
-        wss_bytes: 32 << 20,
-        ..GuestSpec::default()
-    };
-    std::fs::write(&p, build_image(&spec).unwrap()).unwrap();
-    p.display().to_string()
-}
-
-fn summary(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
 /// The throttle percentages QEMU reported, in order, without repeats.
@@ -63,13 +31,13 @@ fn qemu_throttle_steps(s: &Value) -> Vec<u64> {
 
 #[test]
 fn run_qemu_with_the_predictive_policy_lands_qemus_first_step_where_the_policy_wants() {
-    let Some(_g) = qemu_guard(
+    let Some(_g) = common::prereq::qemu(
         "run_qemu_with_the_predictive_policy_lands_qemus_first_step_where_the_policy_wants",
     ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = image(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     let out = dir.path().join("run");
     let o = bin()
         .args([
@@ -117,55 +85,21 @@ fn run_qemu_with_the_predictive_policy_lands_qemus_first_step_where_the_policy_w
 
 #[test]
 fn record_steer_predictive_steers_someone_elses_qemu_and_puts_its_parameters_back() {
-    let Some(_g) = qemu_guard(
+    let Some(_g) = common::prereq::qemu(
         "record_steer_predictive_steers_someone_elses_qemu_and_puts_its_parameters_back",
     ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = image(dir.path());
-    let rd = RunDir::new().unwrap();
-    let qemu = find_binary("qemu-system-x86_64").unwrap();
-    let second = rd.path().join("autoconv.qmp");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base: Vec<String> = [
-        "-enable-kvm",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-m",
-        "64M",
-        "-kernel",
-        &img,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut src_args = base.clone();
-    src_args.extend([
-        "-qmp".into(),
-        format!("unix:{},server=on,wait=off", second.display()),
-    ]);
-    let mut src = QemuProcess::spawn("source", &qemu, &src_args, rd.path()).unwrap();
-    let mut dst_args = base;
-    dst_args.extend(["-incoming".into(), format!("tcp:127.0.0.1:{port}")]);
-    let mut dst = QemuProcess::spawn("destination", &qemu, &dst_args, rd.path()).unwrap();
-    src.wait_for_socket(Duration::from_secs(20)).unwrap();
-    dst.wait_for_socket(Duration::from_secs(20)).unwrap();
-    while !second.exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut user = QmpClient::connect(&src.qmp_path, Duration::from_secs(10)).unwrap();
+    let img = common::guest::sequential_cli(dir.path());
+    let pair = QemuPair::start(&img);
+    let mut user = pair.user();
     // Without auto-converge there is nothing to steer: refused before anything is sent.
     let o = bin()
         .args([
             "record",
             "--qmp",
-            second.to_str().unwrap(),
+            pair.second_qmp_arg(),
             "--steer",
             "predictive",
             "--wait",
@@ -192,21 +126,21 @@ fn record_steer_predictive_steers_someone_elses_qemu_and_puts_its_parameters_bac
     // Let the guest start writing before the migration: its first COM1 marker (booting an
     // autoconv image under QEMU here takes seconds), then a little more.
     let t = std::time::Instant::now();
-    while src.serial_len() == 0 && t.elapsed() < Duration::from_secs(180) {
+    while pair.src.serial_len() == 0 && t.elapsed() < Duration::from_secs(180) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(src.serial_len() > 0, "the guest wrote no COM1 marker");
+    assert!(pair.src.serial_len() > 0, "the guest wrote no COM1 marker");
     std::thread::sleep(Duration::from_millis(1000));
     let out = dir.path().join("rec");
     let o = bin()
         .args([
             "record",
             "--qmp",
-            second.to_str().unwrap(),
+            pair.second_qmp_arg(),
             "--steer",
             "predictive",
             "--migrate",
-            &format!("tcp:127.0.0.1:{port}"),
+            &pair.uri,
             "--out",
             out.to_str().unwrap(),
         ])
@@ -224,6 +158,5 @@ fn record_steer_predictive_steers_someone_elses_qemu_and_puts_its_parameters_bac
     let after = user.execute("query-migrate-parameters", None).unwrap();
     assert_eq!(after["cpu-throttle-initial"], 25);
     assert_eq!(after["cpu-throttle-increment"], 10);
-    src.kill();
-    dst.kill();
+    drop(pair);
 }

@@ -264,13 +264,13 @@ fn a_handshake_has_one_overall_deadline_and_memory_is_checked_before_it_is_alloc
 
 // ---- with KVM ----
 
-/// The paced guest in 32 MiB to `destination`, no rate limit.
-fn options(image: std::path::PathBuf, destination: Destination) -> RunOptions {
+/// The 8 MiB paced guest, built into `dir`, in 32 MiB to `destination`, no rate limit.
+fn options(dir: &Path, destination: Destination) -> RunOptions {
     RunOptions {
         machine: common::run_options::machine(32 << 20),
         config: common::run_options::unlimited(),
         destination,
-        ..common::run_options::local(image)
+        ..common::run_options::local(common::guest::paced(dir, 8 << 20))
     }
 }
 
@@ -281,7 +281,7 @@ fn a_migration_inside_tls_completes_with_both_ends_authenticated() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (good, _) = creds(dir.path());
-    let mut opts = options(common::guest::paced(dir.path()), Destination::Local);
+    let mut opts = options(dir.path(), Destination::Local);
     opts.tls = Some(ClientTls {
         creds: TlsCreds::load(&good, Endpoint::Both).unwrap(),
         hostname: None,
@@ -318,7 +318,7 @@ fn a_real_source_migrates_past_silent_scanning_and_garbage_peers() {
     drop(garbage);
     let t0 = Instant::now();
     let r = run_migration(
-        &options(common::guest::paced(dir.path()), Destination::Remote(addr)),
+        &options(dir.path(), Destination::Remote(addr)),
         &CancelToken::new(),
     )
     .unwrap();
@@ -473,7 +473,7 @@ fn a_recorded_stream_replayed_with_recomputed_digests_is_refused() {
     let (addr, _cancel, _reports, server) = serving(DestinationConfig::plain(Default::default()));
     let (relay, recording) = recording_relay(addr);
     let r = run_migration(
-        &options(common::guest::paced(dir.path()), Destination::Remote(relay)),
+        &options(dir.path(), Destination::Remote(relay)),
         &CancelToken::new(),
     )
     .unwrap();

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::Path;
 
 use autoconv::guest_image::layout;
 use autoconv::migration::{CancelToken, FailureKind, MigrationStatus};
@@ -18,14 +18,15 @@ use autoconv::transport::verify::VerifyMode;
 
 const MEM_BYTES: u64 = 32 << 20;
 
-/// The paced guest in 32 MiB to `destination`, no rate limit, verified as `verify` says.
-fn options(image: PathBuf, destination: Destination, verify: VerifyMode) -> RunOptions {
+/// The 8 MiB paced guest, built into `dir`, in 32 MiB to `destination`, no rate limit,
+/// verified as `verify` says.
+fn options(dir: &Path, destination: Destination, verify: VerifyMode) -> RunOptions {
     RunOptions {
         machine: common::run_options::machine(MEM_BYTES),
         config: common::run_options::unlimited(),
         destination,
         verify,
-        ..common::run_options::local(image)
+        ..common::run_options::local(common::guest::paced(dir, 8 << 20))
     }
 }
 
@@ -98,11 +99,7 @@ fn a_page_altered_on_the_way_fails_digest_verification_and_is_named() {
     let (dest, dest_thread) = destination();
     let relay = corrupting_relay(dest, gfn);
     let r = run_migration(
-        &options(
-            common::guest::paced(dir.path()),
-            Destination::Remote(relay),
-            VerifyMode::Digest,
-        ),
+        &options(dir.path(), Destination::Remote(relay), VerifyMode::Digest),
         &CancelToken::new(),
     )
     .unwrap();
@@ -142,7 +139,7 @@ fn digest_verification_reads_nothing_again_after_the_last_byte() {
     let dir = tempfile::tempdir().unwrap();
     for verify in [VerifyMode::Digest, VerifyMode::Full] {
         let r = run_migration(
-            &options(common::guest::paced(dir.path()), Destination::Local, verify),
+            &options(dir.path(), Destination::Local, verify),
             &CancelToken::new(),
         )
         .unwrap();

@@ -107,16 +107,16 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
     outln!("listening on tcp:{bound}");
     let (cancel, done) = ctrl_c_token();
     let t0 = Instant::now();
-    let received = incoming::serve(&listener, &cancel, &config, &mut |line| {
+    let received = incoming::serve_with_stats(&listener, &cancel, &config, &mut |line| {
         errln!("autoconv: incoming: {line}; still listening");
     });
     let inc = match received {
         Ok(i) => i,
-        Err(e) => {
+        Err(incoming::IncomingFailed { error: e, stats }) => {
             done.store(true, Ordering::SeqCst);
             let msg = autoconv::migration::error_chain(&e);
             if let Some(dir) = &args.out {
-                let json = pretty(&serde_json::json!({"status": "failed", "error": msg}));
+                let json = pretty(&failed_json(&e, &msg, stats.as_deref()));
                 write_dir_atomically(dir, &[("incoming.json", json.as_bytes())])?;
             }
             errln!("autoconv: incoming migration failed: {msg}");
@@ -175,6 +175,26 @@ pub fn incoming(args: &IncomingArgs) -> anyhow::Result<u8> {
         )?;
     }
     Ok(super::exit::OK)
+}
+
+/// incoming.json of a migration that did not end here: `cancelled` (Ctrl-C on this
+/// destination) or `failed` with its kind as summary.json shows it (`failure.kind`), and the
+/// stream's figures as far as it went (`stats`, with `commit_wait_ms`; null when no source
+/// got past the handshake).
+fn failed_json(
+    e: &transport::TransportError,
+    msg: &str,
+    stats: Option<&incoming::IncomingStats>,
+) -> serde_json::Value {
+    use transport::TransportError::{Cancelled, CancelledHere};
+    let mut v = serde_json::json!({ "error": msg, "stats": stats });
+    if matches!(e, Cancelled | CancelledHere { .. }) {
+        v["status"] = "cancelled".into();
+    } else {
+        v["status"] = "failed".into();
+        v["failure"] = serde_json::to_value(e.failure_kind()).unwrap_or_default();
+    }
+    v
 }
 
 fn pretty(v: &serde_json::Value) -> String {

@@ -286,7 +286,7 @@ fn run_summary(r: &QemuRunReport, image: &Path, args: &KvmRunArgs) -> Summary {
         ("warnings", json!(warnings)),
         ("qemu", qemu),
         (
-            "query_migrate",
+            "last_query_migrate_reply",
             Value::Object(r.final_query_migrate.clone()),
         ),
         (
@@ -428,7 +428,7 @@ fn record_summary(rec: &Recording, name: &str, from: &str) -> Summary {
         .extra
         .insert("qemu".into(), qemu_json(rec.qemu_version.as_ref()));
     summary.extra.insert(
-        "query_migrate".into(),
+        "last_query_migrate_reply".into(),
         Value::Object(rec.final_query_migrate.clone()),
     );
     summary.extra.insert("recorded_from".into(), json!(from));

@@ -13,6 +13,7 @@
 //! The coverage reported is the number of distinct features, not compiler-instrumented
 //! branch coverage.
 
+mod class;
 pub mod monitor;
 pub mod multiboot;
 pub mod profile;
@@ -20,6 +21,8 @@ pub mod qmp;
 pub mod scenario;
 pub mod text;
 pub mod wire;
+
+pub use class::error_class;
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -43,53 +46,12 @@ impl Features {
         self.ids.push(fnv(label.as_bytes()));
     }
 
-    /// Record an error outcome, its message with numbers and quoted text blanked so that
-    /// one kind of error is one feature.
-    pub fn error(&mut self, stage: &str, message: &str) {
-        self.add(&format!("{stage}: {}", error_class(message)));
+    /// Record an error outcome as its kind ([`error_class`]: quoted text, numbers and what
+    /// the message echoes of `input` blanked), so that one kind of error is one feature.
+    /// `input` is the text the message may echo unquoted, "" if it quotes its echoes.
+    pub fn error(&mut self, stage: &str, message: &str, input: &str) {
+        self.add(&format!("{stage}: {}", error_class(message, input)));
     }
-}
-
-/// An error message reduced to its kind: quoted text dropped, and every word holding a digit
-/// (numbers, addresses, sizes with units) replaced by `#`.
-pub fn error_class(message: &str) -> String {
-    let mut out = String::new();
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.chars().any(|c| c.is_ascii_digit()) {
-            out.push('#');
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in message.chars() {
-        // Inside quotes a backslash escapes the next character (Debug-quoted input lines
-        // carry \" of their own, which must not end the quote).
-        if quoted && (escaped || c == '\\') {
-            escaped = !escaped && c == '\\';
-            continue;
-        }
-        if c == '"' || c == '`' {
-            flush(&mut word, &mut out);
-            quoted = !quoted;
-            out.push(c);
-        } else if quoted {
-            continue;
-        } else if c.is_alphanumeric() || c == '_' || c == '.' {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
-        }
-        if out.len() >= 100 {
-            break;
-        }
-    }
-    flush(&mut word, &mut out);
-    out
 }
 
 fn fnv(b: &[u8]) -> u64 {

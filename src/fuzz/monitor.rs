@@ -79,42 +79,32 @@ fn resolves_a_name(input: &str) -> bool {
     matches!(host, Some(h) if h.parse::<std::net::IpAddr>().is_err())
 }
 
-/// An error description reduced to its kind: what it echoes of the input (a command's name,
-/// a parameter's, quoted with ' or not) is blanked, so a mutated name is not a new kind of error.
-fn desc_kind(desc: &str, input: &str) -> String {
-    // Whatever QEMU's wording quotes ('name', spaces and all) is input.
-    let mut unquoted = String::new();
-    let mut quoted = false;
-    for c in desc.chars() {
-        if c == '\'' {
-            quoted = !quoted;
-            if quoted {
-                unquoted.push_str(" _ ");
+/// Every string (keys and values) of a JSON input, decoded, one a line: what an error may
+/// echo unquoted. Not JSON: the text itself.
+fn json_strings(text: &str) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
             }
-        } else if !quoted {
-            unquoted.push(c);
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                out.push_str(k);
+                out.push('\n');
+                walk(x, out);
+            }),
+            _ => {}
         }
     }
-    let words: Vec<&str> = unquoted
-        .split_whitespace()
-        .map(|w| {
-            let bare = w.trim_matches(|c: char| c == '\'' || c == ',' || c == '.' || c == ':');
-            // QEMU's own words are plain; anything else is an echo, escaped or not.
-            let plain = bare
-                .chars()
-                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_');
-            if bare.is_empty() || !plain || input.contains(bare) {
-                "_"
-            } else {
-                w
-            }
-        })
-        .collect();
-    super::error_class(&words.join(" "))
-        .split_whitespace()
-        .take(8)
-        .collect::<Vec<_>>()
-        .join(" ")
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => {
+            let mut out = String::new();
+            walk(&v, &mut out);
+            out
+        }
+        Err(_) => text.to_string(),
+    }
 }
 
 impl Target for MonitorQmp {
@@ -184,7 +174,7 @@ impl Target for MonitorQmp {
                 let class = e["class"].as_str().expect("an error has a class");
                 let desc = e["desc"].as_str().expect("an error has a description");
                 assert!(!desc.is_empty(), "an empty error description");
-                f.error(&format!("error {class}"), &desc_kind(desc, &text));
+                f.error(&format!("error {class}"), desc, &json_strings(&text));
             } else {
                 assert!(
                     obj.contains_key("return"),

@@ -143,7 +143,7 @@ impl Target for Multiboot {
                     f.add(&format!("info vcpus {}", info.vcpus.min(8)));
                 }
             }
-            Err(e) => f.error("load", &e.to_string()),
+            Err(e) => f.error("load", &e.to_string(), ""),
         }
     }
 

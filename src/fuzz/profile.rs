@@ -72,7 +72,7 @@ impl Target for ProfileCsv {
                 f.add(&format!("verdict {}", v.settles_at_pct.is_some()));
                 f.add(&format!("interval {}", p.interval_ms().min(10_000) / 500));
             }
-            Err(e) => f.error("profile", &e.to_string()),
+            Err(e) => f.error("profile", &e.to_string(), ""),
         }
     }
 

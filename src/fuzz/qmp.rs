@@ -111,7 +111,7 @@ impl Target for QmpSession {
         ) {
             Ok(c) => c,
             Err(e) => {
-                f.error("negotiation", &kind(&e));
+                f.error("negotiation", &kind(&e), "");
                 return;
             }
         };
@@ -132,7 +132,7 @@ impl Target for QmpSession {
                     }
                 }
                 Err(e) => {
-                    f.error("query-migrate", &kind(&e));
+                    f.error("query-migrate", &kind(&e), "");
                     break;
                 }
             }
@@ -220,7 +220,7 @@ impl Target for QmpLog {
         let rec = match parse_log(path, text, 2) {
             Ok(r) => r,
             Err(e) => {
-                f.error("log", &e.to_string());
+                f.error("log", &e.to_string(), "");
                 return;
             }
         };

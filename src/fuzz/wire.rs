@@ -286,10 +286,10 @@ impl Target for Wire {
         };
         let hello = match Hello::decode(hello.try_into().expect("48 bytes")) {
             Ok(h) => h,
-            Err(e) => return f.error("hello", &e.to_string()),
+            Err(e) => return f.error("hello", &e.to_string(), ""),
         };
         if let Err(e) = check_hello(&hello, Some(RAM_BYTES)) {
-            return f.error("hello check", &e.to_string());
+            return f.error("hello check", &e.to_string(), "");
         }
         if hello.ram_bytes != RAM_BYTES {
             // A real destination would build a VM of that size; this harness has one size.
@@ -321,7 +321,7 @@ impl Target for Wire {
                     TransportError::VerificationFailed { .. } => f.add("verification failed"),
                     // The reason is the peer's text: one feature, whatever it says.
                     TransportError::SourceAborted(_) => f.add("aborted by the source"),
-                    _ => f.error("stream", &e.to_string()),
+                    _ => f.error("stream", &e.to_string(), ""),
                 }
             }
         }

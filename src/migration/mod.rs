@@ -25,7 +25,10 @@ pub use failure::{Failure, FailureKind};
 pub use params::{
     AutoconvSettings, MigrationParameters, ParamValue, ParameterError, Policy, QemuVersion,
 };
-pub use precopy::{error_chain, migrate, MigrationConfig};
+pub use precopy::{
+    error_chain, migrate, migrate_until, resume, MigrationConfig, PauseAt, Paused, PolicyPicks,
+    Progress,
+};
 pub use report::{
     Event, MigrationOutcome, MigrationStatus, Recorder, Sample, SyncReason, Timeline,
 };

@@ -248,6 +248,17 @@ pub const PARAMETER_RANGES: &[(&str, ParamRange)] = &[
 const MAX_MIGRATE_DOWNTIME_MS: u64 = 2_000_000;
 
 impl MigrationParameters {
+    /// Take `other`'s `cpu-throttle-initial`, `cpu-throttle-increment`, `max-cpu-throttle` and
+    /// `cpu-throttle-tailslow`: the parameters read only when the throttle policy picks a
+    /// percentage. Two configurations equal after this run alike as long as the policy picks
+    /// the same ([`super::Paused::policy_picks`]).
+    pub fn policy_only_from(&mut self, other: &MigrationParameters) {
+        self.cpu_throttle_initial = other.cpu_throttle_initial;
+        self.cpu_throttle_increment = other.cpu_throttle_increment;
+        self.max_cpu_throttle = other.max_cpu_throttle;
+        self.cpu_throttle_tailslow = other.cpu_throttle_tailslow;
+    }
+
     /// The canonical name for `name` (resolving QEMU 2.5's `x-` names and virsh's
     /// `auto-converge-*` options), if it is a modelled parameter.
     pub fn canonical_name(name: &str) -> Option<&'static str> {

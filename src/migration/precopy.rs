@@ -65,9 +65,7 @@ where
     L: Link + ?Sized,
     R: Recorder + ?Sized,
 {
-    let start_ns = clock.now_ns();
-    let first_obs = guest.observe();
-    let page = guest.page_size_bytes();
+    let state = State::new(config, clock, guest);
     let mut m = Precopy {
         cfg: config,
         clock,
@@ -75,49 +73,139 @@ where
         link,
         recorder,
         cancel,
-        page,
-        status: MigrationStatus::Setup,
-        start_ns,
-        setup_time_ms: 0,
-        vm_stopped: false,
-        dirty_sync_count: 0,
-        time_last_bitmap_sync_ms: None,
-        num_dirty_pages_period: 0,
-        bytes_xfer_prev: 0,
-        dirty_pages_rate: 0,
-        dirty_bytes_last_sync: 0,
-        auto_converge: AutoConverge::default(),
-        policy: ThrottlePolicy::new(
-            config.autoconv.policy,
-            config.autoconv.profile.as_ref().map(|p| &p.curve),
-        ),
-        period_start_pct: 0,
-        dirty_limit_quota_mb_s: None,
-        dirty_limit_figures: None,
-        throttle_pct: 0,
-        throttle_steps: Vec::new(),
-        transferred_bytes: 0,
-        normal_pages: 0,
-        zero_pages: 0,
-        iteration_start_ms: start_ns / NS_PER_MS,
-        iteration_initial_bytes: 0,
-        rate_limit_used: 0,
-        rate_limit_max: config.params.max_bandwidth / XFER_LIMIT_RATIO,
-        threshold_size: 0,
-        expected_downtime_ms: config.params.downtime_limit,
-        mbps: 0.0,
-        periodic_sync_next_ns: None,
-        prev_sync_cnt: 0,
-        syncs_behind: false,
-        first_obs,
-        last_obs: first_obs,
-        last_sample_ns: start_ns,
-        batch: PageBatch::default(),
-        downtime_ms: None,
-        guest_pause_ms: None,
+        s: state,
     };
-    let result = m.run();
+    let result = m.run(None).map(|_| ());
     m.finish(result)
+}
+
+/// Where [`migrate_until`] and [`resume`] pause a migration: always between two turns of the
+/// migration thread's loop (turn 0 is the setup), never inside one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseAt {
+    /// Before turn N starts.
+    BeforeTurn(u64),
+    /// After the turn in which the throttle policy picked a percentage for the Nth time.
+    AfterPolicyPick(usize),
+}
+
+/// A migration paused between two turns: the core's whole state. Resumed with backends in
+/// the state they were in when it paused, it goes on exactly as if it had never paused; with
+/// copies of them, one pause can be resumed many times (a sweep shares a common beginning).
+#[derive(Clone, Debug)]
+pub struct Paused {
+    s: State,
+}
+
+impl Paused {
+    /// Turns run so far (the setup counts as one).
+    pub fn turns(&self) -> u64 {
+        self.s.turns
+    }
+
+    /// What the throttle policy picked so far.
+    pub fn policy_picks(&self) -> &PolicyPicks {
+        &self.s.picks
+    }
+}
+
+/// What the throttle policy picked, in order (repeats included), and in which turn it last
+/// picked. Only its picks read `cpu-throttle-initial`, `cpu-throttle-increment`,
+/// `max-cpu-throttle` and `cpu-throttle-tailslow`
+/// ([`MigrationParameters::policy_only_from`]): two migrations that differ only in those and
+/// picked the same so far stand exactly alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyPicks {
+    /// The percentages.
+    pub pcts: Vec<u32>,
+    /// The turn of the last one.
+    pub last_turn: Option<u64>,
+}
+
+/// How far [`migrate_until`] or [`resume`] got.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per pause or end of a migration: not worth a box
+pub enum Progress {
+    /// The migration ended.
+    Done(MigrationOutcome, PolicyPicks),
+    /// It paused where asked.
+    Paused(Paused),
+}
+
+/// Like [`migrate`], pausing at `pause` if the migration gets there before it ends.
+pub fn migrate_until<C, G, L, R>(
+    config: &MigrationConfig,
+    clock: &mut C,
+    guest: &mut G,
+    link: &mut L,
+    recorder: &mut R,
+    cancel: &CancelToken,
+    pause: PauseAt,
+) -> Progress
+where
+    C: Clock + ?Sized,
+    G: Guest + ?Sized,
+    L: Link + ?Sized,
+    R: Recorder + ?Sized,
+{
+    let s = State::new(config, clock, guest);
+    resume(
+        Paused { s },
+        config,
+        clock,
+        guest,
+        link,
+        recorder,
+        cancel,
+        Some(pause),
+    )
+}
+
+/// Go on with a paused migration, under `config` (which may differ from the one it paused
+/// under only in what it has not read yet), until it ends or reaches `pause`.
+#[allow(clippy::too_many_arguments)] // the backends of migrate() plus where it stands
+pub fn resume<C, G, L, R>(
+    paused: Paused,
+    config: &MigrationConfig,
+    clock: &mut C,
+    guest: &mut G,
+    link: &mut L,
+    recorder: &mut R,
+    cancel: &CancelToken,
+    pause: Option<PauseAt>,
+) -> Progress
+where
+    C: Clock + ?Sized,
+    G: Guest + ?Sized,
+    L: Link + ?Sized,
+    R: Recorder + ?Sized,
+{
+    let mut m = Precopy {
+        cfg: config,
+        clock,
+        guest,
+        link,
+        recorder,
+        cancel,
+        s: paused.s,
+    };
+    match m.run(pause) {
+        Ok(Flow::Paused) => Progress::Paused(Paused { s: m.s }),
+        Ok(Flow::Completed) => {
+            let picks = std::mem::take(&mut m.s.picks);
+            Progress::Done(m.finish(Ok(())), picks)
+        }
+        Err(stop) => {
+            let picks = std::mem::take(&mut m.s.picks);
+            Progress::Done(m.finish(Err(stop)), picks)
+        }
+    }
+}
+
+/// Whether [`Precopy::run`] ended the loop or paused it.
+enum Flow {
+    Completed,
+    Paused,
 }
 
 struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
@@ -127,11 +215,21 @@ struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
     link: &'a mut L,
     recorder: &'a mut R,
     cancel: &'a CancelToken,
+    s: State,
+}
+
+/// Everything of a migration but its backends and configuration.
+#[derive(Clone, Debug)]
+struct State {
     page: u64,
     status: MigrationStatus,
     start_ns: u64,
     setup_time_ms: u64,
     vm_stopped: bool,
+    /// Turns of the loop started so far, the setup being turn 0.
+    turns: u64,
+    /// What the throttle policy picked.
+    picks: PolicyPicks,
 
     // RAMState (ram.c)
     dirty_sync_count: u64,
@@ -183,6 +281,63 @@ struct Precopy<'a, C: ?Sized, G: ?Sized, L: ?Sized, R: ?Sized> {
     guest_pause_ms: Option<u64>,
 }
 
+impl State {
+    /// A migration about to set up.
+    fn new<C, G>(config: &MigrationConfig, clock: &C, guest: &mut G) -> State
+    where
+        C: Clock + ?Sized,
+        G: Guest + ?Sized,
+    {
+        let start_ns = clock.now_ns();
+        let first_obs = guest.observe();
+        let page = guest.page_size_bytes();
+        State {
+            page,
+            status: MigrationStatus::Setup,
+            start_ns,
+            setup_time_ms: 0,
+            vm_stopped: false,
+            dirty_sync_count: 0,
+            time_last_bitmap_sync_ms: None,
+            num_dirty_pages_period: 0,
+            bytes_xfer_prev: 0,
+            dirty_pages_rate: 0,
+            dirty_bytes_last_sync: 0,
+            auto_converge: AutoConverge::default(),
+            policy: ThrottlePolicy::new(
+                config.autoconv.policy,
+                config.autoconv.profile.as_ref().map(|p| &p.curve),
+            ),
+            period_start_pct: 0,
+            dirty_limit_quota_mb_s: None,
+            dirty_limit_figures: None,
+            throttle_pct: 0,
+            throttle_steps: Vec::new(),
+            transferred_bytes: 0,
+            normal_pages: 0,
+            zero_pages: 0,
+            iteration_start_ms: start_ns / NS_PER_MS,
+            iteration_initial_bytes: 0,
+            rate_limit_used: 0,
+            rate_limit_max: config.params.max_bandwidth / XFER_LIMIT_RATIO,
+            threshold_size: 0,
+            expected_downtime_ms: config.params.downtime_limit,
+            mbps: 0.0,
+            periodic_sync_next_ns: None,
+            prev_sync_cnt: 0,
+            syncs_behind: false,
+            first_obs,
+            last_obs: first_obs,
+            last_sample_ns: start_ns,
+            batch: PageBatch::default(),
+            downtime_ms: None,
+            guest_pause_ms: None,
+            turns: 0,
+            picks: PolicyPicks::default(),
+        }
+    }
+}
+
 impl<C, G, L, R> Precopy<'_, C, G, L, R>
 where
     C: Clock + ?Sized,
@@ -199,23 +354,39 @@ where
     }
 
     fn elapsed_ms(&self) -> u64 {
-        (self.now_ns() - self.start_ns) / NS_PER_MS
+        (self.now_ns() - self.s.start_ns) / NS_PER_MS
     }
 
-    fn run(&mut self) -> Result<(), Stop> {
-        self.setup()?;
+    fn run(&mut self, pause: Option<PauseAt>) -> Result<Flow, Stop> {
         loop {
+            if pause.is_some_and(|p| self.reached(p)) {
+                return Ok(Flow::Paused);
+            }
+            let turn = self.s.turns;
+            self.s.turns += 1;
+            if turn == 0 {
+                self.setup()?;
+                continue;
+            }
             self.check_stop()?;
             self.periodic_sync_tick()?;
             if !self.rate_limit_exceeded() && self.iteration_run()? {
-                return self.completion();
+                self.completion()?;
+                return Ok(Flow::Completed);
             }
             let now_ms = self.now_ms();
             self.update_counters(now_ms);
             if self.rate_limit_exceeded() {
-                let deadline_ms = self.iteration_start_ms + BUFFER_DELAY_MS;
+                let deadline_ms = self.s.iteration_start_ms + BUFFER_DELAY_MS;
                 self.clock.sleep_until(deadline_ms * NS_PER_MS);
             }
+        }
+    }
+
+    fn reached(&self, pause: PauseAt) -> bool {
+        match pause {
+            PauseAt::BeforeTurn(n) => self.s.turns >= n,
+            PauseAt::AfterPolicyPick(n) => self.s.picks.pcts.len() >= n,
         }
     }
 
@@ -245,7 +416,7 @@ where
         if self.cfg.params.auto_converge && self.cfg.autoconv.qemu_version.has_periodic_dirty_sync()
         {
             // Started before setup, first tick 5 s later.
-            self.periodic_sync_next_ns = Some(self.start_ns + PERIODIC_SYNC_MS * NS_PER_MS);
+            self.s.periodic_sync_next_ns = Some(self.s.start_ns + PERIODIC_SYNC_MS * NS_PER_MS);
         }
         if self.cfg.params.dirty_limit {
             // QEMU refuses the capability without a dirty ring, before anything starts.
@@ -253,10 +424,10 @@ where
         }
         Self::guest_call(self.guest.start_dirty_tracking())?;
         self.bitmap_sync(SyncReason::Setup)?;
-        self.status = MigrationStatus::Active;
-        self.setup_time_ms = self.elapsed_ms();
-        self.iteration_start_ms = self.now_ms();
-        self.iteration_initial_bytes = self.transferred_bytes;
+        self.s.status = MigrationStatus::Active;
+        self.s.setup_time_ms = self.elapsed_ms();
+        self.s.iteration_start_ms = self.now_ms();
+        self.s.iteration_initial_bytes = self.s.transferred_bytes;
         Ok(())
     }
 
@@ -271,17 +442,17 @@ where
     }
 
     fn rate_limit_exceeded(&self) -> bool {
-        self.rate_limit_max > 0 && self.rate_limit_used > self.rate_limit_max
+        self.s.rate_limit_max > 0 && self.s.rate_limit_used > self.s.rate_limit_max
     }
 
     /// `migration_iteration_run`. Returns true when it is time to complete.
     fn iteration_run(&mut self) -> Result<bool, Stop> {
-        let mut pending = self.guest.dirty_pages() * self.page;
-        if pending < self.threshold_size {
+        let mut pending = self.guest.dirty_pages() * self.s.page;
+        if pending < self.s.threshold_size {
             self.bitmap_sync(SyncReason::PassEnd)?;
-            pending = self.guest.dirty_pages() * self.page;
+            pending = self.guest.dirty_pages() * self.s.page;
         }
-        if pending == 0 || pending <= self.threshold_size {
+        if pending == 0 || pending <= self.s.threshold_size {
             return Ok(true);
         }
         self.ram_save_iterate()?;
@@ -291,11 +462,11 @@ where
     /// Bytes the next batch may take before the window's budget is exceeded.
     fn batch_budget(&self) -> u64 {
         let hint = self.link.batch_bytes_hint().max(1);
-        if self.rate_limit_max == 0 {
+        if self.s.rate_limit_max == 0 {
             hint
         } else {
-            (self.rate_limit_max + 1)
-                .saturating_sub(self.rate_limit_used)
+            (self.s.rate_limit_max + 1)
+                .saturating_sub(self.s.rate_limit_used)
                 .clamp(1, hint)
         }
     }
@@ -303,24 +474,24 @@ where
     /// Take one batch from the bitmap and send it. Returns false when the bitmap is clean.
     fn send_batch(&mut self, max_bytes: u64) -> Result<bool, Stop> {
         let cost = self.link.page_cost();
-        self.batch.clear();
+        self.s.batch.clear();
         Self::guest_call(
             self.guest
-                .take_dirty_pages(max_bytes, cost, &mut self.batch),
+                .take_dirty_pages(max_bytes, cost, &mut self.s.batch),
         )?;
-        if self.batch.is_empty() {
+        if self.s.batch.is_empty() {
             return Ok(false);
         }
-        let bytes = Self::link_call(self.link.send_pages(&self.batch))?;
-        self.normal_pages += self.batch.normal_pages;
-        self.zero_pages += self.batch.zero_pages;
+        let bytes = Self::link_call(self.link.send_pages(&self.s.batch))?;
+        self.s.normal_pages += self.s.batch.normal_pages;
+        self.s.zero_pages += self.s.batch.zero_pages;
         self.account(bytes);
         Ok(true)
     }
 
     fn account(&mut self, bytes: u64) {
-        self.transferred_bytes += bytes;
-        self.rate_limit_used += bytes;
+        self.s.transferred_bytes += bytes;
+        self.s.rate_limit_used += bytes;
     }
 
     /// `ram_save_iterate`: send until the window's budget is used, the bitmap is clean, or
@@ -330,10 +501,10 @@ where
     fn ram_save_iterate(&mut self) -> Result<(), Stop> {
         let t0 = self.now_ns();
         let leave_ns = (MAX_WAIT_MS + 1) * NS_PER_MS;
-        let sent_before = self.transferred_bytes;
+        let sent_before = self.s.transferred_bytes;
         while !self.rate_limit_exceeded() {
             let elapsed_ns = self.now_ns() - t0;
-            let sent = self.transferred_bytes - sent_before;
+            let sent = self.s.transferred_bytes - sent_before;
             let mut max_bytes = self.batch_budget();
             if elapsed_ns > 0 && sent > 0 {
                 let left_ns = leave_ns.saturating_sub(elapsed_ns);
@@ -360,56 +531,59 @@ where
 
     /// `migration_bitmap_sync`, with the throttle decision inside.
     fn bitmap_sync(&mut self, reason: SyncReason) -> Result<(), Stop> {
-        self.dirty_sync_count += 1;
-        if self.time_last_bitmap_sync_ms.is_none() {
-            self.time_last_bitmap_sync_ms = Some(self.now_ms());
+        self.s.dirty_sync_count += 1;
+        if self.s.time_last_bitmap_sync_ms.is_none() {
+            self.s.time_last_bitmap_sync_ms = Some(self.now_ms());
         }
         let newly = Self::guest_call(self.guest.sync_dirty_bitmap())?;
-        self.num_dirty_pages_period += newly;
+        self.s.num_dirty_pages_period += newly;
         let end_ms = self.now_ms();
-        let last_ms = self.time_last_bitmap_sync_ms.unwrap_or(end_ms);
+        let last_ms = self.s.time_last_bitmap_sync_ms.unwrap_or(end_ms);
         let event = Event::DirtySync {
             t_ms: self.elapsed_ms(),
-            dirty_sync_count: self.dirty_sync_count,
+            dirty_sync_count: self.s.dirty_sync_count,
             newly_dirty_pages: newly,
             reason,
         };
         self.recorder.event(&event);
         if end_ms > last_ms + SYNC_PERIOD_MS {
             let figures = PeriodFigures {
-                bytes_dirty_period: self.num_dirty_pages_period * self.page,
-                bytes_xfer_period: self.transferred_bytes - self.bytes_xfer_prev,
+                bytes_dirty_period: self.s.num_dirty_pages_period * self.s.page,
+                bytes_xfer_period: self.s.transferred_bytes - self.s.bytes_xfer_prev,
             };
             let period_ms = (end_ms - last_ms) as f64;
-            self.policy.observe(PeriodMeasurement {
-                steady_pct: (self.period_start_pct == self.throttle_pct)
-                    .then_some(self.throttle_pct),
+            self.s.policy.observe(PeriodMeasurement {
+                steady_pct: (self.s.period_start_pct == self.s.throttle_pct)
+                    .then_some(self.s.throttle_pct),
                 dirty_bytes_s: figures.bytes_dirty_period as f64 * 1000.0 / period_ms,
                 xfer_bytes_s: figures.bytes_xfer_period as f64 * 1000.0 / period_ms,
             });
             let params = &self.cfg.params;
             if params.auto_converge || params.dirty_limit {
-                if let Some(threshold) = self.auto_converge.fires(params, figures) {
+                if let Some(threshold) = self.s.auto_converge.fires(params, figures) {
                     if params.auto_converge {
-                        let pct = self.policy.next_pct(
+                        let pct = self.s.policy.next_pct(
                             params,
-                            self.throttle_pct,
+                            self.s.throttle_pct,
                             figures.bytes_dirty_period,
                             threshold,
                         );
+                        self.s.picks.pcts.push(pct);
+                        // The turn in progress: the one counted last.
+                        self.s.picks.last_turn = Some(self.s.turns - 1);
                         self.set_throttle(pct);
                     } else {
                         self.dirty_limit_guest()?;
                     }
                 }
             }
-            self.period_start_pct = self.throttle_pct;
-            self.dirty_pages_rate = self.num_dirty_pages_period * 1000 / (end_ms - last_ms);
-            self.time_last_bitmap_sync_ms = Some(end_ms);
-            self.num_dirty_pages_period = 0;
-            self.bytes_xfer_prev = self.transferred_bytes;
+            self.s.period_start_pct = self.s.throttle_pct;
+            self.s.dirty_pages_rate = self.s.num_dirty_pages_period * 1000 / (end_ms - last_ms);
+            self.s.time_last_bitmap_sync_ms = Some(end_ms);
+            self.s.num_dirty_pages_period = 0;
+            self.s.bytes_xfer_prev = self.s.transferred_bytes;
         }
-        self.dirty_bytes_last_sync = self.guest.dirty_pages() * self.page;
+        self.s.dirty_bytes_last_sync = self.guest.dirty_pages() * self.s.page;
         Ok(())
     }
 
@@ -417,10 +591,10 @@ where
         self.guest.set_throttle_pct(pct);
         // At max-cpu-throttle QEMU sets the same value again; the summary lists changes only,
         // the events keep every set.
-        if pct != self.throttle_pct {
-            self.throttle_steps.push(pct);
+        if pct != self.s.throttle_pct {
+            self.s.throttle_steps.push(pct);
         }
-        self.throttle_pct = pct;
+        self.s.throttle_pct = pct;
         let event = Event::ThrottleSet {
             t_ms: self.elapsed_ms(),
             pct,
@@ -432,14 +606,14 @@ where
     /// that quota is already in force.
     fn dirty_limit_guest(&mut self) -> Result<(), Stop> {
         let quota_mb_s = self.cfg.params.vcpu_dirty_limit;
-        if self.dirty_limit_quota_mb_s == Some(quota_mb_s) {
+        if self.s.dirty_limit_quota_mb_s == Some(quota_mb_s) {
             return Ok(());
         }
         Self::guest_call(self.guest.set_vcpu_dirty_limit(Some(VcpuDirtyLimit {
             quota_mb_s,
             period_ms: self.cfg.params.x_vcpu_dirty_limit_period,
         })))?;
-        self.dirty_limit_quota_mb_s = Some(quota_mb_s);
+        self.s.dirty_limit_quota_mb_s = Some(quota_mb_s);
         let event = Event::DirtyLimitSet {
             t_ms: self.elapsed_ms(),
             quota_mb_s,
@@ -450,46 +624,47 @@ where
 
     /// QEMU 9.2+: every 5 s, force a sync if none happened since the last tick.
     fn periodic_sync_tick(&mut self) -> Result<(), Stop> {
-        while let Some(due_ns) = self.periodic_sync_next_ns {
+        while let Some(due_ns) = self.s.periodic_sync_next_ns {
             if self.now_ns() < due_ns {
                 break;
             }
             // A sync that takes longer than the interval makes the next one due at once:
             // without this check that never ends (time advances only by syncing).
             self.check_stop()?;
-            if self.dirty_sync_count > 1 && self.dirty_sync_count == self.prev_sync_cnt {
+            if self.s.dirty_sync_count > 1 && self.s.dirty_sync_count == self.s.prev_sync_cnt {
                 self.bitmap_sync(SyncReason::Periodic)?;
                 if self.now_ns() >= due_ns + PERIODIC_SYNC_MS * NS_PER_MS {
-                    self.syncs_behind = true;
+                    self.s.syncs_behind = true;
                 }
             }
-            self.prev_sync_cnt = self.dirty_sync_count;
-            self.periodic_sync_next_ns = Some(due_ns + PERIODIC_SYNC_MS * NS_PER_MS);
+            self.s.prev_sync_cnt = self.s.dirty_sync_count;
+            self.s.periodic_sync_next_ns = Some(due_ns + PERIODIC_SYNC_MS * NS_PER_MS);
         }
         Ok(())
     }
 
     /// `migration_update_counters`: close the window if 100 ms have passed.
     fn update_counters(&mut self, now_ms: u64) {
-        if now_ms < self.iteration_start_ms + BUFFER_DELAY_MS {
+        if now_ms < self.s.iteration_start_ms + BUFFER_DELAY_MS {
             return;
         }
-        let transferred = self.transferred_bytes - self.iteration_initial_bytes;
-        let time_spent_ms = now_ms - self.iteration_start_ms;
+        let transferred = self.s.transferred_bytes - self.s.iteration_initial_bytes;
+        let time_spent_ms = now_ms - self.s.iteration_start_ms;
         let bandwidth = transferred as f64 / time_spent_ms as f64; // bytes/ms
         let switchover_bw = if self.cfg.params.avail_switchover_bandwidth > 0 {
             self.cfg.params.avail_switchover_bandwidth as f64 / 1000.0
         } else {
             bandwidth
         };
-        self.threshold_size = (switchover_bw * self.cfg.params.downtime_limit as f64) as u64;
-        self.mbps = (transferred as f64 * 8.0) / (time_spent_ms as f64 / 1000.0) / 1e6;
-        if self.dirty_pages_rate != 0 && transferred > 10_000 && switchover_bw > 0.0 {
-            self.expected_downtime_ms = (self.dirty_bytes_last_sync as f64 / switchover_bw) as u64;
+        self.s.threshold_size = (switchover_bw * self.cfg.params.downtime_limit as f64) as u64;
+        self.s.mbps = (transferred as f64 * 8.0) / (time_spent_ms as f64 / 1000.0) / 1e6;
+        if self.s.dirty_pages_rate != 0 && transferred > 10_000 && switchover_bw > 0.0 {
+            self.s.expected_downtime_ms =
+                (self.s.dirty_bytes_last_sync as f64 / switchover_bw) as u64;
         }
-        self.rate_limit_used = 0;
-        self.iteration_start_ms = now_ms;
-        self.iteration_initial_bytes = self.transferred_bytes;
+        self.s.rate_limit_used = 0;
+        self.s.iteration_start_ms = now_ms;
+        self.s.iteration_initial_bytes = self.s.transferred_bytes;
         self.emit_sample();
     }
 
@@ -498,13 +673,13 @@ where
         let downtime_start_ns = self.now_ns();
         let event = Event::Switchover {
             t_ms: self.elapsed_ms(),
-            remaining_bytes: self.guest.dirty_pages() * self.page,
+            remaining_bytes: self.guest.dirty_pages() * self.s.page,
         };
         self.recorder.event(&event);
         Self::guest_call(self.guest.vm_stop())?;
-        self.vm_stopped = true;
-        self.status = MigrationStatus::Device;
-        self.rate_limit_max = 0;
+        self.s.vm_stopped = true;
+        self.s.status = MigrationStatus::Device;
+        self.s.rate_limit_max = 0;
         self.bitmap_sync(SyncReason::Final)?;
         // migrate_cancel during stop-and-copy still cancels (QEMU shuts the stream down and
         // resumes the source): checked between batches, and by the link while it waits.
@@ -524,7 +699,7 @@ where
         self.account(bytes);
         // QEMU's downtime ends when the source has put the last byte in the stream; it does
         // not wait for the destination.
-        self.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
+        self.s.downtime_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         let verdict = self.link.complete();
         if verdict.is_err() && self.cancel.is_cancelled() {
             // Cancelled while the link waited for the destination's verdict: unless the link
@@ -537,7 +712,7 @@ where
         }
         let bytes = Self::link_call(verdict)?;
         self.account(bytes);
-        self.guest_pause_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
+        self.s.guest_pause_ms = Some((self.now_ns() - downtime_start_ns) / NS_PER_MS);
         Ok(())
     }
 
@@ -549,55 +724,55 @@ where
         }
         let now_ns = self.now_ns();
         let obs = self.guest.observe();
-        let dt_ns = now_ns.saturating_sub(self.last_sample_ns);
+        let dt_ns = now_ns.saturating_sub(self.s.last_sample_ns);
         let (cpu_pct, writes_s) = if dt_ns == 0 {
-            (if self.vm_stopped { 0.0 } else { 100.0 }, 0.0)
+            (if self.s.vm_stopped { 0.0 } else { 100.0 }, 0.0)
         } else {
             let vcpu_ns = dt_ns as f64 * f64::from(obs.vcpus.max(1));
             let slept =
                 obs.throttle_sleep_vcpu_ns
-                    .saturating_sub(self.last_obs.throttle_sleep_vcpu_ns) as f64;
-            let cpu = if self.vm_stopped {
+                    .saturating_sub(self.s.last_obs.throttle_sleep_vcpu_ns) as f64;
+            let cpu = if self.s.vm_stopped {
                 0.0
             } else {
                 (100.0 * (1.0 - slept / vcpu_ns)).clamp(0.0, 100.0)
             };
             let writes = obs
                 .pages_written
-                .saturating_sub(self.last_obs.pages_written) as f64;
+                .saturating_sub(self.s.last_obs.pages_written) as f64;
             (cpu, writes * 1e9 / dt_ns as f64)
         };
         let sample = Sample {
-            t_ms: (now_ns - self.start_ns) / NS_PER_MS,
-            status: self.status,
-            throttle_pct: self.throttle_pct,
-            transferred_bytes: self.transferred_bytes,
-            remaining_bytes: self.guest.dirty_pages() * self.page,
-            dirty_pages_rate: self.dirty_pages_rate,
-            dirty_sync_count: self.dirty_sync_count,
-            expected_downtime_ms: self.expected_downtime_ms,
-            mbps: self.mbps,
+            t_ms: (now_ns - self.s.start_ns) / NS_PER_MS,
+            status: self.s.status,
+            throttle_pct: self.s.throttle_pct,
+            transferred_bytes: self.s.transferred_bytes,
+            remaining_bytes: self.guest.dirty_pages() * self.s.page,
+            dirty_pages_rate: self.s.dirty_pages_rate,
+            dirty_sync_count: self.s.dirty_sync_count,
+            expected_downtime_ms: self.s.expected_downtime_ms,
+            mbps: self.s.mbps,
             guest_cpu_pct: cpu_pct,
             guest_write_pages_s: writes_s,
             dirty_limit_throttle_time_per_round_us: obs.dirty_limit_throttle_time_per_round_us,
             dirty_limit_ring_full_time_us: obs.dirty_limit_ring_full_time_us,
         };
-        if self.cfg.params.dirty_limit && self.status == MigrationStatus::Active {
-            self.dirty_limit_figures = Some((
+        if self.cfg.params.dirty_limit && self.s.status == MigrationStatus::Active {
+            self.s.dirty_limit_figures = Some((
                 obs.dirty_limit_throttle_time_per_round_us,
                 obs.dirty_limit_ring_full_time_us,
             ));
         }
         self.recorder.sample(&sample);
-        self.last_obs = obs;
-        self.last_sample_ns = now_ns;
+        self.s.last_obs = obs;
+        self.s.last_sample_ns = now_ns;
     }
 
     fn time_limit_reason(&self) -> String {
         format!(
             "stopped at autoconv's time limit of {} s without converging (QEMU would keep trying){}",
             self.cfg.autoconv.time_limit_ms as f64 / 1000.0,
-            if self.syncs_behind {
+            if self.s.syncs_behind {
                 "; each dirty sync took longer than the 5 s periodic-sync interval, so syncs could not keep up"
             } else {
                 ""
@@ -641,12 +816,12 @@ where
                 (MigrationStatus::Failed, Some(why))
             }
         };
-        if self.throttle_pct != 0 {
+        if self.s.throttle_pct != 0 {
             self.guest.set_throttle_pct(0);
-            self.throttle_pct = 0;
+            self.s.throttle_pct = 0;
         }
         let mut cancel_failure = None;
-        if self.dirty_limit_quota_mb_s.take().is_some() {
+        if self.s.dirty_limit_quota_mb_s.take().is_some() {
             // QEMU cancels the per-vCPU limits when the migration ends, whatever the way.
             if let Err(e) = self.guest.set_vcpu_dirty_limit(None) {
                 cancel_failure = Some(error_chain(e.as_ref()));
@@ -657,7 +832,7 @@ where
         if status != MigrationStatus::Completed && !handed_over {
             self.link
                 .abort(reason.as_deref().unwrap_or("migration ended"));
-            if self.vm_stopped {
+            if self.s.vm_stopped {
                 if let Err(e) = self.guest.vm_start() {
                     let why = reason.take().unwrap_or_default();
                     reason = Some(format!(
@@ -665,7 +840,7 @@ where
                         error_chain(e.as_ref())
                     ));
                 }
-                self.vm_stopped = false;
+                self.s.vm_stopped = false;
             }
         }
         if let Some(why) = cancel_failure {
@@ -675,7 +850,7 @@ where
                 None => format!("removing the dirty limit failed: {why}"),
             });
         }
-        self.status = status;
+        self.s.status = status;
         self.emit_sample();
         let obs = self.guest.observe();
         let elapsed_ms = self.elapsed_ms();
@@ -685,41 +860,41 @@ where
             failure,
             elapsed_ms,
             total_time_ms: (status == MigrationStatus::Completed).then_some(elapsed_ms),
-            setup_time_ms: self.setup_time_ms,
+            setup_time_ms: self.s.setup_time_ms,
             downtime_ms: if status == MigrationStatus::Completed {
-                self.downtime_ms
+                self.s.downtime_ms
             } else {
                 None
             },
             guest_pause_ms: if status == MigrationStatus::Completed {
-                self.guest_pause_ms
+                self.s.guest_pause_ms
             } else {
                 None
             },
-            transferred_bytes: self.transferred_bytes,
-            normal_pages: self.normal_pages,
-            zero_pages: self.zero_pages,
-            dirty_sync_count: self.dirty_sync_count,
-            max_throttle_pct: self.throttle_steps.iter().copied().max().unwrap_or(0),
-            throttle_steps: self.throttle_steps,
+            transferred_bytes: self.s.transferred_bytes,
+            normal_pages: self.s.normal_pages,
+            zero_pages: self.s.zero_pages,
+            dirty_sync_count: self.s.dirty_sync_count,
+            max_throttle_pct: self.s.throttle_steps.iter().copied().max().unwrap_or(0),
+            throttle_steps: self.s.throttle_steps,
             guest_cpu_lost_s: obs
                 .throttle_sleep_vcpu_ns
-                .saturating_sub(self.first_obs.throttle_sleep_vcpu_ns)
+                .saturating_sub(self.s.first_obs.throttle_sleep_vcpu_ns)
                 as f64
                 / 1e9,
             guest_pages_written: obs
                 .pages_written
-                .saturating_sub(self.first_obs.pages_written),
+                .saturating_sub(self.s.first_obs.pages_written),
             dirty_limit_throttle_time_per_round_us: self
                 .cfg
                 .params
                 .dirty_limit
-                .then(|| self.dirty_limit_figures.map_or(0, |f| f.0)),
+                .then(|| self.s.dirty_limit_figures.map_or(0, |f| f.0)),
             dirty_limit_ring_full_time_us: self
                 .cfg
                 .params
                 .dirty_limit
-                .then(|| self.dirty_limit_figures.map_or(0, |f| f.1)),
+                .then(|| self.s.dirty_limit_figures.map_or(0, |f| f.1)),
         }
     }
 }
@@ -1011,6 +1186,66 @@ mod tests {
         for w in timeline.samples.windows(2) {
             assert!(w[1].t_ms >= w[0].t_ms);
         }
+    }
+
+    #[test]
+    fn pausing_before_every_turn_changes_nothing() {
+        // The same migration run through, and paused before each of its turns and resumed:
+        // the same outcome, samples and events.
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let mut whole = Timeline::default();
+        let cancel = CancelToken::new();
+        let expected = migrate(&cfg, &mut clock, &mut guest, &mut link, &mut whole, &cancel);
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let mut paused = Timeline::default();
+        let (c, g, l, t) = (&mut clock, &mut guest, &mut link, &mut paused);
+        let mut progress = migrate_until(&cfg, c, g, l, t, &cancel, PauseAt::BeforeTurn(0));
+        let mut pauses = 0;
+        let (outcome, picks) = loop {
+            match progress {
+                Progress::Done(o, picks) => break (o, picks),
+                Progress::Paused(p) => {
+                    assert_eq!(p.turns(), pauses, "paused before the turn asked for");
+                    pauses += 1;
+                    let pause = Some(PauseAt::BeforeTurn(pauses));
+                    progress = resume(p, &cfg, c, g, l, t, &cancel, pause);
+                }
+            }
+        };
+        assert_eq!(outcome, expected);
+        assert_eq!(paused.samples, whole.samples);
+        assert_eq!(paused.events, whole.events);
+        assert!(pauses > 100, "{pauses} turns");
+        // Every pick set the throttle: the picks without repeats are the summary's steps.
+        let mut steps = picks.pcts.clone();
+        steps.dedup();
+        assert!(steps.len() >= 2, "{picks:?}");
+        assert_eq!(steps, expected.throttle_steps);
+    }
+
+    #[test]
+    fn pauses_right_after_the_turn_of_a_pick() {
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let cancel = CancelToken::new();
+        let (c, g, l) = (&mut clock, &mut guest, &mut link);
+        let Progress::Paused(p) =
+            migrate_until(&cfg, c, g, l, &mut (), &cancel, PauseAt::AfterPolicyPick(1))
+        else {
+            panic!("ended before the policy picked");
+        };
+        let turn = p.policy_picks().last_turn.expect("the turn of the pick");
+        assert_eq!(p.policy_picks().pcts, [cfg.params.cpu_throttle_initial]);
+        assert_eq!(turn + 1, p.turns(), "paused after that very turn");
+        // Before that turn nothing was picked.
+        let (mut clock, mut guest, mut link, cfg) = setup(8.0);
+        let (c, g, l) = (&mut clock, &mut guest, &mut link);
+        let Progress::Paused(before) =
+            migrate_until(&cfg, c, g, l, &mut (), &cancel, PauseAt::BeforeTurn(turn))
+        else {
+            panic!("ended before turn {turn}");
+        };
+        assert_eq!(before.turns(), turn);
+        assert_eq!(*before.policy_picks(), PolicyPicks::default());
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::migration::{Event, MigrationOutcome, MigrationStatus, Sample, SyncRea
 /// Most dirty-sync events one poll adds (QEMU syncs a few times per second at most; a 100 ms
 /// poll sees one or two).
 pub const MAX_SYNC_EVENTS_PER_POLL: u64 = 1000;
+/// Latest time a recording holds (ms since the migration started, 2^50: 35,000 years). A
+/// log may say more (`total-time` is anything a line claims); such times are held here.
+pub const MAX_T_MS: u64 = 1 << 50;
 
 /// Map QEMU's status names onto the report's statuses (postcopy, colo and pre-switchover
 /// count as active: pages still flow; `none` has no row).
@@ -76,7 +79,9 @@ impl MigrationRecorder {
         let offset = *self.offset_ms.get_or_insert_with(|| {
             i128::from(info.total_time_ms.unwrap_or(0)) - i128::from(obs_ms)
         });
-        let t_ms = (i128::from(obs_ms) + offset).clamp(0, i128::from(u64::MAX)) as u64;
+        // Held at MAX_T_MS: past it the seconds `polls_jsonl` writes (an f64) no longer read
+        // back as the same ms, and the recorded polls would be another migration.
+        let t_ms = (i128::from(obs_ms) + offset).clamp(0, i128::from(MAX_T_MS)) as u64;
         let t_ms = t_ms.max(self.last_t_ms);
         let dt_s = t_ms.saturating_sub(self.last_t_ms) as f64 / 1000.0;
         // A cancelled or failed migration's reply has no `ram`: its figures stay what they

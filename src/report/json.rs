@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 
 /// The version of autoconv's JSON formats (summary.json, sweep.json and every `--json`
 /// output). Raised when a field changes meaning or disappears; new fields do not raise it.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: a QEMU run's last whole `query-migrate` reply moved from `query_migrate` (one character
+/// from autoconv's own `query-migrate` mapping) to `last_query_migrate_reply`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// QEMU's target page size: `ram.normal-bytes` is `ram.normal` pages of it.
 const PAGE_SIZE_BYTES: u64 = 4096;

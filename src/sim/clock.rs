@@ -2,28 +2,37 @@
 //! time, or the migration thread sleeps. Nothing reads the host's clock.
 
 use crate::migration::Clock;
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Shared virtual time in ns; the link, the guest and the migration thread hold handles.
+///
+/// One simulation runs on one thread: relaxed loads and stores (plain moves) suffice. It is
+/// atomic only so a paused simulation can be shared between threads that each continue a
+/// copy of it on a time of their own ([`VirtualTime::at`]).
 #[derive(Clone, Debug, Default)]
-pub struct VirtualTime(Rc<Cell<u64>>);
+pub struct VirtualTime(Arc<AtomicU64>);
 
 impl VirtualTime {
+    /// A new time, starting at `t_ns`.
+    pub fn at(t_ns: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(t_ns)))
+    }
+
     /// Now.
     pub fn now_ns(&self) -> u64 {
-        self.0.get()
+        self.0.load(Ordering::Relaxed)
     }
 
     /// Move time forward by `ns`.
     pub fn advance_ns(&self, ns: u64) {
-        self.0.set(self.0.get() + ns);
+        self.0.store(self.now_ns() + ns, Ordering::Relaxed);
     }
 
     /// Move time forward to `t_ns` (never backwards).
     pub fn advance_to_ns(&self, t_ns: u64) {
-        if t_ns > self.0.get() {
-            self.0.set(t_ns);
+        if t_ns > self.now_ns() {
+            self.0.store(t_ns, Ordering::Relaxed);
         }
     }
 }
@@ -43,6 +52,11 @@ impl SimClock {
             time,
             timer_slack_ns,
         }
+    }
+
+    /// This clock on another time.
+    pub fn with_time(&self, time: VirtualTime) -> Self {
+        Self::new(time, self.timer_slack_ns)
     }
 }
 

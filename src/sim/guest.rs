@@ -194,6 +194,16 @@ impl<M: RamModel> SimGuest<M> {
         self.model
     }
 
+    /// This guest, as it stands, on another time (a paused simulation's copy).
+    pub fn with_time(&self, time: VirtualTime) -> Self
+    where
+        M: Clone,
+    {
+        let mut copy = self.with_model(self.model.clone());
+        copy.time = time;
+        copy
+    }
+
     /// This guest with another model (a look-ahead copy), everything else copied.
     fn with_model<N>(&self, model: N) -> SimGuest<N> {
         SimGuest {

@@ -16,7 +16,7 @@ const DEVICE_STATE_HEADER_BYTES: u64 = 32;
 const BATCH_NS: u64 = 50_000_000;
 
 /// A link of `capacity_bytes_s`, advancing virtual time as it sends.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SimLink {
     time: VirtualTime,
     capacity_bytes_s: u64,
@@ -42,6 +42,14 @@ impl SimLink {
             carry: 0,
             batch_bytes: (u128::from(capacity_bytes_s) * u128::from(BATCH_NS) / 1_000_000_000)
                 .max(64 << 10) as u64,
+        }
+    }
+
+    /// This link, as it stands, on another time.
+    pub fn with_time(&self, time: VirtualTime) -> Self {
+        Self {
+            time,
+            ..self.clone()
         }
     }
 

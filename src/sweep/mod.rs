@@ -339,14 +339,48 @@ impl Plan {
 
     /// Simulate run `index` of the whole sweep.
     pub fn run_one(&self, index: usize) -> Result<RunRow, SweepError> {
+        self.run_from(index, &[])
+    }
+
+    /// The seed of seed position `s` for a grid point's `scenario`.
+    fn seed(&self, scenario: &Scenario, s: usize) -> u64 {
+        match &self.seeds {
+            Seeds::Scenario => scenario.seed,
+            Seeds::List(list) => list[s],
+        }
+    }
+
+    /// Per seed position, the beginning its runs share when the grid varies only what the
+    /// throttle policy reads ([`sim::SharedStarts`]): simulated once here instead of once per
+    /// run. Worth it from 3 grid points on (it costs about two runs' beginnings).
+    fn shared_starts(&self) -> Vec<Option<sim::SharedStarts>> {
+        if self.combos < 3 {
+            return Vec::new();
+        }
+        let Ok(first) = self.build_combo(0) else {
+            return Vec::new();
+        };
+        (0..self.seeds.count())
+            .into_par_iter()
+            .map(|s| sim::SharedStarts::new(&first, self.seed(&first, s)))
+            .collect()
+    }
+
+    /// Run `index`, from its seed's shared start where there is one and it applies.
+    fn run_from(
+        &self,
+        index: usize,
+        starts: &[Option<sim::SharedStarts>],
+    ) -> Result<RunRow, SweepError> {
         let seeds = self.seeds.count();
         let (c, s) = (index / seeds, index % seeds);
         let scenario = self.build_combo(c).map_err(|e| self.point_error(c, &e))?;
-        let seed = match &self.seeds {
-            Seeds::Scenario => scenario.seed,
-            Seeds::List(list) => list[s],
-        };
-        let outcome = sim::simulate(&scenario, seed, &mut ());
+        let seed = self.seed(&scenario, s);
+        let shared = starts
+            .get(s)
+            .and_then(Option::as_ref)
+            .and_then(|start| start.finish(&scenario, seed));
+        let outcome = shared.unwrap_or_else(|| sim::simulate(&scenario, seed, &mut ()));
         Ok(RunRow {
             run_index: index,
             run_count: self.total_runs(),
@@ -366,11 +400,12 @@ impl Plan {
     /// Run this plan's runs on the current rayon pool; `done` is called after each run (for a
     /// progress bar). Rows come back in run order.
     pub fn run(&self, done: &(dyn Fn() + Sync)) -> Result<RunsTable, SweepError> {
+        let starts = self.shared_starts();
         let rows = self
             .run_indices()
             .into_par_iter()
             .map(|i| {
-                let row = self.run_one(i);
+                let row = self.run_from(i, &starts);
                 done();
                 row
             })

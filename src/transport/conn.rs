@@ -21,7 +21,8 @@ pub struct Socket {
     progress_at: std::cell::Cell<Instant>,
     /// What a stall error says (default [`STALLED`]).
     stall_what: Option<String>,
-    /// Reads give up when this is cancelled (checked every [`CANCEL_POLL`]).
+    /// Reads give up when this is cancelled (checked before each read, and every
+    /// [`CANCEL_POLL`] while one blocks).
     cancel: Option<CancelToken>,
 }
 
@@ -145,6 +146,11 @@ impl Socket {
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
+            // Checked before every read, not only when one would block: a stream in full
+            // flow never blocks long enough for the poll below to see the token.
+            if self.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                return Err(std::io::Error::other(CANCELLED));
+            }
             self.arm(true)?;
             match self.tcp.read(buf) {
                 Ok(n) => {

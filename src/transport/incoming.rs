@@ -79,6 +79,22 @@ impl DestinationConfig {
     }
 }
 
+/// A migration that did not end with its guest running here: why, and the stream's figures
+/// as far as it went (None when no source got past the handshake).
+#[derive(Debug)]
+pub struct IncomingFailed {
+    /// Why.
+    pub error: TransportError,
+    /// What was received, verified and waited for until then (boxed: errors stay small).
+    pub stats: Option<Box<IncomingStats>>,
+}
+
+impl From<TransportError> for IncomingFailed {
+    fn from(error: TransportError) -> Self {
+        IncomingFailed { error, stats: None }
+    }
+}
+
 /// What the destination received.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct IncomingStats {
@@ -171,18 +187,32 @@ pub fn accept_one_with(
     receive_admitted(admitted, config)
 }
 
-/// Accept sources until one migrates: each connection is handshaken on its own thread, so a
-/// silent, slow, unauthenticated or malformed peer neither ends nor blocks the destination;
-/// each such failure is passed to `report` (one line) and the destination goes on listening.
-/// Ends with the first guest resumed, the first admitted migration that fails (as QEMU's
-/// destination does; with `keep_listening` that is reported too and it goes on), or
-/// [`TransportError::Cancelled`].
+/// [`serve_with_stats`] without the figures of a failed migration.
 pub fn serve(
     listener: &TcpListener,
     cancel: &CancelToken,
     config: &DestinationConfig,
     report: &mut dyn FnMut(&str),
 ) -> Result<Incoming, TransportError> {
+    serve_with_stats(listener, cancel, config, report).map_err(|f| f.error)
+}
+
+/// Accept sources until one migrates: each connection is handshaken on its own thread, so a
+/// silent, slow, unauthenticated or malformed peer neither ends nor blocks the destination;
+/// each such failure is passed to `report` (one line) and the destination goes on listening.
+/// Ends with the first guest resumed, the first admitted migration that fails (as QEMU's
+/// destination does; with `keep_listening` that is reported too and it goes on), or
+/// [`TransportError::Cancelled`].
+///
+/// `cancel` (Ctrl-C) also ends an admitted migration, at any point until the guest starts
+/// here: the destination drops it ([`TransportError::CancelledHere`]) and the source, whose
+/// connection breaks or whose COMMIT is refused, takes its guest back.
+pub fn serve_with_stats(
+    listener: &TcpListener,
+    cancel: &CancelToken,
+    config: &DestinationConfig,
+    report: &mut dyn FnMut(&str),
+) -> Result<Incoming, IncomingFailed> {
     listener
         .set_nonblocking(true)
         .map_err(|source| TransportError::Io {
@@ -193,7 +223,7 @@ pub fn serve(
     let pending = Arc::new(AtomicUsize::new(0));
     loop {
         if cancel.is_cancelled() {
-            return Err(TransportError::Cancelled);
+            return Err(TransportError::Cancelled.into());
         }
         let mut idle = true;
         match listener.accept() {
@@ -232,12 +262,12 @@ pub fn serve(
                 )),
                 Ok(admitted) => {
                     let peer = admitted.peer;
-                    match receive_admitted(admitted, config) {
+                    match receive(admitted, config, Some(cancel)) {
                         Ok(incoming) => return Ok(incoming),
-                        Err(e) if !config.keep_listening => return Err(e),
-                        Err(e) => report(&format!(
+                        Err(f) if !config.keep_listening || cancel.is_cancelled() => return Err(f),
+                        Err(f) => report(&format!(
                             "migration from {peer} failed: {}",
-                            crate::migration::error_chain(&e)
+                            crate::migration::error_chain(&f.error)
                         )),
                     }
                 }
@@ -339,6 +369,15 @@ pub fn receive_admitted(
     admitted: Admitted,
     config: &DestinationConfig,
 ) -> Result<Incoming, TransportError> {
+    receive(admitted, config, None).map_err(|f| f.error)
+}
+
+/// [`receive_admitted`], given up when `cancel` is cancelled before the guest starts.
+fn receive(
+    admitted: Admitted,
+    config: &DestinationConfig,
+    cancel: Option<&CancelToken>,
+) -> Result<Incoming, IncomingFailed> {
     let Admitted {
         mut conn,
         hello,
@@ -359,12 +398,13 @@ pub fn receive_admitted(
                 &mut conn,
                 TransportError::Vm(format!("cannot create the VM: {why}")),
             );
-            return Err(TransportError::Vm(why));
+            return Err(TransportError::Vm(why).into());
         }
     };
     // Fault the memory in before accepting, so receiving pages is a plain copy.
     machine.ram().prefault();
     let nonce = super::verify::nonce()?;
+    conn.socket_mut().watch_cancel(cancel.cloned());
     let key = super::verify::session_key(&hello.nonce, &nonce, conn.exported_secret());
     let accepted = Reply {
         status: 0,
@@ -391,14 +431,38 @@ pub fn receive_admitted(
     let mut vm = LoadAndStart {
         machine: &mut machine,
         counters_at_resume: Vec::new(),
+        cancel,
     };
-    receive_stream(&mut reader, &ram, key, &mut stats, &mut vm)?;
+    if let Err(e) = receive_stream(&mut reader, &ram, key, &mut stats, &mut vm) {
+        let error = match cancel {
+            Some(c) if c.is_cancelled() => cancelled_here(e),
+            _ => e,
+        };
+        return Err(IncomingFailed {
+            error,
+            stats: Some(Box::new(stats)),
+        });
+    }
     let counters_at_resume = vm.counters_at_resume;
     Ok(Incoming {
         machine,
         counters_at_resume,
         stats,
     })
+}
+
+/// A migration given up because this destination was cancelled, said as such (the error
+/// the cancelled read or start left says only where it was).
+fn cancelled_here(e: TransportError) -> TransportError {
+    let during = match e {
+        // What the source did or what memory showed stands, cancelled or not.
+        TransportError::VerificationFailed { .. } | TransportError::SourceAborted(_) => return e,
+        TransportError::Io { during, .. } => during,
+        TransportError::NotCommitted(_) => "waiting for the source's COMMIT",
+        TransportError::Vm(_) => "starting the guest on the source's COMMIT",
+        _ => "receiving the migration",
+    };
+    TransportError::CancelledHere { during }
 }
 
 /// What the destination does with a guest whose memory verified: load its state at once,
@@ -413,6 +477,9 @@ pub trait Resume {
 struct LoadAndStart<'a> {
     machine: &'a mut Machine,
     counters_at_resume: Vec<crate::kvm::VcpuCounters>,
+    /// Cancelled by the time COMMIT comes: the guest does not start (the source, told so,
+    /// takes it back).
+    cancel: Option<&'a CancelToken>,
 }
 
 impl Resume for LoadAndStart<'_> {
@@ -429,6 +496,9 @@ impl Resume for LoadAndStart<'_> {
     }
 
     fn start(&mut self) -> Result<Duration, String> {
+        if self.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Err("cancelled on the destination (Ctrl-C) before the guest started".into());
+        }
         let t0 = Instant::now();
         self.machine.start().map_err(|e| {
             format!(

@@ -77,6 +77,11 @@ pub enum TransportError {
     Vm(String),
     /// cancelled
     Cancelled,
+    /// cancelled on this destination (Ctrl-C) while {during}; the destination will not run this guest
+    CancelledHere {
+        /// What the destination was doing.
+        during: &'static str,
+    },
     /// TLS credentials: {path}: {why}
     TlsCreds {
         /// The file or directory.
@@ -118,7 +123,8 @@ impl TransportError {
             TransportError::BadHandshake(_)
             | TransportError::Vm(_)
             | TransportError::Tls(_)
-            | TransportError::TlsCreds { .. } => FailureKind::DestinationRefused,
+            | TransportError::TlsCreds { .. }
+            | TransportError::CancelledHere { .. } => FailureKind::DestinationRefused,
             TransportError::Address(_)
             | TransportError::Connect { .. }
             | TransportError::Listen { .. }

@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod flat_kernel;
 pub mod guest;
+pub mod incoming;
 pub mod prereq;
+pub mod process;
+pub mod qemu_pair;
 pub mod require;
 pub mod run_options;
 pub mod stalled_link;

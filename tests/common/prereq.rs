@@ -23,3 +23,8 @@ pub fn kvm_with_tools(test: &str, tools: &[&str]) -> Option<MutexGuard<'static, 
 pub fn kvm(test: &str) -> Option<MutexGuard<'static, ()>> {
     kvm_with_tools(test, &[])
 }
+
+/// The lock when QEMU tests can run: /dev/kvm usable and `qemu-system-x86_64` there.
+pub fn qemu(test: &str) -> Option<MutexGuard<'static, ()>> {
+    kvm_with_tools(test, &["qemu-system-x86_64"])
+}
