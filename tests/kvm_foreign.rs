@@ -104,6 +104,41 @@ fn the_longmode_cpl3_fixture_runs_at_cpl3_and_migrates() {
     );
 }
 
+/// A foreign kernel on 2 vCPUs: autoconv starts only the boot vCPU (the AP waits for a SIPI
+/// that this kernel never sends). Pausing for the stop-and-copy used to drop the parked AP and
+/// fail the run as `guest-fault` ("vCPU 1 stopped: lost", exit 4); the AP must stay parked on
+/// both sides and the run complete with memory verified.
+#[test]
+fn a_foreign_kernels_unstarted_ap_stays_parked_through_the_migration() {
+    let test = "a_foreign_kernels_unstarted_ap_stays_parked_through_the_migration";
+    let Some(_kvm) = prerequisites(test, true) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = build_fixture(dir.path(), 16 << 20, 0);
+    let mut opts = options(img, &[("max-bandwidth", ParamValue::Int(0))], 300);
+    opts.machine.vcpus = 2;
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::Completed,
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.outcome.failure.is_none(), "{:?}", r.outcome.failure);
+    assert!(
+        r.source_vcpu_failures.is_empty(),
+        "{:?}",
+        r.source_vcpu_failures
+    );
+    assert_eq!(r.memory_verified, Some(true));
+    let d = r.destination.as_ref().expect("local destination");
+    assert!(d.resumed, "{d:?}");
+    assert!(d.vcpu_failures.is_empty(), "{:?}", d.vcpu_failures);
+    let p = d.progress.as_ref().unwrap();
+    assert!(p.serial_bytes > 0, "the boot vCPU did not go on: {p:?}");
+}
+
 /// The multiboot entry gets a usable stack, as under QEMU: a kernel that pushes before setting
 /// its own runs (with ESP = 0 its first push went to 0xfffffffc, outside guest memory).
 #[test]
