@@ -716,35 +716,14 @@ fn the_destination_refuses_malformed_streams() {
 /// A foreign multiboot kernel (a.out kludge, flat binary): prints "Hi" on COM1 and halts.
 fn hello_kernel() -> Vec<u8> {
     use iced_x86::code_asm::*;
-    let load = 0x10_0000u32;
-    let mut a = CodeAssembler::new(32).unwrap();
-    a.mov(dx, 0x3f8u32 as i32).unwrap();
-    for b in *b"Hi" {
-        a.mov(al, i32::from(b)).unwrap();
-        a.out(dx, al).unwrap();
-    }
-    a.cli().unwrap();
-    let mut halt = a.create_label();
-    a.set_label(&mut halt).unwrap();
-    a.hlt().unwrap();
-    a.jmp(halt).unwrap();
-    let code = a.assemble(u64::from(load) + 32).unwrap();
-    let flags = 1u32 << 16;
-    let mut k = Vec::new();
-    for v in [
-        0x1BAD_B002u32,
-        flags,
-        0u32.wrapping_sub(0x1BAD_B002u32.wrapping_add(flags)),
-        load,      // header_addr
-        load,      // load_addr
-        0,         // load_end_addr: whole file
-        0,         // bss_end_addr: none
-        load + 32, // entry
-    ] {
-        k.extend_from_slice(&v.to_le_bytes());
-    }
-    k.extend_from_slice(&code);
-    k
+    common::flat_kernel::build(|a| {
+        a.mov(dx, 0x3f8u32 as i32).unwrap();
+        for b in *b"Hi" {
+            a.mov(al, i32::from(b)).unwrap();
+            a.out(dx, al).unwrap();
+        }
+        common::flat_kernel::halt_forever(a);
+    })
 }
 
 #[test]

@@ -47,30 +47,6 @@ fn options(image: PathBuf, sets: &[(&str, ParamValue)], warmup_ms: u64) -> RunOp
     }
 }
 
-/// A flat multiboot kernel (a.out kludge) at 1 MiB made of `code` (32-bit).
-fn flat_kernel(code: impl FnOnce(&mut iced_x86::code_asm::CodeAssembler)) -> Vec<u8> {
-    let load = 0x10_0000u32;
-    let mut a = iced_x86::code_asm::CodeAssembler::new(32).unwrap();
-    code(&mut a);
-    let code = a.assemble(u64::from(load) + 32).unwrap();
-    let flags = 1u32 << 16;
-    let mut k = Vec::new();
-    for v in [
-        0x1BAD_B002u32,
-        flags,
-        0u32.wrapping_sub(0x1BAD_B002u32.wrapping_add(flags)),
-        load,      // header_addr
-        load,      // load_addr
-        0,         // load_end_addr: whole file
-        0,         // bss_end_addr: none
-        load + 32, // entry
-    ] {
-        k.extend_from_slice(&v.to_le_bytes());
-    }
-    k.extend_from_slice(&code);
-    k
-}
-
 fn run(dir: &Path, name: &str, kernel: Vec<u8>, warmup_ms: u64) -> RunReport {
     let p = dir.join(name);
     std::fs::write(&p, kernel).unwrap();
@@ -128,6 +104,41 @@ fn the_longmode_cpl3_fixture_runs_at_cpl3_and_migrates() {
     );
 }
 
+/// A foreign kernel on 2 vCPUs: autoconv starts only the boot vCPU (the AP waits for a SIPI
+/// that this kernel never sends). Pausing for the stop-and-copy used to drop the parked AP and
+/// fail the run as `guest-fault` ("vCPU 1 stopped: lost", exit 4); the AP must stay parked on
+/// both sides and the run complete with memory verified.
+#[test]
+fn a_foreign_kernels_unstarted_ap_stays_parked_through_the_migration() {
+    let test = "a_foreign_kernels_unstarted_ap_stays_parked_through_the_migration";
+    let Some(_kvm) = prerequisites(test, true) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = build_fixture(dir.path(), 16 << 20, 0);
+    let mut opts = options(img, &[("max-bandwidth", ParamValue::Int(0))], 300);
+    opts.machine.vcpus = 2;
+    let r = run_migration(&opts, &CancelToken::new()).unwrap();
+    assert_eq!(
+        r.outcome.status,
+        MigrationStatus::Completed,
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.outcome.failure.is_none(), "{:?}", r.outcome.failure);
+    assert!(
+        r.source_vcpu_failures.is_empty(),
+        "{:?}",
+        r.source_vcpu_failures
+    );
+    assert_eq!(r.memory_verified, Some(true));
+    let d = r.destination.as_ref().expect("local destination");
+    assert!(d.resumed, "{d:?}");
+    assert!(d.vcpu_failures.is_empty(), "{:?}", d.vcpu_failures);
+    let p = d.progress.as_ref().unwrap();
+    assert!(p.serial_bytes > 0, "the boot vCPU did not go on: {p:?}");
+}
+
 /// The multiboot entry gets a usable stack, as under QEMU: a kernel that pushes before setting
 /// its own runs (with ESP = 0 its first push went to 0xfffffffc, outside guest memory).
 #[test]
@@ -138,16 +149,12 @@ fn a_multiboot_kernel_may_push_before_setting_a_stack() {
     };
     use iced_x86::code_asm::*;
     let dir = tempfile::tempdir().unwrap();
-    let kernel = flat_kernel(|a| {
+    let kernel = common::flat_kernel::build(|a| {
         a.push(i32::from(b'S')).unwrap();
         a.pop(eax).unwrap();
         a.mov(dx, 0x3f8u32 as i32).unwrap();
         a.out(dx, al).unwrap();
-        a.cli().unwrap();
-        let mut halt = a.create_label();
-        a.set_label(&mut halt).unwrap();
-        a.hlt().unwrap();
-        a.jmp(halt).unwrap();
+        common::flat_kernel::halt_forever(a);
     });
     let r = run(dir.path(), "push.bin", kernel, 500);
     assert!(
@@ -167,7 +174,7 @@ fn a_dead_guest_is_reported_and_its_run_flagged() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let kernel = flat_kernel(|a| {
+    let kernel = common::flat_kernel::build(|a| {
         a.ud2().unwrap();
     });
     let r = run(dir.path(), "ud2.bin", kernel, 500);

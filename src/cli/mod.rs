@@ -150,7 +150,41 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{exit, one_line};
+    use autoconv::migration::{FailureKind, MigrationStatus};
+
+    /// The exit code comes from the outcome's typed failure, never from its reason text: a
+    /// guest fault whose text speaks of memory is still 4, a mismatch worded as a lost link
+    /// still 3, an untyped failure 1, and a completed migration 0 whatever it carries.
+    #[test]
+    fn each_typed_end_has_its_exit_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/light.toml");
+        let scenario = autoconv::scenario::Scenario::load(&path, &[]).unwrap();
+        let done = autoconv::sim::simulate(&scenario, scenario.seed, &mut ());
+        assert_eq!(done.status, MigrationStatus::Completed);
+        let end = |status, failure, reason: &str| {
+            let mut o = done.clone();
+            o.status = status;
+            o.failure = failure;
+            o.reason = Some(reason.into());
+            exit::for_outcome(&o)
+        };
+        let mismatch = FailureKind::MemoryMismatch {
+            mismatched_pages: 1,
+            pages: 8,
+            first_gpa: 0x1000,
+        };
+        let failed = MigrationStatus::Failed;
+        let guest = Some(FailureKind::GuestFault);
+        assert_eq!(end(failed, guest, "memory differs"), exit::GUEST_FAULT);
+        assert_eq!(exit::GUEST_FAULT, 4);
+        assert_eq!(end(failed, Some(mismatch), "connection lost"), 3);
+        assert_eq!(end(failed, Some(FailureKind::LinkLost), "vCPU 0"), 1);
+        assert_eq!(end(failed, None, "guest fault"), 1);
+        assert_eq!(end(MigrationStatus::Cancelled, None, "cancelled"), 1);
+        assert_eq!(end(MigrationStatus::NotConverged, None, "time limit"), 1);
+        assert_eq!(end(MigrationStatus::Completed, guest, "vCPU 0"), 0);
+    }
 
     #[derive(Debug, displaydoc::Display, thiserror::Error)]
     /// cannot write out/summary.json: {0}

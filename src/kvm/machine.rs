@@ -114,6 +114,11 @@ pub struct MachineState {
     pub status: Option<StatusArea>,
     /// vCPUs that had stopped with an error (index, reason), and stay stopped.
     pub failed_vcpus: Vec<(u32, String)>,
+    /// vCPUs the guest never started (a foreign kernel's APs: autoconv starts only the boot
+    /// vCPU of a multiboot kernel it did not build), which stay stopped on the destination too.
+    /// Absent from a source before this field: none.
+    #[serde(default)]
+    pub never_started_vcpus: Vec<u32>,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -292,8 +297,13 @@ impl Machine {
             if self.disabled[i] {
                 continue;
             }
-            let Slot::Parked(mut vcpu) = std::mem::replace(&mut self.slots[i], Slot::Empty) else {
+            // Only a parked vCPU starts: taking a running one's slot would drop its handle and
+            // leave its thread unjoined.
+            if !matches!(self.slots[i], Slot::Parked(_)) {
                 continue;
+            }
+            let Slot::Parked(mut vcpu) = std::mem::replace(&mut self.slots[i], Slot::Empty) else {
+                unreachable!("checked parked above");
             };
             let control = self.control.clone();
             let serial = self.serial.clone();
@@ -335,6 +345,11 @@ impl Machine {
         self.control.wait_all_stopped(Duration::from_secs(10));
         let mut err = None;
         for i in 0..self.slots.len() {
+            // A vCPU that never ran (a foreign kernel's AP, one that failed before) stays
+            // parked: taking its slot would drop it and report it lost.
+            if matches!(self.slots[i], Slot::Parked(_)) {
+                continue;
+            }
             if let Slot::Running(h) = std::mem::replace(&mut self.slots[i], Slot::Empty) {
                 match h.join() {
                     Ok((vcpu, end)) => {
@@ -442,6 +457,10 @@ impl Machine {
 
     /// Save vCPU and VM state. Every vCPU must be paused.
     pub fn save_state(&self) -> Result<MachineState, KvmError> {
+        let failures = self.failures();
+        let never_started_vcpus = (0..self.slots.len() as u32)
+            .filter(|&i| self.disabled[i as usize] && !failures.iter().any(|(f, _)| *f == i))
+            .collect();
         let vcpus = (0..self.vcpu_count())
             .map(|i| self.vcpu(i)?.save_state())
             .collect::<Result<Vec<_>, _>>()?;
@@ -451,7 +470,8 @@ impl Machine {
             clock: self.vm.get_clock()?,
             serial_bytes: self.serial_bytes(),
             status: self.status,
-            failed_vcpus: self.failures(),
+            failed_vcpus: failures,
+            never_started_vcpus,
         })
     }
 
@@ -488,8 +508,9 @@ impl Machine {
         for (i, vs) in s.vcpus.iter().enumerate() {
             self.vcpu(i as u32)?.restore_state(vs)?;
         }
-        for (i, _) in &s.failed_vcpus {
-            if let Some(d) = self.disabled.get_mut(*i as usize) {
+        let stopped = s.failed_vcpus.iter().map(|(i, _)| *i);
+        for i in stopped.chain(s.never_started_vcpus.iter().copied()) {
+            if let Some(d) = self.disabled.get_mut(i as usize) {
                 *d = true;
             }
         }

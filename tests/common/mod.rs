@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod flat_kernel;
 pub mod guest;
 pub mod incoming;
 pub mod prereq;
