@@ -26,7 +26,8 @@ const MAX_CLASS_WORDS: usize = 16;
 /// `message` reduced to its kind; `input` is what it may echo bare ("" if it quotes what it
 /// echoes, or the input is binary).
 pub fn error_class(message: &str, input: &str) -> String {
-    let unquoted = blank_quoted(message);
+    let templated = blank_templates(message);
+    let unquoted = blank_quoted(&templated);
     let mut words: Vec<Word> = Vec::new();
     let mut chars = 0;
     for token in unquoted.split_whitespace() {
@@ -77,6 +78,34 @@ impl Word<'_> {
     fn blank(&self) -> bool {
         self.class == "_" || self.class == "#"
     }
+}
+
+/// Messages that echo a name bare, however the input spells it, as the text before and after
+/// the echo (its last occurrence): the echo is whatever lies between. The echo candidates
+/// passed as `input` miss names a mutated input spells oddly (brackets, quotes, escapes in an
+/// unknown command's name), and each spelling would be a kind of its own.
+const ECHO_TEMPLATES: &[(&str, &str)] = &[
+    // QEMU's CommandNotFound, as the monitor words it.
+    ("The command ", " has not been found"),
+    // A scenario's profile that cannot be read: the path, then the OS's reason.
+    ("cannot read profile ", ": "),
+];
+
+/// `message` with the echo of every [`ECHO_TEMPLATES`] match replaced by `_`.
+fn blank_templates(message: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = std::borrow::Cow::Borrowed(message);
+    for (before, after) in ECHO_TEMPLATES {
+        let Some(i) = out.find(before) else { continue };
+        let start = i + before.len();
+        let Some(len) = out[start..].rfind(after) else {
+            continue;
+        };
+        if len == 0 {
+            continue;
+        }
+        out = std::borrow::Cow::Owned(format!("{}_{}", &out[..start], &out[start + len..]));
+    }
+    out
 }
 
 /// A token of a message, classified.
@@ -191,6 +220,27 @@ fn is_token_of(word: &str, input: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_templated_echo_is_one_blank_however_it_is_spelled() {
+        for name in ["foo", "[[1", "a'b\"c", "x y 12]"] {
+            assert_eq!(
+                error_class(&format!("The command {name} has not been found"), ""),
+                "The command _ has not been found",
+                "{name}"
+            );
+        }
+        assert_eq!(
+            error_class(
+                "scenario x.toml: cannot read profile /tmp/a b:c.csv: No such file or directory (os error 2)",
+                ""
+            ),
+            error_class(
+                "scenario x.toml: cannot read profile zz: No such file or directory (os error 2)",
+                ""
+            )
+        );
+    }
+
     use super::error_class;
 
     #[test]
