@@ -13,18 +13,15 @@ use std::time::Duration;
 
 use common::process::{json, wait_with_limit};
 
-/// Tasks of process `pid` now, and whether one is named `name`.
-fn tasks(pid: u32, name: &str) -> (u64, bool) {
+/// Tasks of process `pid` now, and how many of them are named `name`.
+fn tasks(pid: u32, name: &str) -> (u64, usize) {
     let mut count = 0;
-    let mut named = false;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-    {
+    let mut named = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten() {
         let Ok(t) = t else { continue };
         count += 1;
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        named |= comm.trim() == name;
+        named += usize::from(comm.trim() == name);
     }
     (count, named)
 }
@@ -71,7 +68,7 @@ fn a_thread_the_host_refuses_mid_migration_exits_4_and_the_source_runs_on() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let exe = dir.path().join("autoconv");
     std::fs::copy(env!("CARGO_BIN_EXE_autoconv"), &exe).unwrap();
-    let img = common::guest::paced_cli(dir.path());
+    let img = common::guest::sequential_cli(dir.path());
     let out = dir.path().join("run");
     // An uid of this test alone: RLIMIT_NPROC counts every task of the uid, system-wide.
     let uid = 200_000 + std::process::id() % 100_000;
@@ -99,20 +96,23 @@ fn a_thread_the_host_refuses_mid_migration_exits_4_and_the_source_runs_on() {
         })
     };
     let mut run = cmd.spawn().unwrap();
-    // Once the migration started (its local destination's thread is there), the process may
-    // keep its threads but have no new one. Whatever the host's extra tasks (KVM's per-VM
-    // kernel workers count too), the next thread is the dirty-limit thread, which the core
-    // starts seconds later, when the guest has out-dirtied the 16 MiB/s link.
+    // Once the migration started and its local destination made its VM (the second throttle
+    // timer), the process may keep its threads but have no new one. Whatever the host's extra
+    // tasks (KVM's per-VM kernel workers count too), the next thread is the dirty-limit
+    // thread, which the core starts seconds later, when the guest has out-dirtied the 16 MiB/s
+    // link.
     let t0 = std::time::Instant::now();
     let threads = loop {
-        match tasks(run.id(), "destination") {
-            (n, true) => break n,
-            _ if t0.elapsed() > Duration::from_secs(20) => {
-                let _ = run.kill();
-                panic!("the run never started its local destination");
-            }
-            _ => std::thread::sleep(Duration::from_millis(20)),
+        if tasks(run.id(), "throttle-timer").1 == 2 {
+            // Let the destination VM's own workers, if any, start.
+            std::thread::sleep(Duration::from_millis(300));
+            break tasks(run.id(), "throttle-timer").0;
         }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = run.kill();
+            panic!("the run never started its local destination's VM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     set_nproc_as(run.id(), uid, kvm_gid, threads, &exe);
     let status = wait_with_limit(&mut run, Duration::from_secs(60), "run short of a thread");
