@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::relay;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -41,30 +43,15 @@ fn destination(stall: Duration) -> (SocketAddr, Dest) {
 /// `back_bytes` only: whatever the destination says after that is read and never delivered,
 /// as if the path back were cut (or the destination stalled) at that point.
 fn relay_cutting_the_way_back(to: SocketAddr, back_bytes: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut src, _) = listener.accept().unwrap();
-        let mut dst = TcpStream::connect(to).unwrap();
-        let (mut src2, mut dst2) = (src.try_clone().unwrap(), dst.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let mut passed = 0;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = dst2.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let pass = n.min(back_bytes - passed);
-                if pass > 0 && src2.write_all(&buf[..pass]).is_err() {
-                    break;
-                }
-                passed += pass;
-            }
-        });
-        let _ = std::io::copy(&mut src, &mut dst);
-        let _ = dst.shutdown(std::net::Shutdown::Write);
-    });
-    addr
+    let back = move |from: &mut TcpStream, into: &mut TcpStream| {
+        let mut passed = 0;
+        relay::filter(from, into, |read| {
+            let pass = read.len().min(back_bytes - passed);
+            passed += pass;
+            pass
+        })
+    };
+    relay::start(to, relay::pass, back).0
 }
 
 /// An 8 MiB sequential writer in 32 MiB, the source giving up after `stall` without progress.

@@ -33,15 +33,7 @@ fn options(dir: &Path, destination: Destination, verify: VerifyMode) -> RunOptio
 /// A relay that flips one byte of page `gfn` in every PAGES frame carrying it (its digest
 /// left as the source computed it), as a faulty link or a meddler in the clear would.
 fn corrupting_relay(to: SocketAddr, gfn: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut src, _) = listener.accept().unwrap();
-        let mut dst = TcpStream::connect(to).unwrap();
-        let (mut src2, mut dst2) = (src.try_clone().unwrap(), dst.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut dst2, &mut src2);
-        });
+    let forward = move |src: &mut TcpStream, dst: &mut TcpStream| {
         let mut hello = [0u8; HELLO_BYTES];
         if src.read_exact(&mut hello).is_err() || dst.write_all(&hello).is_err() {
             return;
@@ -66,9 +58,8 @@ fn corrupting_relay(to: SocketAddr, gfn: u64) -> SocketAddr {
                 break;
             }
         }
-        let _ = dst.shutdown(std::net::Shutdown::Write);
-    });
-    addr
+    };
+    common::relay::start(to, forward, common::relay::pass).0
 }
 
 fn destination() -> (
