@@ -6,13 +6,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
 use autoconv::guest_image::layout;
 use autoconv::migration::{CancelToken, FailureKind, MigrationStatus};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions};
-use autoconv::transport::incoming::{self, DestinationConfig};
+use autoconv::transport::incoming::DestinationConfig;
 use autoconv::transport::protocol::{Command, Header, HEADER_BYTES, HELLO_BYTES, PAGE_BYTES};
 use autoconv::transport::verify::VerifyMode;
 
@@ -62,22 +62,6 @@ fn corrupting_relay(to: SocketAddr, gfn: u64) -> SocketAddr {
     common::relay::start(to, forward, common::relay::pass).0
 }
 
-fn destination() -> (
-    SocketAddr,
-    std::thread::JoinHandle<Result<incoming::Incoming, autoconv::transport::TransportError>>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = std::thread::spawn(move || {
-        incoming::accept_one_with(
-            &listener,
-            &CancelToken::new(),
-            &DestinationConfig::plain(Default::default()),
-        )
-    });
-    (addr, h)
-}
-
 #[test]
 fn a_page_altered_on_the_way_fails_digest_verification_and_is_named() {
     if !common::require::require_kvm("a_page_altered_on_the_way_fails_digest_verification") {
@@ -87,7 +71,8 @@ fn a_page_altered_on_the_way_fails_digest_verification_and_is_named() {
     // The code page: the guest never writes it, so it travels once, in the first pass, and
     // no later copy can repair it.
     let gfn = layout::CODE_GPA / PAGE_BYTES;
-    let (dest, dest_thread) = destination();
+    let (dest, dest_thread) =
+        common::incoming::in_process(DestinationConfig::plain(Default::default()));
     let relay = corrupting_relay(dest, gfn);
     let r = run_migration(
         &options(dir.path(), Destination::Remote(relay), VerifyMode::Digest),
