@@ -330,5 +330,75 @@ fn no_dirty_limit_where_the_scenarios_qemu_lacks_it_and_predictive_ties_the_best
         &repo(),
     );
     let t = text(&o);
-    assert!(t.contains("beside them: autoconv.policy=predictive under each max-cpu-throttle; no dirty-limit (it needs QEMU 8.1+"), "{t}");
+    assert!(t.contains("beside them: autoconv.policy=predictive under each max-cpu-throttle; no dirty-limit (it needs QEMU 8.1+; the scenario's autoconv.qemu_version is 7.2)"), "{t}");
+}
+
+#[test]
+fn dirty_limit_is_searched_over_a_profile_region_as_the_simulator_runs_it() {
+    // calibrated.toml's writes come from a profile region, which the simulator limits as
+    // QEMU would (tests/sim_dirty_limit_profile.rs): the search must try it too, and find the
+    // same run as `sim --set auto-converge=off --set dirty-limit=on` (vcpu-dirty-limit 1).
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/calibrated.toml",
+            "--seeds",
+            "1",
+            "--json",
+        ],
+        &repo(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&o);
+    // 6 predictive (one per max-cpu-throttle) and 4 dirty-limit quotas.
+    assert_eq!(v["coverage"]["other_mechanisms"], 10);
+    let dirty_limit = v["front"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["policy"]["capabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "dirty-limit")
+        })
+        .expect("dirty-limit on the front");
+    let sim = autoconv(
+        &[
+            "sim",
+            "scenarios/calibrated.toml",
+            "--set",
+            "auto-converge=off",
+            "--set",
+            "dirty-limit=on",
+            "--no-out",
+            "--json",
+        ],
+        &repo(),
+    );
+    assert_eq!(sim.status.code(), Some(0), "{}", text(&sim));
+    let sim = json(&sim);
+    assert_eq!(
+        dirty_limit["policy"]["parameters"]["vcpu-dirty-limit"], 1,
+        "{dirty_limit}"
+    );
+    assert_eq!(
+        dirty_limit["run"]["total_time_ms"], sim["total_time_ms"],
+        "{dirty_limit}"
+    );
+    // Under --max-throttle it is left out, and the line says that reason alone.
+    let o = autoconv(
+        &[
+            "advise",
+            "scenarios/calibrated.toml",
+            "--seeds",
+            "1",
+            "--max-throttle",
+            "99",
+        ],
+        &repo(),
+    );
+    let t = text(&o);
+    assert!(t.contains("no dirty-limit (--max-throttle is set, and dirty-limit has no throttle percentage to hold to)"), "{t}");
 }

@@ -101,10 +101,30 @@ fn one_kind_of_error_is_one_feature_whatever_it_echoes() {
     let a = features_of(profile.as_mut(), b"throttle_pct,dirty_pages_s\n0,1\n");
     let b = features_of(profile.as_mut(), b"throttle_pcX,interval_ms\n0,1\n");
     assert_eq!(a, b);
+    // A scenario's words are the message's own even where a value repeats them: the same
+    // missing [guest] with a profile value of plain words, then of message words.
+    let mut scenario = target("scenario");
+    let a = features_of(scenario.as_mut(), b"[autoconv]\nprofile = \"zz\"\n");
+    let b = features_of(
+        scenario.as_mut(),
+        b"[autoconv]\nprofile = \"a scenario with\"\n",
+    );
+    assert_eq!(a, b);
+    // A size is one number whatever its unit.
+    let region = |offset: &str| {
+        format!("[guest]\nmemory = \"1GiB\"\n[[region]]\nname = \"r\"\noffset = \"{offset}\"\nsize = \"2GiB\"\npattern = \"static\"\n")
+    };
+    let a = features_of(scenario.as_mut(), region("0").as_bytes());
+    let b = features_of(scenario.as_mut(), region("512MiB").as_bytes());
+    assert_eq!(a, b);
     // So a run's features are kinds, not mutants: when the class kept the mutated text,
     // from-log found a new feature in most of its executions.
     let r = fuzz(target("from-log").as_mut(), 20_000, 1);
     assert!(r.features < 500, "from-log: {} features", r.features);
+    // scenario found 480 in 200,000 executions when its echo candidates were its profile
+    // values; it finds 142 without.
+    let r = fuzz(target("scenario").as_mut(), 50_000, 1);
+    assert!(r.features < 200, "scenario: {} features", r.features);
 }
 
 #[test]

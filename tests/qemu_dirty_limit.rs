@@ -12,9 +12,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use autoconv::guest_image::{build_image, GuestSpec, Pattern};
-use autoconv::qemu::process::{find_binary, QemuProcess, RunDir};
+use autoconv::guest_image::{GuestSpec, Pattern};
 use autoconv::qemu::qmp::QmpClient;
+use common::qemu_vm::QemuVm;
 use serde_json::json;
 
 /// Periods (1 s, QEMU 7.2's fixed `DIRTYLIMIT_CALC_TIME_MS`) measured after the limit is set.
@@ -48,38 +48,22 @@ fn pages_written(q: &mut QmpClient) -> u64 {
 /// Per-period MB/s of the guest under QEMU 7.2 with `set-vcpu-dirty-limit dirty-rate=quota`,
 /// and QEMU's own `current-rate` for vCPU 0 at each period.
 fn under_qemu(img: &Path, quota: u64) -> (Vec<f64>, Vec<u64>) {
-    let binary = find_binary("qemu-system-x86_64").unwrap();
-    let dir = RunDir::new().unwrap();
-    let args: Vec<String> = [
-        "-accel",
-        "kvm,dirty-ring-size=4096",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-m",
-        "192M",
-        "-kernel",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([img.display().to_string()])
-    .collect();
-    let mut qemu = QemuProcess::spawn("source", &binary, &args, dir.path()).unwrap();
-    qemu.wait_for_socket(Duration::from_secs(30)).unwrap();
-    let mut q = QmpClient::connect(&qemu.qmp_path, Duration::from_secs(10)).unwrap();
-    // An autoconv image's boot under QEMU is slow emulated code here: wait for its COM1.
-    let start = Instant::now();
-    while qemu.serial_len() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "no COM1 output from the guest under QEMU"
-        );
-        qemu.check_alive("booting").unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let vm = QemuVm::boot(
+        img,
+        &[
+            "-accel",
+            "kvm,dirty-ring-size=4096",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-m",
+            "192M",
+        ],
+    );
+    let mut q = vm.qmp();
     std::thread::sleep(Duration::from_secs(1));
     q.execute("set-vcpu-dirty-limit", Some(json!({"dirty-rate": quota})))
         .unwrap();
@@ -104,7 +88,7 @@ fn under_qemu(img: &Path, quota: u64) -> (Vec<f64>, Vec<u64>) {
 fn under_autoconv(img: &Path, quota: u64) -> (Vec<f64>, Vec<u64>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_autoconv"))
+    let o = common::process::bin()
         .args(["run", "--kvm"])
         .arg(img)
         .args(["--mem", "192MiB", "--warmup", "1s", "--after", "200ms"])
@@ -170,20 +154,18 @@ fn mean(v: &[f64]) -> f64 {
 
 #[test]
 fn autoconv_and_qemu_7_2_hold_the_same_guest_near_the_same_quota() {
-    let Some(_kvm) = common::prereq::kvm_with_tools(
-        "autoconv_and_qemu_7_2_hold_the_same_guest_near_the_same_quota",
-        &["qemu-system-x86_64"],
-    ) else {
+    let Some(_kvm) =
+        common::prereq::qemu("autoconv_and_qemu_7_2_hold_the_same_guest_near_the_same_quota")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("seq.img");
     let spec = GuestSpec {
         pattern: Pattern::Sequential,
         wss_bytes: 128 << 20,
         ..GuestSpec::default()
     };
-    std::fs::write(&img, build_image(&spec).unwrap()).unwrap();
+    let img = common::guest::image(dir.path(), "seq.img", &spec);
     let show = |v: &[f64]| {
         v.iter()
             .map(|r| format!("{r:.0}"))

@@ -5,69 +5,18 @@
 //! AUTOCONV_REQUIRE_ALL=1 (CI).
 
 mod common;
-use autoconv::guest_image::{build_image, GuestSpec, Pace, Pattern};
+use autoconv::guest_image::{GuestSpec, Pace, Pattern};
 use autoconv::report::profile::Profile;
+use common::qemu_vm::QemuVm;
 use common::{autoconv, stderr, text};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn skip_or_fail(test: &str) -> bool {
-    !(common::require::require_kvm(test) && common::require::require_qemu(test))
-}
-
-/// A QEMU process killed when dropped, whatever the test does.
-struct Vm {
-    child: Child,
-    qmp: PathBuf,
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Boot `image` with `mem_mib` MiB and a QMP socket; wait for the workload's first COM1 marker
-/// (the image's 32-bit multiboot start runs emulated here and takes 4-15 s).
-fn boot(dir: &Path, image: &Path, mem_mib: u32) -> Vm {
-    let qmp = dir.join("vm.qmp");
-    let serial = dir.join("serial.txt");
-    let child = Command::new("qemu-system-x86_64")
-        .args(["-enable-kvm", "-m", &mem_mib.to_string(), "-kernel"])
-        .arg(image)
-        .args(["-display", "none", "-monitor", "none", "-serial"])
-        .arg(format!("file:{}", serial.display()))
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start qemu-system-x86_64");
-    let mut vm = Vm { child, qmp };
-    let t0 = Instant::now();
-    loop {
-        let bytes = std::fs::metadata(&serial).map_or(0, |m| m.len());
-        if bytes > 0 && vm.qmp.exists() {
-            return vm;
-        }
-        if let Ok(Some(status)) = vm.child.try_wait() {
-            panic!("QEMU exited before the guest ran: {status}");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(90),
-            "no COM1 marker from the guest within 90 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn a_running_vm_is_profiled_fitted_and_written_as_a_scenario() {
-    if skip_or_fail("a_running_vm_is_profiled_fitted_and_written_as_a_scenario") {
+    let Some(_g) =
+        common::prereq::qemu("a_running_vm_is_profiled_fitted_and_written_as_a_scenario")
+    else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 32 MiB written at random: at this host's ~5-12K writes/s the working set fills within
@@ -80,10 +29,18 @@ fn a_running_vm_is_profiled_fitted_and_written_as_a_scenario() {
         },
         ..GuestSpec::default()
     };
-    let image = d.join("rnd.img");
-    std::fs::write(&image, build_image(&spec).unwrap()).unwrap();
-    let vm = boot(d, &image, 256);
-    let sock = vm.qmp.to_str().unwrap().to_string();
+    let image = common::guest::image(d, "rnd.img", &spec);
+    let args = [
+        "-enable-kvm",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+    ];
+    let vm = QemuVm::boot(&image, &args);
+    let sock = vm.qmp_arg().to_string();
 
     let o = autoconv(
         &[
@@ -125,7 +82,7 @@ fn a_running_vm_is_profiled_fitted_and_written_as_a_scenario() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // A paused VM dirties nothing: refused before measuring, one line, exit 2.
-    let mut q = autoconv::qemu::qmp::QmpClient::connect(&vm.qmp, Duration::from_secs(5)).unwrap();
+    let mut q = vm.qmp();
     q.execute("stop", None).unwrap();
     drop(q);
     let o = autoconv(&["profile", "--qmp", &sock, "-o", "paused.csv"], d);

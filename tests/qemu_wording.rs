@@ -11,11 +11,11 @@ mod common;
 use autoconv::migration::params::QemuVersion;
 use autoconv::migration::MigrationConfig;
 use autoconv::monitor::{hmp, qmp, Monitor};
+use common::qemu_vm::QemuVm;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `migrate-set-parameters` arguments, in order (each may depend on the ones before).
 fn parameter_cases() -> Vec<Value> {
@@ -74,51 +74,25 @@ const HMP_CASES: &[&str] = &[
     "migrate_set_capability auto-converge on",
 ];
 
-/// A QEMU with nothing but a QMP socket, killed on drop.
+/// A QEMU with nothing but a QMP socket, read line by line: replies are compared whole, errors
+/// included. Killed on drop.
 struct Qemu {
-    child: Child,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
-    _dir: tempfile::TempDir,
+    _vm: QemuVm,
 }
 
 impl Qemu {
     fn start() -> Qemu {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("qmp.sock");
-        let child = Command::new("qemu-system-x86_64")
-            .args([
-                "-machine",
-                "none",
-                "-nodefaults",
-                "-display",
-                "none",
-                "-qmp",
-            ])
-            .arg(format!("unix:{},server=on,wait=on", sock.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start qemu-system-x86_64");
-        let start = Instant::now();
-        let stream = loop {
-            match UnixStream::connect(&sock) {
-                Ok(s) => break s,
-                Err(e) if start.elapsed() > Duration::from_secs(20) => {
-                    panic!("QEMU's QMP socket {}: {e}", sock.display())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
+        let vm = QemuVm::start(&["-machine", "none", "-nodefaults", "-display", "none"]);
+        let stream = UnixStream::connect(&vm.qemu.qmp_path).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         let mut q = Qemu {
-            child,
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
-            _dir: dir,
+            _vm: vm,
         };
         let greeting = q.read();
         assert!(greeting.get("QMP").is_some(), "{greeting}");
@@ -153,13 +127,6 @@ impl Qemu {
             .as_str()
             .unwrap_or_else(|| panic!("{line}: {r}"))
             .replace("\r\n", "\n")
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,65 +6,44 @@
 
 mod common;
 
+use common::incoming::InProcess;
+use common::relay;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use autoconv::migration::{CancelToken, MigrationStatus};
 use autoconv::session::kvm::{run_migration, RunOptions};
-use autoconv::transport::incoming::{self, DestinationConfig, Incoming};
+use autoconv::transport::incoming::DestinationConfig;
 use autoconv::transport::link::LinkTimeouts;
 use autoconv::transport::protocol::{
     Command, Header, Hello, Reply, COMPLETE_DIGEST, HEADER_BYTES, MAX_RUN_PAGES, NONCE_BYTES,
     PAGE_BYTES, REPLY_FIXED_BYTES,
 };
-use autoconv::transport::TransportError;
-
-type Dest = std::thread::JoinHandle<Result<Incoming, TransportError>>;
 
 /// A destination in this process with a short stall bound.
-fn destination(stall: Duration) -> (SocketAddr, Dest) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = DestinationConfig {
+fn destination(stall: Duration) -> (SocketAddr, InProcess) {
+    common::incoming::in_process(DestinationConfig {
         stall_timeout: stall,
         ..DestinationConfig::plain(Default::default())
-    };
-    let h = std::thread::spawn(move || {
-        incoming::accept_one_with(&listener, &CancelToken::new(), &config)
-    });
-    (addr, h)
+    })
 }
 
 /// A relay that forwards the source's bytes as they come, and the destination's first
 /// `back_bytes` only: whatever the destination says after that is read and never delivered,
 /// as if the path back were cut (or the destination stalled) at that point.
 fn relay_cutting_the_way_back(to: SocketAddr, back_bytes: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut src, _) = listener.accept().unwrap();
-        let mut dst = TcpStream::connect(to).unwrap();
-        let (mut src2, mut dst2) = (src.try_clone().unwrap(), dst.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let mut passed = 0;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = dst2.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let pass = n.min(back_bytes - passed);
-                if pass > 0 && src2.write_all(&buf[..pass]).is_err() {
-                    break;
-                }
-                passed += pass;
-            }
-        });
-        let _ = std::io::copy(&mut src, &mut dst);
-        let _ = dst.shutdown(std::net::Shutdown::Write);
-    });
-    addr
+    let back = move |from: &mut TcpStream, into: &mut TcpStream| {
+        let mut passed = 0;
+        relay::filter(from, into, |read| {
+            let pass = read.len().min(back_bytes - passed);
+            passed += pass;
+            pass
+        })
+    };
+    relay::start(to, relay::pass, back).0
 }
 
 /// An 8 MiB sequential writer in 32 MiB, the source giving up after `stall` without progress.
@@ -317,15 +296,10 @@ fn the_destination_gives_up_on_a_trickling_source_at_its_deadline() {
     let Some(_g) = common::prereq::kvm_with_tools("trickling_source", &[]) else {
         return;
     };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = DestinationConfig {
+    let (addr, dest) = common::incoming::in_process(DestinationConfig {
         stall_timeout: Duration::from_secs(5),
         deadline: Some(Duration::from_millis(1500)),
         ..DestinationConfig::plain(Default::default())
-    };
-    let dest = std::thread::spawn(move || {
-        incoming::accept_one_with(&listener, &CancelToken::new(), &config)
     });
     let mut s = TcpStream::connect(addr).unwrap();
     let hello = Hello {

@@ -350,35 +350,17 @@ type Recording = (Vec<u8>, Vec<u8>);
 
 /// Relay between a source and a destination, recording both directions.
 fn recording_relay(to: SocketAddr) -> (SocketAddr, std::thread::JoinHandle<Recording>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = std::thread::spawn(move || {
-        let (mut src, _) = listener.accept().unwrap();
-        let mut dst = TcpStream::connect(to).unwrap();
-        let (mut src2, mut dst2) = (src.try_clone().unwrap(), dst.try_clone().unwrap());
-        let back = std::thread::spawn(move || {
-            let mut rec = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = dst2.read(&mut buf) {
-                if n == 0 || src2.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-                rec.extend_from_slice(&buf[..n]);
-            }
-            rec
-        });
-        let mut rec = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        while let Ok(n) = src.read(&mut buf) {
-            if n == 0 || dst.write_all(&buf[..n]).is_err() {
-                break;
-            }
-            rec.extend_from_slice(&buf[..n]);
-        }
-        let _ = dst.shutdown(std::net::Shutdown::Write);
-        (rec, back.join().unwrap())
+    common::relay::start(to, record, record)
+}
+
+/// Pass every byte on, keeping a copy.
+fn record(from: &mut TcpStream, to: &mut TcpStream) -> Vec<u8> {
+    let mut rec = Vec::new();
+    common::relay::filter(from, to, |read| {
+        rec.extend_from_slice(read);
+        read.len()
     });
-    (addr, h)
+    rec
 }
 
 /// Rewrite a recorded stream as an attacker would: change a byte of the first page sent,

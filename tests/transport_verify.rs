@@ -6,13 +6,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 
 use autoconv::guest_image::layout;
 use autoconv::migration::{CancelToken, FailureKind, MigrationStatus};
 use autoconv::session::kvm::{run_migration, Destination, RunOptions};
-use autoconv::transport::incoming::{self, DestinationConfig};
+use autoconv::transport::incoming::DestinationConfig;
 use autoconv::transport::protocol::{Command, Header, HEADER_BYTES, HELLO_BYTES, PAGE_BYTES};
 use autoconv::transport::verify::VerifyMode;
 
@@ -33,15 +33,7 @@ fn options(dir: &Path, destination: Destination, verify: VerifyMode) -> RunOptio
 /// A relay that flips one byte of page `gfn` in every PAGES frame carrying it (its digest
 /// left as the source computed it), as a faulty link or a meddler in the clear would.
 fn corrupting_relay(to: SocketAddr, gfn: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut src, _) = listener.accept().unwrap();
-        let mut dst = TcpStream::connect(to).unwrap();
-        let (mut src2, mut dst2) = (src.try_clone().unwrap(), dst.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut dst2, &mut src2);
-        });
+    let forward = move |src: &mut TcpStream, dst: &mut TcpStream| {
         let mut hello = [0u8; HELLO_BYTES];
         if src.read_exact(&mut hello).is_err() || dst.write_all(&hello).is_err() {
             return;
@@ -66,25 +58,8 @@ fn corrupting_relay(to: SocketAddr, gfn: u64) -> SocketAddr {
                 break;
             }
         }
-        let _ = dst.shutdown(std::net::Shutdown::Write);
-    });
-    addr
-}
-
-fn destination() -> (
-    SocketAddr,
-    std::thread::JoinHandle<Result<incoming::Incoming, autoconv::transport::TransportError>>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = std::thread::spawn(move || {
-        incoming::accept_one_with(
-            &listener,
-            &CancelToken::new(),
-            &DestinationConfig::plain(Default::default()),
-        )
-    });
-    (addr, h)
+    };
+    common::relay::start(to, forward, common::relay::pass).0
 }
 
 #[test]
@@ -96,7 +71,8 @@ fn a_page_altered_on_the_way_fails_digest_verification_and_is_named() {
     // The code page: the guest never writes it, so it travels once, in the first pass, and
     // no later copy can repair it.
     let gfn = layout::CODE_GPA / PAGE_BYTES;
-    let (dest, dest_thread) = destination();
+    let (dest, dest_thread) =
+        common::incoming::in_process(DestinationConfig::plain(Default::default()));
     let relay = corrupting_relay(dest, gfn);
     let r = run_migration(
         &options(dir.path(), Destination::Remote(relay), VerifyMode::Digest),

@@ -178,24 +178,14 @@ pub struct Coverage {
 }
 
 /// autoconv's predictive policy always (it steers QEMU's own auto-converge), under each
-/// max-cpu-throttle of `caps`; dirty-limit at
-/// [`policy::DIRTY_LIMIT_QUOTAS_MB_S`] where the scenario's QEMU has it (8.1+), its host gives
-/// the vCPUs dirty rings, and its writes come from vCPUs the simulator can slow (not from a
-/// profile region's curve), unless a max-throttle limit is set: dirty-limit has no throttle
-/// percentage to hold to it (its vCPU sleeps may reach 99 ring-full times).
+/// max-cpu-throttle of `caps`; dirty-limit at [`policy::DIRTY_LIMIT_QUOTAS_MB_S`] unless
+/// [`dirty_limit_left_out`] says why not.
 pub fn other_policies(scenario: &Scenario, caps: &[u32], throttle_limited: bool) -> Vec<Policy> {
     let mut out: Vec<Policy> = caps
         .iter()
         .map(|&max_throttle_pct| Policy::Predictive { max_throttle_pct })
         .collect();
-    let dirty_limit_modelled = !throttle_limited
-        && scenario.migration.autoconv.qemu_version.has_dirty_limit()
-        && scenario.host.dirty_ring_size > 0
-        && !scenario
-            .regions
-            .iter()
-            .any(|r| matches!(r.pattern, crate::scenario::Pattern::Profile { .. }));
-    if dirty_limit_modelled {
+    if dirty_limit_left_out(scenario, throttle_limited).is_none() {
         out.extend(
             policy::DIRTY_LIMIT_QUOTAS_MB_S
                 .iter()
@@ -203,6 +193,29 @@ pub fn other_policies(scenario: &Scenario, caps: &[u32], throttle_limited: bool)
         );
     }
     out
+}
+
+/// Why the search leaves dirty-limit out for `scenario`, if it does: the scenario's QEMU lacks
+/// it (8.1+), its host gives the vCPUs no dirty ring, or a max-throttle limit is set
+/// (`throttle_limited`: dirty-limit has no throttle percentage to hold to; its vCPU sleeps may
+/// reach 99 ring-full times). Profile (calibrated) regions are no reason: their writes are
+/// their vCPUs' and the simulator limits them as QEMU would.
+pub fn dirty_limit_left_out(scenario: &Scenario, throttle_limited: bool) -> Option<String> {
+    let version = scenario.migration.autoconv.qemu_version;
+    if !version.has_dirty_limit() {
+        Some(format!(
+            "it needs QEMU 8.1+; the scenario's autoconv.qemu_version is {version}"
+        ))
+    } else if scenario.host.dirty_ring_size == 0 {
+        Some("it needs a dirty ring; the scenario's host.dirty_ring_size is 0".to_string())
+    } else if throttle_limited {
+        Some(
+            "--max-throttle is set, and dirty-limit has no throttle percentage to hold to"
+                .to_string(),
+        )
+    } else {
+        None
+    }
 }
 
 /// Candidates the refinement stage revisits: (initial, cap) of the best results by the

@@ -350,7 +350,14 @@ pub fn format_advice(
         s,
         "  beside them: autoconv.policy=predictive under each max-cpu-throttle; {}",
         if quotas.is_empty() {
-            "no dirty-limit (it needs QEMU 8.1+, a dirty ring, writes from vCPUs, and no --max-throttle, which it has no percentage to hold to)".to_string()
+            format!(
+                "no dirty-limit ({})",
+                autoconv::advise::dirty_limit_left_out(
+                    &req.scenario,
+                    req.constraints.max_throttle_pct.is_some()
+                )
+                .unwrap_or_default()
+            )
         } else {
             format!("dirty-limit at vcpu-dirty-limit {} MB/s", quotas.join(","))
         }

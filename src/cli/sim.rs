@@ -307,7 +307,7 @@ pub fn params(args: ParamsArgs) -> anyhow::Result<u8> {
     );
     outln!(
         "  capabilities: {}",
-        vocabulary::UNMODELLED_CAPABILITIES.join(" ")
+        vocabulary::unmodelled_capabilities().join(" ")
     );
     Ok(exit::OK)
 }
@@ -350,7 +350,7 @@ fn params_json(d: &MigrationParameters, rows: &[(&str, &str, String, &str)]) -> 
         },
         "not_modelled": {
             "parameters": vocabulary::UNMODELLED_PARAMETERS,
-            "capabilities": vocabulary::UNMODELLED_CAPABILITIES,
+            "capabilities": vocabulary::unmodelled_capabilities(),
         },
     })
 }

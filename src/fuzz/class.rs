@@ -12,7 +12,7 @@
 //!   bytes) becomes `_`: a message's own wording is plain words. QEMU's `The command foo has
 //!   not been found` echoes a plain word unquoted, and so does a path with spaces in it; for
 //!   those the target passes what its input can have echoed (the monitor: the input's decoded
-//!   JSON strings; the scenario: its profile paths), and a word standing whole among them
+//!   JSON strings), and a word standing whole among them
 //!   becomes `_` too. Not the input's whole text: a message's own wording (a profile's known
 //!   columns, a scenario's keys and descriptions) is often in it as well, and blanking that
 //!   would make one kind of error many. Targets whose messages quote what they echo pass "".
@@ -37,6 +37,10 @@ pub fn error_class(message: &str, input: &str) -> String {
             // An echo of several words (a name with spaces, digits among them) is one `_`,
             // the punctuation in and around it (the input's too) with it.
             // Numbers in a row are echoed too (one `#`).
+            // A size's unit goes with its number: `# KiB` and `# GiB` are one kind.
+            Some(last) if last.class == "#" && SIZE_UNITS.contains(&w.class) => {
+                last.tail = w.tail;
+            }
             Some(last) if (last.echo && w.class.is_empty()) || (last.blank() && w.blank()) => {
                 *last = if last.echo || w.echo {
                     Word::ECHO
@@ -79,6 +83,9 @@ impl Word<'_> {
         self.class == "_" || self.class == "#"
     }
 }
+
+/// The units a size is printed in (`units::fmt_bytes`), each part of the number before it.
+const SIZE_UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
 
 /// Messages that echo a name bare, however the input spells it, as the text before and after
 /// the echo (its last occurrence): the echo is whatever lies between. The echo candidates
@@ -308,6 +315,23 @@ mod tests {
             error_class("/tmp/x.toml:12:3: size 0x1000 exceeds 4GiB", ""),
             "#: size # exceeds #"
         );
+    }
+
+    #[test]
+    fn a_size_is_one_number_whatever_its_unit() {
+        let class = |offset: &str, size: &str| {
+            error_class(
+                &format!("region `a` (offset {offset}, size {size}) does not fit in the guest"),
+                "",
+            )
+        };
+        assert_eq!(class("0 B", "1 GiB"), class("512 MiB", "3 TiB"));
+        assert_eq!(
+            class("0 B", "1 GiB"),
+            "region `` (offset #, size #) does not fit in the guest"
+        );
+        // A unit word elsewhere is the message's own.
+        assert_eq!(error_class("sizes in GiB only", ""), "sizes in GiB only");
     }
 
     #[test]

@@ -65,16 +65,8 @@ where
     L: Link + ?Sized,
     R: Recorder + ?Sized,
 {
-    let state = State::new(config, clock, guest);
-    let mut m = Precopy {
-        cfg: config,
-        clock,
-        guest,
-        link,
-        recorder,
-        cancel,
-        s: state,
-    };
+    let s = State::new(config, clock, guest);
+    let mut m = Precopy::new(s, config, clock, guest, link, recorder, cancel);
     let result = m.run(None).map(|_| ());
     m.finish(result)
 }
@@ -180,15 +172,7 @@ where
     L: Link + ?Sized,
     R: Recorder + ?Sized,
 {
-    let mut m = Precopy {
-        cfg: config,
-        clock,
-        guest,
-        link,
-        recorder,
-        cancel,
-        s: paused.s,
-    };
+    let mut m = Precopy::new(paused.s, config, clock, guest, link, recorder, cancel);
     match m.run(pause) {
         Ok(Flow::Paused) => Progress::Paused(Paused { s: m.s }),
         Ok(Flow::Completed) => {
@@ -338,13 +322,34 @@ impl State {
     }
 }
 
-impl<C, G, L, R> Precopy<'_, C, G, L, R>
+impl<'a, C, G, L, R> Precopy<'a, C, G, L, R>
 where
     C: Clock + ?Sized,
     G: Guest + ?Sized,
     L: Link + ?Sized,
     R: Recorder + ?Sized,
 {
+    /// A migration standing at `s` (fresh from [`State::new`], or paused), on these backends.
+    fn new(
+        s: State,
+        cfg: &'a MigrationConfig,
+        clock: &'a mut C,
+        guest: &'a mut G,
+        link: &'a mut L,
+        recorder: &'a mut R,
+        cancel: &'a CancelToken,
+    ) -> Self {
+        Precopy {
+            cfg,
+            clock,
+            guest,
+            link,
+            recorder,
+            cancel,
+            s,
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         self.clock.now_ns()
     }

@@ -3,6 +3,8 @@
 //! not model. `--set`, `--grid`, scenario files and `run --qemu` all ask this module, so a name
 //! means the same thing everywhere.
 
+use super::params::QemuVersion;
+
 /// Other spellings of a modelled parameter, and the QEMU name each stands for.
 pub const ALIASES: &[(&str, &str)] = &[
     // QEMU 2.5's names, from the original auto-converge feature page.
@@ -45,33 +47,51 @@ pub const UNMODELLED_PARAMETERS: &[&str] = &[
     "cpr-exec-command",
 ];
 
-/// QEMU migration capabilities (`MigrationCapability`, 7.2 to 10.x) that autoconv does not
-/// model. `auto-converge` and `dirty-limit` are modelled.
-pub const UNMODELLED_CAPABILITIES: &[&str] = &[
-    "xbzrle",
-    "rdma-pin-all",
-    "zero-blocks",
-    "compress",
-    "events",
-    "postcopy-ram",
-    "x-colo",
-    "release-ram",
-    "block",
-    "return-path",
-    "pause-before-switchover",
-    "multifd",
-    "dirty-bitmaps",
-    "postcopy-blocktime",
-    "late-block-activate",
-    "x-ignore-shared",
-    "validate-uuid",
-    "background-snapshot",
-    "zero-copy-send",
-    "postcopy-preempt",
-    // 8.1 and later.
-    "switchover-ack",
-    "mapped-ram",
+/// QEMU 7.2, whose capabilities the table below lists first.
+const V7_2: QemuVersion = QemuVersion::OLDEST;
+/// QEMU 8.1 (`switchover-ack`, `dirty-limit`).
+const V8_1: QemuVersion = QemuVersion::DIRTY_LIMIT;
+
+/// QEMU's migration capabilities (`MigrationCapability`, 7.2 to 10.x) in QEMU's order, each
+/// with the release that added it (7.2 for all that 7.2 has).
+pub const CAPABILITIES: &[(&str, QemuVersion)] = &[
+    ("xbzrle", V7_2),
+    ("rdma-pin-all", V7_2),
+    ("auto-converge", V7_2),
+    ("zero-blocks", V7_2),
+    ("compress", V7_2),
+    ("events", V7_2),
+    ("postcopy-ram", V7_2),
+    ("x-colo", V7_2),
+    ("release-ram", V7_2),
+    ("block", V7_2),
+    ("return-path", V7_2),
+    ("pause-before-switchover", V7_2),
+    ("multifd", V7_2),
+    ("dirty-bitmaps", V7_2),
+    ("postcopy-blocktime", V7_2),
+    ("late-block-activate", V7_2),
+    ("x-ignore-shared", V7_2),
+    ("validate-uuid", V7_2),
+    ("background-snapshot", V7_2),
+    ("zero-copy-send", V7_2),
+    ("postcopy-preempt", V7_2),
+    ("switchover-ack", V8_1),
+    ("dirty-limit", V8_1),
+    ("mapped-ram", QemuVersion { major: 9, minor: 0 }),
 ];
+
+/// The capabilities autoconv models.
+pub const MODELLED_CAPABILITIES: &[&str] = &["auto-converge", "dirty-limit"];
+
+/// The QEMU migration capabilities autoconv does not model, in QEMU's order.
+pub fn unmodelled_capabilities() -> Vec<&'static str> {
+    CAPABILITIES
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !MODELLED_CAPABILITIES.contains(name))
+        .collect()
+}
 
 /// What a name not modelled by autoconv is in QEMU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +122,7 @@ pub fn alias_target(name: &str) -> Option<&'static str> {
 pub fn unmodelled(name: &str) -> Option<Unmodelled> {
     if UNMODELLED_PARAMETERS.contains(&name) {
         Some(Unmodelled::Parameter)
-    } else if UNMODELLED_CAPABILITIES.contains(&name) {
+    } else if unmodelled_capabilities().contains(&name) {
         Some(Unmodelled::Capability)
     } else {
         None
@@ -125,7 +145,7 @@ mod tests {
             assert_eq!(unmodelled(alias), None, "{alias}");
         }
         for p in UNMODELLED_PARAMETERS {
-            assert!(!UNMODELLED_CAPABILITIES.contains(p), "{p}");
+            assert!(!unmodelled_capabilities().contains(p), "{p}");
         }
     }
 

@@ -6,44 +6,23 @@
 use serde_json::{json, Map, Value};
 
 use super::state::{Monitor, Phase};
-use crate::migration::{MigrationConfig, MigrationOutcome, MigrationStatus, QemuVersion, Sample};
+use crate::migration::{
+    vocabulary, MigrationConfig, MigrationOutcome, MigrationStatus, QemuVersion, Sample,
+};
 
 /// QEMU's target page size.
 const PAGE_SIZE_BYTES: u64 = 4096;
 
-/// QEMU 7.2's migration capabilities, in `query-migrate-capabilities` order.
-const CAPABILITIES_7_2: &[&str] = &[
-    "xbzrle",
-    "rdma-pin-all",
-    "auto-converge",
-    "zero-blocks",
-    "compress",
-    "events",
-    "postcopy-ram",
-    "x-colo",
-    "release-ram",
-    "block",
-    "return-path",
-    "pause-before-switchover",
-    "multifd",
-    "dirty-bitmaps",
-    "postcopy-blocktime",
-    "late-block-activate",
-    "x-ignore-shared",
-    "validate-uuid",
-    "background-snapshot",
-    "zero-copy-send",
-    "postcopy-preempt",
-];
-
-/// The capabilities a monitor lists for the QEMU release autoconv mimics: QEMU 7.2's, plus
-/// 8.1's `switchover-ack` and `dirty-limit` from 8.1 on.
+/// The capabilities a monitor lists for the QEMU release autoconv mimics, in
+/// `query-migrate-capabilities` order: QEMU 7.2's, plus 8.1's `switchover-ack` and
+/// `dirty-limit` from 8.1 on (the list stops at 8.1's).
 pub fn capability_names(version: QemuVersion) -> Vec<&'static str> {
-    let mut names = CAPABILITIES_7_2.to_vec();
-    if version.has_dirty_limit() {
-        names.extend(["switchover-ack", "dirty-limit"]);
-    }
-    names
+    let listed = version.min(QemuVersion::DIRTY_LIMIT);
+    vocabulary::CAPABILITIES
+        .iter()
+        .filter(|(_, since)| *since <= listed)
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 /// `query-migrate-capabilities`: every capability with its state (only the modelled ones can
@@ -279,6 +258,20 @@ pub fn migrate_text(q: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_capability_list_is_7_2s_and_grows_once_at_8_1() {
+        let v = |s| QemuVersion::parse(s).unwrap();
+        let old = capability_names(v("7.2"));
+        assert_eq!(old.len(), 21);
+        assert_eq!(old[..3], ["xbzrle", "rdma-pin-all", "auto-converge"]);
+        assert_eq!(old.last(), Some(&"postcopy-preempt"));
+        for later in ["8.1", "9.2", "10.2"] {
+            let names = capability_names(v(later));
+            assert_eq!(names[..21], old[..], "{later}");
+            assert_eq!(names[21..], ["switchover-ack", "dirty-limit"], "{later}");
+        }
+    }
 
     fn sample(status: MigrationStatus, throttle_pct: u32) -> Sample {
         Sample {

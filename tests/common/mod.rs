@@ -7,6 +7,8 @@ pub mod incoming;
 pub mod prereq;
 pub mod process;
 pub mod qemu_pair;
+pub mod qemu_vm;
+pub mod relay;
 pub mod require;
 pub mod run_options;
 pub mod stalled_link;
