@@ -17,7 +17,10 @@ use common::process::{json, wait_with_limit};
 fn tasks(pid: u32, name: &str) -> (u64, usize) {
     let mut count = 0;
     let mut named = 0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
         let Ok(t) = t else { continue };
         count += 1;
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
