@@ -337,3 +337,39 @@ fn the_destination_gives_up_on_a_trickling_source_at_its_deadline() {
     );
     trickle.join().unwrap();
 }
+
+/// Ctrl-C on a one-shot destination (`accept_one_with`: `run --kvm`'s local destination)
+/// between READY and COMMIT: it says so, tells the source it will not run the guest, and
+/// resumes nothing. Before, it went on waiting for COMMIT and resumed the guest.
+#[test]
+fn ctrl_c_while_a_one_shot_destination_waits_for_commit_resumes_nothing_there() {
+    let Some(_g) = common::prereq::kvm_with_tools("ctrl_c_waiting_for_commit", &[]) else {
+        return;
+    };
+    let state = std::fs::read(common::repo().join("fuzz/seeds/device-state.json")).unwrap();
+    let cancel = CancelToken::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dest = {
+        let (cancel, config) = (cancel.clone(), DestinationConfig::plain(Default::default()));
+        std::thread::spawn(move || {
+            autoconv::transport::incoming::accept_one_with(&listener, &cancel, &config)
+        })
+    };
+    let (mut s, answer) = fake_source(addr, 8 << 20, &state);
+    assert_eq!(answer, Command::Ready);
+    cancel.cancel();
+    let (command, msg) = last_answer(&mut s).expect("the destination says it gave up");
+    assert_eq!(command, Command::ResultFailed, "{msg}");
+    assert!(msg.contains("will not run this guest"), "{msg}");
+    let e = dest.join().unwrap().err().expect("not resumed");
+    assert!(
+        matches!(
+            e,
+            autoconv::transport::TransportError::CancelledHere {
+                during: "waiting for the source's COMMIT"
+            }
+        ),
+        "{e}"
+    );
+}

@@ -154,7 +154,9 @@ pub fn accept_one(
     accept_one_with(listener, cancel, &DestinationConfig::plain(dirty_log))
 }
 
-/// [`accept_one`] with a configuration (TLS, limits).
+/// [`accept_one`] with a configuration (TLS, limits). `cancel` also ends the admitted
+/// migration, at any point until the guest starts here, as in [`serve_with_stats`]
+/// ([`TransportError::CancelledHere`]; the source keeps its guest).
 pub fn accept_one_with(
     listener: &TcpListener,
     cancel: &CancelToken,
@@ -183,8 +185,15 @@ pub fn accept_one_with(
             }
         }
     };
-    let admitted = handshake(tcp, peer, config)?;
-    receive_admitted(admitted, config)
+    let mut admitted = handshake(tcp, peer, config)?;
+    if cancel.is_cancelled() {
+        let e = TransportError::CancelledHere {
+            during: "admitting the source",
+        };
+        return Err(refuse(&mut admitted.conn, e));
+    }
+    // The one receive path, watching `cancel` as `serve_with_stats` does.
+    receive(admitted, config, Some(cancel)).map_err(|f| f.error)
 }
 
 /// [`serve_with_stats`] without the figures of a failed migration.
