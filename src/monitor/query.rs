@@ -270,7 +270,10 @@ mod tests {
             assert!(!listed.iter().any(|n| n == removed), "{removed}");
         }
         let text = capabilities_text(&config);
-        assert!(text.ends_with("dirty-limit: off\nmapped-ram: off\n"), "{text}");
+        assert!(
+            text.ends_with("dirty-limit: off\nmapped-ram: off\n"),
+            "{text}"
+        );
     }
 
     fn sample(status: MigrationStatus, throttle_pct: u32) -> Sample {
