@@ -280,7 +280,20 @@ fn finish_run(
             dir.display()
         );
     }
-    Ok(super::exit::for_outcome(&report.outcome))
+    let code = super::exit::for_outcome(&report.outcome);
+    if code == super::exit::GUEST_FAULT {
+        // Not the guest's own doing but this host's (a KVM call, a thread it could not start):
+        // said on stderr like any other error, naming the step that failed.
+        errln!(
+            "autoconv: error: the guest backend failed at the source: {}",
+            report
+                .outcome
+                .reason
+                .as_deref()
+                .unwrap_or("no reason given")
+        );
+    }
+    Ok(code)
 }
 
 fn print_run_report(r: &RunReport, config: &MigrationConfig) {

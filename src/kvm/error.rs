@@ -32,6 +32,8 @@ pub enum KvmError {
     Image(ImageError),
     /// cannot start a vCPU thread
     Thread(io::Error),
+    /// cannot start the dirty-limit thread
+    DirtyLimitThread(io::Error),
     /// the vCPU state is malformed: {0}
     BadState(String),
     /// vCPU {index} stopped: {reason}
@@ -54,7 +56,7 @@ impl std::error::Error for KvmError {
             KvmError::Ioctl { source, .. } => Some(source),
             KvmError::GuestMemory { source, .. } => Some(source),
             KvmError::Image(e) => e.source(),
-            KvmError::Thread(e) => Some(e),
+            KvmError::Thread(e) | KvmError::DirtyLimitThread(e) => Some(e),
             KvmError::MissingCapability(_)
             | KvmError::MemorySize(_)
             | KvmError::VcpuCount(_)

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::dirty_limit::DirtyLimitThread;
+use super::error::KvmError;
 use super::machine::Machine;
 use super::memory::PAGE_BYTES;
 use super::vstate::vm::DirtyLogMode;
@@ -238,7 +239,8 @@ impl Guest for KvmSource<'_> {
                     rings,
                     self.machine.control(),
                     self.machine.vcpu_count(),
-                )?;
+                )
+                .map_err(KvmError::DirtyLimitThread)?;
                 self.dirty_limit = Some(t);
             }
         }
