@@ -14,15 +14,9 @@ use crate::migration::{
 const PAGE_SIZE_BYTES: u64 = 4096;
 
 /// The capabilities a monitor lists for the QEMU release autoconv mimics, in
-/// `query-migrate-capabilities` order: QEMU 7.2's, plus 8.1's `switchover-ack` and
-/// `dirty-limit` from 8.1 on (the list stops at 8.1's).
+/// `query-migrate-capabilities` order: exactly that release's `MigrationCapability` enum.
 pub fn capability_names(version: QemuVersion) -> Vec<&'static str> {
-    let listed = version.min(QemuVersion::DIRTY_LIMIT);
-    vocabulary::CAPABILITIES
-        .iter()
-        .filter(|(_, since)| *since <= listed)
-        .map(|(name, _)| *name)
-        .collect()
+    vocabulary::capabilities_of(version)
 }
 
 /// `query-migrate-capabilities`: every capability with its state (only the modelled ones can
@@ -260,17 +254,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_capability_list_is_7_2s_and_grows_once_at_8_1() {
-        let v = |s| QemuVersion::parse(s).unwrap();
-        let old = capability_names(v("7.2"));
-        assert_eq!(old.len(), 21);
-        assert_eq!(old[..3], ["xbzrle", "rdma-pin-all", "auto-converge"]);
-        assert_eq!(old.last(), Some(&"postcopy-preempt"));
-        for later in ["8.1", "9.2", "10.2"] {
-            let names = capability_names(v(later));
-            assert_eq!(names[..21], old[..], "{later}");
-            assert_eq!(names[21..], ["switchover-ack", "dirty-limit"], "{later}");
+    fn a_10_2_monitor_lists_mapped_ram_and_not_what_9_1_removed() {
+        let config = MigrationConfig::default();
+        assert_eq!(config.autoconv.qemu_version, QemuVersion::CURRENT);
+        let listed: Vec<String> = match capabilities_json(&config) {
+            Value::Array(caps) => caps
+                .iter()
+                .map(|c| c["capability"].as_str().unwrap().to_string())
+                .collect(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(listed.last().map(String::as_str), Some("mapped-ram"));
+        assert_eq!(listed.len(), 22);
+        for removed in ["block", "compress"] {
+            assert!(!listed.iter().any(|n| n == removed), "{removed}");
         }
+        let text = capabilities_text(&config);
+        assert!(
+            text.ends_with("dirty-limit: off\nmapped-ram: off\n"),
+            "{text}"
+        );
     }
 
     fn sample(status: MigrationStatus, throttle_pct: u32) -> Sample {
