@@ -30,10 +30,13 @@ pub enum KvmError {
     VcpuCount(u32),
     /// {0}
     Image(ImageError),
-    /// cannot start a vCPU thread
-    Thread(io::Error),
-    /// cannot start the dirty-limit thread
-    DirtyLimitThread(io::Error),
+    /// cannot start the {thread} thread
+    Thread {
+        /// Which thread (vCPU, throttle timer, DMA device, dirty-limit, destination).
+        thread: &'static str,
+        /// The kernel's answer.
+        source: io::Error,
+    },
     /// the vCPU state is malformed: {0}
     BadState(String),
     /// vCPU {index} stopped: {reason}
@@ -56,7 +59,7 @@ impl std::error::Error for KvmError {
             KvmError::Ioctl { source, .. } => Some(source),
             KvmError::GuestMemory { source, .. } => Some(source),
             KvmError::Image(e) => e.source(),
-            KvmError::Thread(e) | KvmError::DirtyLimitThread(e) => Some(e),
+            KvmError::Thread { source, .. } => Some(source),
             KvmError::MissingCapability(_)
             | KvmError::MemorySize(_)
             | KvmError::VcpuCount(_)
@@ -74,6 +77,10 @@ impl From<ImageError> for KvmError {
 }
 
 impl KvmError {
+    pub(crate) fn thread(thread: &'static str) -> impl FnOnce(io::Error) -> KvmError {
+        move |source| KvmError::Thread { thread, source }
+    }
+
     pub(crate) fn ioctl(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> KvmError {
         move |source| KvmError::Ioctl { op, source }
     }

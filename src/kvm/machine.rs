@@ -153,7 +153,8 @@ impl Machine {
             .map(|i| vm.create_vcpu(i).map(Slot::Parked))
             .collect::<Result<Vec<_>, _>>()?;
         let control = Arc::new(Control::new(cfg.vcpus));
-        let timer = super::throttle::spawn_timer(control.clone()).map_err(KvmError::Thread)?;
+        let timer = super::throttle::spawn_timer(control.clone())
+            .map_err(KvmError::thread("throttle timer"))?;
         Ok(Machine {
             vm,
             control,
@@ -290,7 +291,7 @@ impl Machine {
         self.control.clear_stop();
         if let (Some(cfg), None) = (self.dma_config, &self.dma) {
             let dma = super::dma::Dma::start(self.ram().clone(), cfg, self.dma_written)
-                .map_err(KvmError::Thread)?;
+                .map_err(KvmError::thread("DMA device"))?;
             self.dma = Some(dma);
         }
         for i in 0..self.slots.len() {
@@ -328,7 +329,7 @@ impl Machine {
                 Err(e) => {
                     // The closure (and the vCPU in it) is gone; stop the others cleanly.
                     let _ = self.pause();
-                    return Err(KvmError::Thread(e));
+                    return Err(KvmError::thread("vCPU")(e));
                 }
             }
         }

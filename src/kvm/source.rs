@@ -240,7 +240,7 @@ impl Guest for KvmSource<'_> {
                     self.machine.control(),
                     self.machine.vcpu_count(),
                 )
-                .map_err(KvmError::DirtyLimitThread)?;
+                .map_err(KvmError::thread("dirty-limit"))?;
                 self.dirty_limit = Some(t);
             }
         }

@@ -390,7 +390,7 @@ pub fn run_migration_gated(
             }
             let dest =
                 spawn_local_destination(listener, dest_config, opts.after_ms, cancel.clone())
-                    .map_err(KvmError::Thread)?;
+                    .map_err(KvmError::thread("destination"))?;
             (addr, Some(dest))
         }
     };
