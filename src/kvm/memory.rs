@@ -203,20 +203,34 @@ impl GuestRam {
         assert!(first_gfn + out.len() as u64 <= self.pages());
         let digest = &digest;
         let chunk = out.len().div_ceil(threads.max(1)).max(1);
-        std::thread::scope(|s| {
-            for (i, part) in out.chunks_mut(chunk).enumerate() {
-                let base = first_gfn + (i * chunk) as u64;
-                s.spawn(move || {
-                    for (j, d) in part.iter_mut().enumerate() {
-                        let gfn = base + j as u64;
-                        let p = self.page_ptr(gfn);
-                        // SAFETY: a whole page inside the mapping (asserted above); the guest is
-                        // stopped (see above), so nothing changes it while it is hashed.
-                        let page = unsafe { std::slice::from_raw_parts(p, PAGE_BYTES as usize) };
-                        *d = digest(gfn, page);
-                    }
-                });
+        let queue = std::sync::Mutex::new(
+            out.chunks_mut(chunk)
+                .enumerate()
+                .map(|(i, part)| (first_gfn + (i * chunk) as u64, part))
+                .collect::<Vec<_>>(),
+        );
+        let work = || loop {
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some((base, part)) = next else { break };
+            for (j, d) in part.iter_mut().enumerate() {
+                let gfn = base + j as u64;
+                let p = self.page_ptr(gfn);
+                // SAFETY: a whole page inside the mapping (asserted above); the guest is
+                // stopped (see above), so nothing changes it while it is hashed.
+                let page = unsafe { std::slice::from_raw_parts(p, PAGE_BYTES as usize) };
+                *d = digest(gfn, page);
             }
+        };
+        std::thread::scope(|s| {
+            // Helper threads only speed it up: one the host refuses (RLIMIT_NPROC, memory)
+            // leaves its chunks to the others and to this thread, never a panic mid-switchover.
+            for _ in 1..threads.max(1) {
+                let helper = std::thread::Builder::new().name("page-digest".into());
+                if helper.spawn_scoped(s, &work).is_err() {
+                    break;
+                }
+            }
+            work();
         });
     }
 }
@@ -233,6 +247,28 @@ pub fn keyed_page_digest(key: u32, gfn: u64, page: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every thread count, more threads than pages included, gives each page its own digest.
+    #[test]
+    fn digests_are_the_same_whatever_the_thread_count() {
+        let ram = GuestRam::without_vm(1 << 20).unwrap();
+        for gfn in 0..ram.pages() {
+            assert!(ram.write_u64(gfn * PAGE_BYTES + 8 * (gfn % 7), gfn * 0x9e37_79b9 + 1));
+        }
+        let one_by_one: Vec<u32> = (0..ram.pages())
+            .map(|gfn| ram.keyed_digest_of(7, gfn))
+            .collect();
+        for threads in [0, 1, 2, 3, 8, 1000] {
+            let mut out = vec![0u32; ram.pages() as usize];
+            ram.keyed_page_digests(7, &mut out, threads);
+            assert_eq!(out, one_by_one, "{threads} threads");
+        }
+        let mut tail = vec![0u32; 10];
+        ram.page_digests(ram.pages() - 10, &mut tail, 3);
+        let mut whole = vec![0u32; ram.pages() as usize];
+        ram.page_digests(0, &mut whole, 2);
+        assert_eq!(tail, whole[whole.len() - 10..]);
+    }
 
     #[test]
     fn the_last_page_is_reachable() {
