@@ -226,7 +226,7 @@ impl GuestRam {
             // leaves its chunks to the others and to this thread, never a panic mid-switchover.
             for _ in 1..threads.max(1) {
                 let helper = std::thread::Builder::new().name("page-digest".into());
-                if helper.spawn_scoped(s, &work).is_err() {
+                if helper.spawn_scoped(s, work).is_err() {
                     break;
                 }
             }
