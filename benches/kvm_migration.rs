@@ -569,6 +569,11 @@ fn idle_cpu(image: &Path, throttle_pct: Option<u32>) {
     };
     let mut m = Machine::boot(cfg, &plan, BootPath::Auto).unwrap();
     m.start().unwrap();
+    // Past the image's boot (emulated CPL0 code here, slow to answer a kick) before the
+    // throttle: a first tick served late makes the next tick find the sleep still running and
+    // schedule none (QEMU's rule), and the vCPU then runs a whole period unthrottled, which
+    // is the boot's cost, not the throttle's.
+    std::thread::sleep(Duration::from_millis(300));
     if let Some(pct) = throttle_pct {
         m.set_throttle_pct(pct);
     }
