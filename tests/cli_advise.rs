@@ -3,6 +3,13 @@
 mod common;
 use common::{autoconv, repo, text};
 
+/// `autoconv ARGS` in the repository, which must succeed, its stdout parsed as JSON.
+fn json_ok(args: &[&str]) -> serde_json::Value {
+    let o = autoconv(args, &repo());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    json(&o)
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {}", text(o)))
@@ -10,18 +17,13 @@ fn json(o: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn heavy_within_70_pct_is_faster_than_qemus_defaults_and_ready_to_apply() {
-    let o = autoconv(
-        &[
-            "advise",
-            "scenarios/heavy.toml",
-            "--max-throttle",
-            "70",
-            "--json",
-        ],
-        &repo(),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let v = json(&o);
+    let v = json_ok(&[
+        "advise",
+        "scenarios/heavy.toml",
+        "--max-throttle",
+        "70",
+        "--json",
+    ]);
     assert_eq!(v["format_version"], 1);
     let rec = &v["recommended"];
     let run = &rec["run"];
@@ -232,20 +234,15 @@ fn a_run_directory_is_advised_on_its_scenario_and_parameters() {
 fn predictive_and_dirty_limit_are_in_the_search_with_their_ready_to_apply_forms() {
     // one-hot-writer (QEMU 10.2, dirty rings, one writing vCPU of 16): by guest CPU lost the
     // best is dirty-limit, which slows only the writer.
-    let o = autoconv(
-        &[
-            "advise",
-            "scenarios/one-hot-writer.toml",
-            "--objective",
-            "guest_cpu_lost",
-            "--seeds",
-            "1",
-            "--json",
-        ],
-        &repo(),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let v = json(&o);
+    let v = json_ok(&[
+        "advise",
+        "scenarios/one-hot-writer.toml",
+        "--objective",
+        "guest_cpu_lost",
+        "--seeds",
+        "1",
+        "--json",
+    ]);
     // Predictive under each of the six caps, dirty-limit at four quotas.
     assert_eq!(v["coverage"]["other_mechanisms"], 10);
     let rec = &v["recommended"];
@@ -293,18 +290,13 @@ fn predictive_and_dirty_limit_are_in_the_search_with_their_ready_to_apply_forms(
 #[test]
 fn no_dirty_limit_where_the_scenarios_qemu_lacks_it_and_predictive_ties_the_best() {
     // qemu-7.2-reference mimics QEMU 7.2: no dirty-limit capability (8.1+).
-    let o = autoconv(
-        &[
-            "advise",
-            "scenarios/qemu-7.2-reference.toml",
-            "--seeds",
-            "1",
-            "--json",
-        ],
-        &repo(),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let v = json(&o);
+    let v = json_ok(&[
+        "advise",
+        "scenarios/qemu-7.2-reference.toml",
+        "--seeds",
+        "1",
+        "--json",
+    ]);
     assert_eq!(v["coverage"]["other_mechanisms"], 6);
     let front = v["front"].as_array().unwrap();
     assert!(front
@@ -338,18 +330,13 @@ fn dirty_limit_is_searched_over_a_profile_region_as_the_simulator_runs_it() {
     // calibrated.toml's writes come from a profile region, which the simulator limits as
     // QEMU would (tests/sim_dirty_limit_profile.rs): the search must try it too, and find the
     // same run as `sim --set auto-converge=off --set dirty-limit=on` (vcpu-dirty-limit 1).
-    let o = autoconv(
-        &[
-            "advise",
-            "scenarios/calibrated.toml",
-            "--seeds",
-            "1",
-            "--json",
-        ],
-        &repo(),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let v = json(&o);
+    let v = json_ok(&[
+        "advise",
+        "scenarios/calibrated.toml",
+        "--seeds",
+        "1",
+        "--json",
+    ]);
     // 6 predictive (one per max-cpu-throttle) and 4 dirty-limit quotas.
     assert_eq!(v["coverage"]["other_mechanisms"], 10);
     let dirty_limit = v["front"]
@@ -364,21 +351,16 @@ fn dirty_limit_is_searched_over_a_profile_region_as_the_simulator_runs_it() {
                 .any(|c| c == "dirty-limit")
         })
         .expect("dirty-limit on the front");
-    let sim = autoconv(
-        &[
-            "sim",
-            "scenarios/calibrated.toml",
-            "--set",
-            "auto-converge=off",
-            "--set",
-            "dirty-limit=on",
-            "--no-out",
-            "--json",
-        ],
-        &repo(),
-    );
-    assert_eq!(sim.status.code(), Some(0), "{}", text(&sim));
-    let sim = json(&sim);
+    let sim = json_ok(&[
+        "sim",
+        "scenarios/calibrated.toml",
+        "--set",
+        "auto-converge=off",
+        "--set",
+        "dirty-limit=on",
+        "--no-out",
+        "--json",
+    ]);
     assert_eq!(
         dirty_limit["policy"]["parameters"]["vcpu-dirty-limit"], 1,
         "{dirty_limit}"
